@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh clone: `make demo` and `make test`.
+# torch is installed first, pinned, from pip's find-links folder (a CPU build); requirements.lock pins everything else,
+# so no resolver ever picks an unpinned torch (which would pull gigabytes of CUDA packages).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_ROOT ?= data/demo
+DEMO_PATIENTS ?= 500
+
+.PHONY: install demo test lint clean-demo
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on simulated data: write the MIMIC stand-in, then show what was written.
+demo: $(STAMP)
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-demo:
+	rm -rf $(DEMO_ROOT)

@@ -1,0 +1,508 @@
+"""A randomized thorax phantom, projected to material path-length maps.
+
+The anatomy is three-dimensional: ellipsoids (lungs, heart, vertebrae, breasts, air spaces), an elliptic cylinder (the
+torso) and tubes along 3-D polylines (ribs, clavicles, pulmonary vessels, devices). A projection integrates each
+material along the beam, for a frontal (PA or AP) or a lateral view, giving path-length maps in cm at each material's
+nominal density (``simulate.attenuation.MATERIALS``). Geometric magnification follows each structure's distance from the
+detector, so hearts look larger on portable AP films, as they do on real ones.
+
+Coordinates: ``x`` patient right (-) to left (+), ``y`` head (-) to feet (+), ``z`` posterior (-) to anterior (+), in cm
+from the centre of the chest. Images show the patient's right on the left for frontal views and anterior on the left for
+laterals. Findings (``Findings``) change the maps the way the disease changes the anatomy: consolidation and edema
+replace alveolar air with fluid, effusion fills the dependent pleural space, cardiomegaly enlarges the heart, and so on.
+
+References: the structure of projected analytic phantoms follows Segars et al., "4D XCAT phantom for multimodality
+imaging research", Med. Phys. 37 (2010), at a much coarser level of detail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulate.attenuation import MATERIAL_NAMES
+
+FINDINGS = (
+    "atelectasis",
+    "cardiomegaly",
+    "consolidation",
+    "edema",
+    "enlarged_cardiomediastinum",
+    "fracture",
+    "lung_lesion",
+    "pleural_effusion",
+    "pleural_other",
+    "pneumonia",
+    "pneumothorax",
+    "support_devices",
+)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Pixel centres on the detector plane: ``rows`` x ``cols`` at ``spacing_cm``, centred on ``center_cm`` (y, x)."""
+
+    rows: int
+    cols: int
+    spacing_cm: float
+    center_cm: tuple[float, float] = (0.0, 0.0)
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row coordinates (as a column vector) and column coordinates (as a row vector), in cm."""
+        y = (np.arange(self.rows) - (self.rows - 1) / 2) * self.spacing_cm + self.center_cm[0]
+        x = (np.arange(self.cols) - (self.cols - 1) / 2) * self.spacing_cm + self.center_cm[1]
+        return y[:, None], x[None, :]
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """One patient's body; drawn once per patient by :func:`random_anatomy`."""
+
+    sex: str
+    half_width_cm: float
+    half_depth_cm: float
+    fat_cm: float
+    shoulder_y_cm: float
+    lung_top_y_cm: float
+    dome_right_y_cm: float
+    dome_left_y_cm: float
+    lung_half_width_cm: float
+    heart_center: tuple[float, float, float]
+    heart_axes: tuple[float, float, float]
+    breast_size: float
+    rib_slope: float
+    shift_cm: tuple[float, float]
+    vessel_seed: int
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Which findings are present in one study, with the side and size of each drawn at random."""
+
+    present: frozenset[str] = frozenset()
+    side: int = 1
+    severity: float = 0.5
+    location_seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.present) - set(FINDINGS)
+        if unknown:
+            raise ValueError(f"unknown findings {sorted(unknown)}; known: {FINDINGS}")
+
+
+@dataclass
+class PathMaps:
+    """Path length (cm, at nominal density) of each material through each pixel."""
+
+    soft_tissue: np.ndarray
+    adipose: np.ndarray
+    lung: np.ndarray
+    bone: np.ndarray
+    metal: np.ndarray
+    body_mask: np.ndarray = field(repr=False)
+
+    def stack(self) -> np.ndarray:
+        """``(n_materials, rows, cols)`` in ``MATERIAL_NAMES`` order."""
+        return np.stack([getattr(self, name) for name in MATERIAL_NAMES])
+
+
+def random_anatomy(rng: np.random.Generator, sex: str) -> Anatomy:
+    """Draw a plausible adult chest: size, fat, lung height, heart size and position, diaphragm level."""
+    male = sex == "M"
+    half_width = rng.normal(17.0 if male else 15.5, 1.3)
+    half_depth = rng.normal(11.5 if male else 10.5, 1.3)
+    lung_top = rng.normal(-17.0, 1.0)
+    dome_right = lung_top + rng.normal(27.0 if male else 25.0, 1.6)
+    return Anatomy(
+        sex=sex,
+        half_width_cm=half_width,
+        half_depth_cm=half_depth,
+        fat_cm=float(np.clip(rng.gamma(3.0, 0.6), 0.3, 5.0)),
+        shoulder_y_cm=lung_top - rng.uniform(0.5, 2.0),
+        lung_top_y_cm=lung_top,
+        dome_right_y_cm=dome_right,
+        dome_left_y_cm=dome_right + rng.normal(1.5, 0.5),
+        lung_half_width_cm=half_width * rng.uniform(0.40, 0.44),
+        heart_center=(half_width * rng.uniform(0.08, 0.18), dome_right - rng.uniform(4.0, 5.5), rng.uniform(1.0, 3.0)),
+        heart_axes=(rng.normal(6.2, 0.5), rng.normal(5.6, 0.5), rng.normal(4.5, 0.4)),
+        breast_size=0.0 if male else float(rng.uniform(0.6, 1.4)),
+        rib_slope=rng.uniform(0.9, 1.3),
+        shift_cm=(rng.normal(0.0, 1.2), rng.normal(0.0, 1.2)),
+        vessel_seed=int(rng.integers(2**31)),
+    )
+
+
+def random_findings(rng: np.random.Generator, present: set[str] | frozenset[str]) -> Findings:
+    return Findings(
+        present=frozenset(present),
+        side=int(rng.choice([-1, 1])),
+        severity=float(rng.uniform(0.35, 1.0)),
+        location_seed=int(rng.integers(2**31)),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Projection primitives. Each returns a path length (cm) over a sub-window of the grid, or None if it misses the grid.
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """Projection geometry: which 3-D axis runs across the image, the view's magnification law and the grid."""
+
+    lateral: bool
+    source_to_image_cm: float
+    body_depth_to_detector_cm: float  # distance from the body's mid-plane to the detector
+    toward_detector: int  # +1 when the anterior side faces the detector (PA), -1 when posterior does (AP)
+    grid: Grid
+    y: np.ndarray
+    x: np.ndarray
+
+    def magnification(self, depth_coordinate_cm: float) -> float:
+        """``SID / (SID - object-to-image distance)`` for a structure at this depth coordinate (z, or x if lateral)."""
+        distance = self.body_depth_to_detector_cm - self.toward_detector * depth_coordinate_cm
+        return self.source_to_image_cm / (self.source_to_image_cm - max(distance, 0.5))
+
+    def in_plane(self, point: tuple[float, float, float]) -> tuple[float, float, float]:
+        """(u, v, depth) of a 3-D point: u across the image, v down the image."""
+        x, y, z = point
+        return (-z, y, x) if self.lateral else (x, y, z)
+
+    def window(self, u: float, v: float, half_u: float, half_v: float) -> tuple[slice, slice] | None:
+        grid = self.grid
+        y0 = grid.center_cm[0] - (grid.rows - 1) / 2 * grid.spacing_cm
+        x0 = grid.center_cm[1] - (grid.cols - 1) / 2 * grid.spacing_cm
+        r0 = max(int(np.floor((v - half_v - y0) / grid.spacing_cm)), 0)
+        r1 = min(int(np.ceil((v + half_v - y0) / grid.spacing_cm)) + 1, grid.rows)
+        c0 = max(int(np.floor((u - half_u - x0) / grid.spacing_cm)), 0)
+        c1 = min(int(np.ceil((u + half_u - x0) / grid.spacing_cm)) + 1, grid.cols)
+        if r0 >= r1 or c0 >= c1:
+            return None
+        return slice(r0, r1), slice(c0, c1)
+
+
+def _add_ellipsoid(
+    target: np.ndarray,
+    proj: _Projection,
+    center: tuple[float, float, float],
+    axes: tuple[float, float, float],
+    weight: float = 1.0,
+) -> None:
+    """Add ``weight`` x the chord length through an ellipsoid (semi-axes along x, y, z) to ``target``."""
+    u, v, depth = proj.in_plane(center)
+    a_x, a_y, a_z = axes
+    half_u, half_depth = (a_z, a_x) if proj.lateral else (a_x, a_z)
+    m = proj.magnification(depth)
+    u, v, half_u, half_v = u * m, v * m, half_u * m, a_y * m
+    window = proj.window(u, v, half_u, half_v)
+    if window is None:
+        return
+    rows, cols = window
+    inside = 1.0 - ((proj.x[:, cols] - u) / half_u) ** 2 - ((proj.y[rows] - v) / half_v) ** 2
+    target[rows, cols] += weight * 2.0 * half_depth * np.sqrt(np.clip(inside, 0.0, None))
+
+
+def _add_tube(
+    target: np.ndarray,
+    proj: _Projection,
+    points: np.ndarray,
+    radius_cm: float | np.ndarray,
+    weight: float = 1.0,
+) -> None:
+    """Add ``weight`` x the chord length through a round tube along a 3-D polyline (``points``: (n, 3))."""
+    radii = np.broadcast_to(np.asarray(radius_cm, dtype=float), (len(points),))
+    projected = np.array([proj.in_plane(tuple(p)) for p in points])
+    scale = np.array([proj.magnification(d) for d in projected[:, 2]])
+    uv = projected[:, :2] * scale[:, None]
+    for k in range(len(points) - 1):
+        (u0, v0), (u1, v1) = uv[k], uv[k + 1]
+        r = 0.5 * (radii[k] + radii[k + 1]) * scale[k]
+        window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + r, abs(v1 - v0) / 2 + r)
+        if window is None:
+            continue
+        rows, cols = window
+        du, dv = u1 - u0, v1 - v0
+        length2 = du * du + dv * dv
+        pu, pv = proj.x[:, cols] - u0, proj.y[rows] - v0
+        t = np.clip((pu * du + pv * dv) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(pu * pv)
+        distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
+        chord = 2.0 * np.sqrt(np.clip(r * r - distance2, 0.0, None))
+        # Consecutive segments overlap at their joints; take the maximum there instead of summing twice.
+        np.maximum(target[rows, cols], weight * chord, out=target[rows, cols], where=chord > 0)
+
+
+def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
+    """Chord through the torso: an elliptic cylinder along y, narrowing to the neck above the shoulders."""
+    a = anatomy.half_width_cm - inset_cm
+    c = anatomy.half_depth_cm - inset_cm
+    taper = 1.0 / (1.0 + np.exp((anatomy.shoulder_y_cm - proj.y) / 1.2))  # 0 at the neck, 1 below the shoulders
+    neck = 6.0 - inset_cm
+    half_across = (c if proj.lateral else a) * taper + neck * (1 - taper)
+    half_along = (a if proj.lateral else c) * taper + neck * (1 - taper)
+    half_across = np.clip(half_across, 0.1, None)
+    return 2.0 * half_along * np.sqrt(np.clip(1.0 - (proj.x / half_across) ** 2, 0.0, None))
+
+
+def _rib(anatomy: Anatomy, side: int, index: int) -> np.ndarray:
+    """A rib as a 3-D polyline: from the spine round the chest wall, descending, to the costal cartilage."""
+    theta = np.linspace(-np.pi / 2, np.pi / 2 * 0.72, 18)  # posterior -> lateral -> anterior
+    wall_x = anatomy.half_width_cm - anatomy.fat_cm - 1.2
+    wall_z = anatomy.half_depth_cm - anatomy.fat_cm - 1.0
+    x = side * (1.6 + (wall_x - 1.6) * np.cos(theta))
+    z = wall_z * np.sin(theta)
+    y0 = anatomy.lung_top_y_cm - 0.5 + index * 2.1
+    y = y0 + anatomy.rib_slope * 2.6 * (theta + np.pi / 2) ** 1.5
+    return np.stack([x, y, z], axis=1)
+
+
+def _vessel_tree(anatomy: Anatomy, side: int, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+    """Pulmonary vessels: a branching tree from the hilum into the lung, as (polyline, radius) pairs."""
+    hilum = np.array([side * 3.5, anatomy.lung_top_y_cm + 9.5, 0.0])
+    branches: list[tuple[np.ndarray, float]] = []
+    stack = [(hilum, np.array([side * 0.6, rng.uniform(-0.6, 0.6), 0.0]), 0.55, 0)]
+    while stack:
+        start, direction, radius, depth = stack.pop()
+        length = rng.uniform(3.0, 5.0) * (0.75**depth)
+        direction = direction / np.linalg.norm(direction)
+        end = start + direction * length
+        branches.append((np.stack([start, end]), radius))
+        if depth < 4:
+            for _ in range(2):
+                turn = rng.normal(0.0, 0.55, size=3)
+                turn[0] = abs(turn[0]) * side * 0.5
+                stack.append((end, direction + turn, radius * 0.72, depth + 1))
+    return branches
+
+
+def project(
+    anatomy: Anatomy,
+    findings: Findings,
+    grid: Grid,
+    *,
+    view: str,
+    source_to_image_cm: float,
+) -> PathMaps:
+    """Project the phantom with its findings onto ``grid``.
+
+    Parameters
+    ----------
+    view
+        ``PA``, ``AP`` (frontal) or ``LATERAL`` (beam right to left).
+    source_to_image_cm
+        Source-to-image distance, which with each structure's depth sets its magnification.
+    """
+    if view not in ("PA", "AP", "LATERAL"):
+        raise ValueError(f"view must be PA, AP or LATERAL, got {view!r}")
+    # Moving the patient by ``shift_cm`` is moving the grid the other way.
+    grid = Grid(
+        grid.rows,
+        grid.cols,
+        grid.spacing_cm,
+        (grid.center_cm[0] - anatomy.shift_cm[0], grid.center_cm[1] - anatomy.shift_cm[1]),
+    )
+    y, x = grid.axes()
+    lateral = view == "LATERAL"
+    half_thickness = anatomy.half_width_cm if lateral else anatomy.half_depth_cm
+    proj = _Projection(
+        lateral=lateral,
+        source_to_image_cm=source_to_image_cm,
+        body_depth_to_detector_cm=half_thickness + 1.5,
+        toward_detector={"PA": 1, "AP": -1, "LATERAL": 1}[view],
+        grid=grid,
+        y=y,
+        x=x,
+    )
+    shape = (grid.rows, grid.cols)
+    rng = np.random.default_rng(anatomy.vessel_seed)
+    finding_rng = np.random.default_rng(findings.location_seed)
+    present = findings.present
+    severity = findings.severity
+    side = findings.side
+
+    body = _torso(proj, anatomy, 0.0)
+    inner = _torso(proj, anatomy, anatomy.fat_cm)
+    adipose = body - inner
+    soft_extra = np.zeros(shape)
+    if anatomy.breast_size > 0:
+        for s in (-1, 1):
+            size = anatomy.breast_size
+            center = (s * anatomy.half_width_cm * 0.55, anatomy.dome_right_y_cm - 1.0, anatomy.half_depth_cm - 1.0)
+            _add_ellipsoid(adipose, proj, center, (6.0 * size, 5.0 * size, 4.5 * size), 0.5)
+            _add_ellipsoid(soft_extra, proj, center, (6.0 * size, 5.0 * size, 4.5 * size), 0.5)
+
+    # Lungs, clipped below by the diaphragm domes (the right dome is higher: the liver lies under it).
+    lung = np.zeros(shape)
+    half_height = (anatomy.dome_right_y_cm - anatomy.lung_top_y_cm) / 2 + 3.0
+    for s, dome_y in ((-1, anatomy.dome_right_y_cm), (1, anatomy.dome_left_y_cm)):
+        if "atelectasis" in present and s == side:
+            dome_y -= 1.2 * severity  # volume loss pulls the hemidiaphragm up
+        one = np.zeros(shape)
+        x_center = s * (anatomy.lung_half_width_cm + 2.2)
+        center = (x_center, anatomy.lung_top_y_cm + half_height - 0.5, -1.0)
+        axes = (anatomy.lung_half_width_cm, half_height, anatomy.half_depth_cm - anatomy.fat_cm - 2.0)
+        if "pneumothorax" in present and s == side:
+            # The collapsed lung pulls away from the apex and the lateral wall; the pleural space holds air only.
+            shrink = 0.75 - 0.2 * severity
+            _add_ellipsoid(
+                one,
+                proj,
+                (x_center - s * 1.0, center[1] + 2.0, -1.0),
+                (axes[0] * shrink, axes[1] * (shrink + 0.12), axes[2] * shrink),
+            )
+        else:
+            _add_ellipsoid(one, proj, center, axes)
+        # The dome rises towards the lung's centre (frontal) or its middle front-to-back (lateral).
+        dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else 0.05 * (proj.x - x_center) ** 2)
+        one[np.broadcast_to(proj.y, shape) > dome] = 0.0
+        lung += one
+
+    heart_scale = 1.0
+    if "cardiomegaly" in present:
+        heart_scale = 1.18 + 0.2 * severity
+    heart = np.zeros(shape)
+    hx, hy, hz = anatomy.heart_center
+    ax, ay, az = (a * heart_scale for a in anatomy.heart_axes)
+    _add_ellipsoid(heart, proj, (hx * heart_scale, hy - (heart_scale - 1) * 2.0, hz), (ax, ay, az))
+    mediastinum = np.zeros(shape)
+    widening = 1.0 + (0.5 * severity if "enlarged_cardiomediastinum" in present else 0.0)
+    _add_ellipsoid(mediastinum, proj, (0.3, anatomy.lung_top_y_cm + 6.0, 0.5), (2.8 * widening, 6.5, 3.5))
+    _add_ellipsoid(
+        mediastinum, proj, (2.5, anatomy.lung_top_y_cm + 5.0, -0.5), (1.8 * widening, 1.6, 1.8)
+    )  # aortic knob
+    lung = np.clip(lung - heart - mediastinum, 0.0, None)
+
+    # Pulmonary vessels: blood-filled tubes that take the place of alveolar air.
+    vessels = np.zeros(shape)
+    for s in (-1, 1):
+        for points, radius in _vessel_tree(anatomy, s, rng):
+            _add_tube(vessels, proj, points, radius)
+    vessels = np.minimum(vessels, lung)
+
+    # Findings that fill alveoli or pleura with fluid: a fraction of each pixel's air path becomes water-like tissue.
+    filled = np.zeros(shape)
+    if "consolidation" in present or "pneumonia" in present:
+        region = np.zeros(shape)
+        center = (
+            side * anatomy.lung_half_width_cm * finding_rng.uniform(0.8, 1.6),
+            anatomy.lung_top_y_cm + finding_rng.uniform(8.0, 17.0),
+            finding_rng.uniform(-3.0, 3.0),
+        )
+        size = 2.5 + 3.0 * severity
+        _add_ellipsoid(region, proj, center, (size, size * 1.2, size))
+        filled += np.clip(region / (2 * size), 0.0, 1.0) * (0.55 + 0.4 * severity)
+    if "edema" in present:
+        for s in (-1, 1):
+            region = np.zeros(shape)
+            _add_ellipsoid(region, proj, (s * 5.0, anatomy.lung_top_y_cm + 10.0, 0.0), (7.0, 9.0, 6.0))
+            filled += np.clip(region / 12.0, 0.0, 1.0) * 0.35 * severity
+    if "atelectasis" in present:
+        region = np.zeros(shape)
+        base_y = (anatomy.dome_right_y_cm if side < 0 else anatomy.dome_left_y_cm) - 3.0
+        _add_ellipsoid(
+            region, proj, (side * anatomy.lung_half_width_cm * 1.1, base_y, -1.0), (5.0, 1.0 + severity, 5.0)
+        )
+        filled += np.clip(region / 4.0, 0.0, 1.0) * 0.8
+    if "pleural_effusion" in present:
+        dome_y = anatomy.dome_right_y_cm if side < 0 else anatomy.dome_left_y_cm
+        depth = 2.0 + 5.0 * severity
+        if view == "AP":
+            # Supine: the fluid layers posteriorly and veils the whole hemithorax, denser towards the base.
+            veil = np.clip((proj.y - anatomy.lung_top_y_cm) / (dome_y - anatomy.lung_top_y_cm), 0.0, 1.0)
+            lateral_side = (proj.x * side) > 0
+            filled += veil * lateral_side * 0.35 * severity
+        else:
+            # Upright: a meniscus that climbs the lateral wall and blunts the costophrenic angle.
+            wall_distance = np.abs(np.abs(proj.x) - (anatomy.lung_half_width_cm * 2 + 2.0))
+            level = dome_y - depth + 0.15 * np.clip(6.0 - wall_distance, 0.0, None) ** 1.5
+            same_side = (proj.x * side) > 0 if not lateral else np.ones_like(proj.x, dtype=bool)
+            filled += ((proj.y > level) & same_side) * 1.0
+    if "pleural_other" in present:
+        rim = np.zeros(shape)
+        wall = side * (anatomy.half_width_cm - anatomy.fat_cm - 1.5)
+        points = np.array([[wall, anatomy.lung_top_y_cm + k, -2.0] for k in np.linspace(3, 18, 8)])
+        _add_tube(rim, proj, points, 0.6 + 0.6 * severity)
+        soft_extra += np.minimum(rim, lung)
+        lung = np.clip(lung - rim, 0.0, None)
+    filled = np.clip(filled, 0.0, 0.95)
+    fluid = (lung - vessels) * filled
+    lung = lung - vessels - fluid
+    soft_extra += vessels + fluid
+
+    if "lung_lesion" in present:
+        nodule = np.zeros(shape)
+        r = 0.6 + 1.4 * severity
+        center = (
+            side * anatomy.lung_half_width_cm * finding_rng.uniform(0.9, 1.5),
+            anatomy.lung_top_y_cm + finding_rng.uniform(4.0, 14.0),
+            finding_rng.uniform(-3.0, 3.0),
+        )
+        _add_ellipsoid(nodule, proj, center, (r, r, r))
+        nodule = np.minimum(nodule, lung)
+        lung -= nodule
+        soft_extra += nodule
+
+    # Bone: vertebrae (cancellous, so a fraction of cortical density), ribs and clavicles (cortical shell).
+    bone = np.zeros(shape)
+    for level in range(14):
+        y_level = anatomy.shoulder_y_cm - 3.0 + level * 2.6
+        _add_ellipsoid(bone, proj, (0.0, y_level, -anatomy.half_depth_cm + 5.5), (2.4, 1.25, 2.0), 0.25)
+        _add_ellipsoid(
+            bone, proj, (0.0, y_level, -anatomy.half_depth_cm + 2.5), (0.7, 0.9, 1.4), 0.3
+        )  # spinous process
+    broken = (side, 3 + int(finding_rng.integers(5))) if "fracture" in present else None
+    for s in (-1, 1):
+        for index in range(10):
+            points = _rib(anatomy, s, index)
+            if broken == (s, index):
+                # A displaced fracture: the lateral part of the rib steps down across a gap.
+                cut = 8
+                _add_tube(bone, proj, points[:cut], 0.5, 0.55)
+                _add_tube(bone, proj, points[cut + 1 :] + np.array([0.0, 0.3 + 0.4 * severity, 0.0]), 0.5, 0.55)
+            else:
+                _add_tube(bone, proj, points, 0.5, 0.55)
+        clavicle = np.array(
+            [
+                [s * t, anatomy.shoulder_y_cm + 1.0 - 0.12 * t + 0.6 * np.sin(t / 3.0), 2.0 - 0.25 * t]
+                for t in np.linspace(1.5, anatomy.half_width_cm - 1.5, 10)
+            ]
+        )
+        _add_tube(bone, proj, clavicle, 0.75, 0.7)
+    # Sternum (seen mainly on laterals).
+    _add_ellipsoid(
+        bone,
+        proj,
+        (0.0, anatomy.lung_top_y_cm + 8.0, anatomy.half_depth_cm - anatomy.fat_cm - 1.0),
+        (1.6, 8.0, 0.7),
+        0.4,
+    )
+
+    # Air outside the lungs: trachea and the gastric bubble under the left dome.
+    air = np.zeros(shape)
+    trachea = np.array([[0.0, anatomy.shoulder_y_cm - 8.0, 1.0], [0.2, anatomy.lung_top_y_cm + 7.0, 0.5]])
+    _add_tube(air, proj, trachea, 0.9)
+    _add_ellipsoid(air, proj, (7.0, anatomy.dome_left_y_cm + 3.5, 1.0), (2.5, 1.8, 2.5))
+
+    metal = np.zeros(shape)
+    if "support_devices" in present:
+        # ECG electrodes on the skin and a central venous line with its radio-opaque wire.
+        for _k in range(3):
+            electrode = (
+                finding_rng.uniform(-12, 12),
+                anatomy.lung_top_y_cm + finding_rng.uniform(0, 18),
+                anatomy.half_depth_cm,
+            )
+            _add_ellipsoid(metal, proj, electrode, (0.6, 0.6, 0.05))
+        line = np.array([[-6.0 + 0.5 * t, anatomy.shoulder_y_cm - 2.0 + 1.0 * t, 1.0] for t in np.linspace(0, 7, 8)])
+        _add_tube(metal, proj, line, 0.08)
+        _add_tube(soft_extra, proj, line, 0.25)
+
+    # Bone and air take the place of soft tissue inside the body; the lungs (with vessels) and fat are already apart.
+    soft = np.clip(body - adipose - lung - bone - air, 0.0, None) + soft_extra
+    return PathMaps(
+        soft_tissue=soft.astype(np.float32),
+        adipose=np.clip(adipose, 0.0, None).astype(np.float32),
+        lung=np.clip(lung, 0.0, None).astype(np.float32),
+        bone=bone.astype(np.float32),
+        metal=metal.astype(np.float32),
+        body_mask=body > 0,
+    )

@@ -1,0 +1,136 @@
+"""One image from start to end: phantom, exposure, detector, vendor processing, and its DICOM header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+
+from simulate.detector import Technique, acquire
+from simulate.dicom_writer import DxHeader
+from simulate.phantom import Grid, project, random_anatomy, random_findings
+from simulate.processing import present
+from simulate.profiles import ScannerProfile
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """Everything needed to render one image, in plain values (it is sent to worker processes)."""
+
+    dicom_id: str
+    subject_id: int
+    study_id: int
+    sex: str
+    anatomy_seed: int
+    findings: frozenset[str]
+    finding_seed: int
+    acquired: datetime
+    study_instance_uid: str
+    projection: str
+    view_position: str
+    kvp: float
+    mas: float
+    exposure_time_ms: float
+    landscape: bool
+    image_seed: int
+
+
+def image_geometry(profile: ScannerProfile, landscape: bool, image_size: int | None) -> tuple[int, int, float]:
+    """Rows, columns and pixel spacing (mm): the unit's native matrix, scaled so its longer side is ``image_size``.
+
+    The field of view stays the detector's, so a smaller image has proportionally larger pixels.
+    """
+    rows, cols = profile.matrix[::-1] if landscape else profile.matrix
+    if image_size is None:
+        return rows, cols, profile.pixel_spacing_mm
+    if image_size < 16:
+        raise ValueError(f"image size must be at least 16 pixels, got {image_size}")
+    scale = image_size / max(rows, cols)
+    return max(1, round(rows * scale)), max(1, round(cols * scale)), profile.pixel_spacing_mm / scale
+
+
+def collimation_mask(
+    rows: int, cols: int, spacing_mm: float, rng: np.random.Generator, max_margin_cm: float
+) -> np.ndarray:
+    """The exposed field: the detector less a random collimator margin on each side."""
+    margins = rng.uniform(0.0, max_margin_cm, size=4) * 10.0 / spacing_mm
+    top, bottom, left, right = (int(m) for m in margins)
+    mask = np.zeros((rows, cols), dtype=bool)
+    mask[top : rows - bottom, left : cols - right] = True
+    return mask
+
+
+def counterpart_task(task: ImageTask, source: ScannerProfile, target: ScannerProfile) -> ImageTask:
+    """The same exposure as ``task`` (same patient, findings, projection) as ``target`` would have taken it.
+
+    The technique is the target's usual one for the projection (its most frequent kVp; the task's mAs scaled by the
+    ratio of the two units' mean mAs, which keeps the patient-size dependence).
+    """
+
+    def plan_for(profile: ScannerProfile):
+        return next((p for p in profile.exposures if p.projection == task.projection), profile.exposures[0])
+
+    source_plan, target_plan = plan_for(source), plan_for(target)
+    mas = task.mas * target_plan.mas_mean / source_plan.mas_mean
+    kvp = max(target_plan.kvp, key=lambda pair: pair[1])[0]
+    return replace(
+        task,
+        kvp=kvp,
+        mas=round(mas, 2),
+        exposure_time_ms=round(mas / target.tube_current_ma * 1000.0, 1),
+        view_position=target_plan.view_position,
+    )
+
+
+def render(
+    task: ImageTask, profile: ScannerProfile, image_size: int | None, *, geometry_of: ScannerProfile | None = None
+) -> tuple[np.ndarray, DxHeader]:
+    """Stored pixels and header of one image taken on ``profile``.
+
+    ``geometry_of`` renders on another unit's matrix and pixel spacing (paired mode: pixel-aligned counterparts).
+    """
+    rng = np.random.default_rng(task.image_seed)
+    rows, cols, spacing_mm = image_geometry(geometry_of or profile, task.landscape, image_size)
+    grid = Grid(rows, cols, spacing_mm / 10.0)
+    anatomy = random_anatomy(np.random.default_rng(task.anatomy_seed), task.sex)
+    findings = random_findings(np.random.default_rng(task.finding_seed), task.findings)
+    maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
+    portable = profile.setting == "inpatient"
+    field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=3.0 if portable else 1.0)
+    technique = Technique(
+        kvp=task.kvp,
+        mas=task.mas,
+        filtration_mm_al=profile.filtration_mm_al,
+        source_to_image_cm=profile.source_to_image_cm,
+        grid=profile.grid,
+    )
+    raw = acquire(maps, technique, profile.detector, spacing_mm / 10.0, rng, field_mask=field)
+    pixels = present(raw, profile.processing, spacing_mm, field)
+    orientation = "Recumbent" if task.projection == "AP" and rng.random() < 0.6 else "Erect"
+    writes = profile.writes
+    header = DxHeader(
+        dicom_id=task.dicom_id,
+        subject_id=task.subject_id,
+        study_id=task.study_id,
+        sex=task.sex,
+        acquired=task.acquired,
+        study_instance_uid=task.study_instance_uid,
+        procedure=profile.procedure,
+        view_position=task.view_position,
+        orientation=orientation,
+        manufacturer=profile.manufacturer,
+        model=profile.model,
+        charset=profile.charset,
+        photometric=profile.processing.photometric,
+        bits_stored=profile.processing.bits_stored,
+        pixel_spacing_mm=spacing_mm,
+        kvp=task.kvp if "KVP" in writes else None,
+        detector_type=profile.detector.detector_type if "DetectorType" in writes else None,
+        exposure_mas=round(task.mas) if "Exposure" in writes else None,
+        exposure_time_ms=max(1, round(task.exposure_time_ms)) if "ExposureTime" in writes else None,
+        tube_current_ma=round(profile.tube_current_ma) if "XRayTubeCurrent" in writes else None,
+        exposure_in_mas=task.mas if "ExposureInmAs" in writes else None,
+        exposure_time_in_us=task.exposure_time_ms * 1000.0 if "ExposureTimeInuS" in writes else None,
+    )
+    return pixels, header

@@ -1,0 +1,127 @@
+"""The run registry: one row per job run in the ``runs`` table.
+
+A run's id is derived from its kind, its parameters and the code version, so the same job with the same inputs is the
+same run: re-running it after a crash resumes that run (and overwrites its rows with the same rows) instead of adding a
+second copy. ``attempts`` counts how often it was started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from xrh.warehouse import write_transaction
+
+RUNS_DDL = """
+create table if not exists runs (
+    run_id text primary key,
+    kind text not null,
+    parameters text not null,
+    code_version text not null,
+    started_at text not null,
+    ended_at text,
+    status text not null check (status in ('running', 'succeeded', 'failed')),
+    attempts integer not null default 1,
+    prefect_flow_run_id text,
+    error text
+) strict
+"""
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The package version, plus the git commit (and ``-dirty``) when running from a checkout."""
+    try:
+        version = metadata.version("xrh")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    checkout = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return version
+    return f"{version}+g{commit}{'.dirty' if dirty else ''}"
+
+
+def canonical_json(parameters: Mapping[str, object]) -> str:
+    """Parameters as JSON with sorted keys, so equal parameters give equal text."""
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def run_id_for(kind: str, parameters: Mapping[str, object], version: str | None = None) -> str:
+    """``<kind>-<12 hex>``: a hash of kind, parameters and code version."""
+    digest = hashlib.sha256(f"{kind}\n{canonical_json(parameters)}\n{version or code_version()}".encode()).hexdigest()
+    return f"{kind}-{digest[:12]}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    kind: str
+    parameters: Mapping[str, object]
+
+
+def ensure_runs_table(conn: sqlite3.Connection) -> None:
+    conn.execute(RUNS_DDL)
+
+
+@contextmanager
+def recorded_run(
+    conn: sqlite3.Connection,
+    kind: str,
+    parameters: Mapping[str, object],
+    *,
+    prefect_flow_run_id: str | None = None,
+) -> Iterator[Run]:
+    """Register a run as ``running``, yield it, then mark it ``succeeded`` or ``failed`` (with the error's last line).
+
+    Re-entering with the same kind, parameters and code version reuses the run id and counts another attempt.
+    """
+    ensure_runs_table(conn)
+    version = code_version()
+    run = Run(run_id_for(kind, parameters, version), kind, dict(parameters))
+    with write_transaction(conn):
+        conn.execute(
+            """
+            insert into runs (run_id, kind, parameters, code_version, started_at, status, prefect_flow_run_id)
+            values (?, ?, ?, ?, ?, 'running', ?)
+            on conflict (run_id) do update set
+                started_at = excluded.started_at, ended_at = null, status = 'running', error = null,
+                attempts = runs.attempts + 1, prefect_flow_run_id = excluded.prefect_flow_run_id
+            """,
+            (run.run_id, kind, canonical_json(parameters), version, _now(), prefect_flow_run_id),
+        )
+    try:
+        yield run
+    except BaseException as error:
+        message = traceback.format_exception_only(type(error), error)[-1].strip()
+        with write_transaction(conn):
+            conn.execute(
+                "update runs set status = 'failed', ended_at = ?, error = ? where run_id = ?",
+                (_now(), message, run.run_id),
+            )
+        raise
+    with write_transaction(conn):
+        conn.execute("update runs set status = 'succeeded', ended_at = ? where run_id = ?", (_now(), run.run_id))

@@ -1,0 +1,89 @@
+"""One settings object for every part of the project.
+
+Values come, in order of precedence, from environment variables (``XRH_*``), an optional YAML file (``XRH_CONFIG`` or
+``--config``) and the defaults below, which keep everything under ``./data/`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how jobs run.
+
+    Attributes
+    ----------
+    data_root
+        The folder that holds ``physionet.org/`` (a ``wget -r`` mirror, or what ``xrh simulate`` wrote).
+    warehouse
+        The SQLite warehouse file.
+    cache_dir
+        Preprocessed images, checkpoints and other derived files that can be rebuilt.
+    seed
+        The random seed every job starts from.
+    device
+        ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    data_root: Path = DEFAULT_DATA_DIR
+    warehouse: Path = DEFAULT_DATA_DIR / "warehouse.sqlite"
+    cache_dir: Path = DEFAULT_DATA_DIR / "cache"
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def physionet_files(self) -> Path:
+        """``<data_root>/physionet.org/files``: the parent of every PhysioNet project folder."""
+        return self.data_root / "physionet.org" / "files"
+
+
+_ENV_PREFIX = "XRH_"
+_CONVERTERS = {"data_root": Path, "warehouse": Path, "cache_dir": Path, "seed": int, "device": str}
+
+
+def _coerce(source: str, key: str, value: object) -> object:
+    try:
+        return _CONVERTERS[key](value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: setting {key!r} = {value!r} is not a valid {_CONVERTERS[key].__name__}") from error
+
+
+def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, then the YAML file, then ``XRH_*`` environment variables.
+
+    A data root chosen in the file or the environment moves the warehouse and cache defaults inside it, unless they
+    are chosen too.
+
+    Raises
+    ------
+    ValueError
+        An unknown key in the YAML file or a value of the wrong type; the message names the file or variable.
+    """
+    environ = os.environ if environ is None else environ
+    chosen: dict[str, object] = {}
+    config_file = config_file or environ.get("XRH_CONFIG")
+    if config_file:
+        path = Path(config_file)
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of setting names to values, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - set(_CONVERTERS))
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(_CONVERTERS)}")
+        chosen.update({key: _coerce(str(path), key, value) for key, value in loaded.items()})
+    for field in fields(Settings):
+        variable = _ENV_PREFIX + field.name.upper()
+        if variable in environ:
+            chosen[field.name] = _coerce(variable, field.name, environ[variable])
+    data_root = Path(chosen.get("data_root", DEFAULT_DATA_DIR))
+    derived = {"warehouse": data_root / "warehouse.sqlite", "cache_dir": data_root / "cache"}
+    return Settings(**{**derived, **chosen})
