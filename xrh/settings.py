@@ -32,6 +32,10 @@ class Settings:
         The random seed every job starts from.
     device
         ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    physionet_base_url
+        Where PhysioNet projects are served (``<base>/<project>/<version>/...``).
+    workers
+        Worker processes or connections for parallel steps (0: one per CPU).
     """
 
     data_root: Path = DEFAULT_DATA_DIR
@@ -39,6 +43,13 @@ class Settings:
     cache_dir: Path = DEFAULT_DATA_DIR / "cache"
     seed: int = 0
     device: str = "auto"
+    physionet_base_url: str = "https://physionet.org/files/"
+    workers: int = 0
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or one per CPU when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
     @property
     def physionet_files(self) -> Path:
@@ -47,7 +58,15 @@ class Settings:
 
 
 _ENV_PREFIX = "XRH_"
-_CONVERTERS = {"data_root": Path, "warehouse": Path, "cache_dir": Path, "seed": int, "device": str}
+_CONVERTERS = {
+    "data_root": Path,
+    "warehouse": Path,
+    "cache_dir": Path,
+    "seed": int,
+    "device": str,
+    "physionet_base_url": str,
+    "workers": int,
+}
 
 
 def _coerce(source: str, key: str, value: object) -> object:
