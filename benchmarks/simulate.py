@@ -61,9 +61,10 @@ def main() -> None:
             f"demo data set: {summary.patients} patients, {summary.studies} studies, {summary.images} images at 320 px "
             f"in {elapsed:.1f} s ({summary.images / elapsed:.1f} images/s, {os.cpu_count()} workers; target < 120 s)"
         )
-    peak_mib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    ) / 1024
+    peak_mib = (
+        max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        / 1024
+    )
     print(f"peak resident memory of one process: {peak_mib:.0f} MiB")
 
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from simulate.filters import gaussian_blur
-
 from simulate.attenuation import MATERIAL_NAMES, MATERIALS, attenuation_matrix, layer_absorption
+from simulate.filters import gaussian_blur
 from simulate.phantom import PathMaps
 from simulate.spectra import tube_spectrum
 

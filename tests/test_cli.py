@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -6,22 +7,36 @@ import pytest
 from xrh.cli import build_parser, main
 
 
-def _subcommands() -> list[str]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if a.dest == "command")
-    return sorted(action.choices)
+def _commands(parser=None, prefix=()) -> list[tuple[str, ...]]:
+    """Every command path, nested ones included (``("ingest", "csv")``)."""
+    parser = parser or build_parser()
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found.append((*prefix, name))
+                found.extend(_commands(child, (*prefix, name)))
+    return found
 
 
-def test_simulate_is_registered_through_entry_points():
-    assert {"settings", "tables", "runs", "simulate"} <= set(_subcommands())
+def test_packages_register_their_commands_through_entry_points():
+    assert {
+        ("settings",),
+        ("tables",),
+        ("runs",),
+        ("simulate",),
+        ("ingest", "csv"),
+        ("ingest", "dicom"),
+        ("ingest", "cache"),
+    } <= set(_commands())
 
 
-@pytest.mark.parametrize("command", _subcommands())
-def test_every_subcommand_has_help(command, capsys):
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main([command, "--help"])
+        main([*command, "--help"])
     assert exit_info.value.code == 0
-    assert "usage: xrh " + command in capsys.readouterr().out
+    assert "usage: xrh " + " ".join(command) in capsys.readouterr().out
 
 
 def test_console_script_runs(tmp_path):

@@ -1,0 +1,397 @@
+"""DICOM headers into ``raw_dicom_headers``: typed acquisition columns plus the raw header bytes, in parallel.
+
+Each file is read once, up to its pixel data: the first 64 KiB are parsed from memory (a DX header is a few KiB), the
+pixel data element's length is checked against the file size (a truncated file is rejected, although a header-only read
+alone would not notice), and the bytes before the pixel data are kept as they are, so any tag can be read later with
+``pydicom.dcmread(io.BytesIO(header_bytes))`` without touching the file again.
+
+Files that are not DICOM (gzip, text, a forced read that finds no header), truncated, missing required tags, or that
+cannot be parsed go to ``raw_dicom_rejects`` with the reason; they never stop the run and never become rows. The walk is
+incremental (unchanged path, size and modification time are skipped) and rows are committed in batches, so an
+interrupted run loses at most the batch in flight and a re-run completes it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import os
+import re
+import sqlite3
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from xrh.progress import track
+from xrh.warehouse import write_transaction
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 1 << 16
+FILES_PER_TASK = 64
+FILES_PER_COMMIT = 2000
+REQUIRED_TAGS = ("SOPClassUID", "SOPInstanceUID", "Rows", "Columns", "BitsAllocated", "PhotometricInterpretation")
+MIMIC_PATH = re.compile(r"p(?P<subject>1\d{7})/s(?P<study>5\d{7})/(?P<dicom>[0-9a-f]{8}(?:-[0-9a-f]{8}){4})\.dcm$")
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None  # a malformed number; the raw header keeps the original text
+
+
+def _pair(value: object, index: int) -> float | None:
+    if isinstance(value, pydicom.multival.MultiValue) and len(value) > index:
+        return _number(value[index])
+    return None
+
+
+def _code_meaning(ds: pydicom.Dataset, keyword: str) -> str | None:
+    sequence = ds.get(keyword)
+    if not sequence:
+        return None
+    return _text(sequence[0].get("CodeMeaning"))
+
+
+# Typed columns: (column, SQLite type, extractor from the dataset). Names follow the DICOM keywords.
+TAG_COLUMNS: tuple[tuple[str, str, object], ...] = (
+    ("SOPClassUID", "TEXT", lambda ds: _text(ds.get("SOPClassUID"))),
+    ("SOPInstanceUID", "TEXT", lambda ds: _text(ds.get("SOPInstanceUID"))),
+    ("StudyInstanceUID", "TEXT", lambda ds: _text(ds.get("StudyInstanceUID"))),
+    ("SeriesInstanceUID", "TEXT", lambda ds: _text(ds.get("SeriesInstanceUID"))),
+    ("Modality", "TEXT", lambda ds: _text(ds.get("Modality"))),
+    ("SpecificCharacterSet", "TEXT", lambda ds: _text(ds.get("SpecificCharacterSet"))),
+    ("ImageType", "TEXT", lambda ds: _text(ds.get("ImageType"))),
+    ("StudyDate", "TEXT", lambda ds: _text(ds.get("StudyDate"))),
+    ("StudyTime", "TEXT", lambda ds: _text(ds.get("StudyTime"))),
+    ("AcquisitionDate", "TEXT", lambda ds: _text(ds.get("AcquisitionDate"))),
+    ("AcquisitionTime", "TEXT", lambda ds: _text(ds.get("AcquisitionTime"))),
+    ("PatientID", "TEXT", lambda ds: _text(ds.get("PatientID"))),
+    ("PatientSex", "TEXT", lambda ds: _text(ds.get("PatientSex"))),
+    ("BodyPartExamined", "TEXT", lambda ds: _text(ds.get("BodyPartExamined"))),
+    ("PerformedProcedureStepDescription", "TEXT", lambda ds: _text(ds.get("PerformedProcedureStepDescription"))),
+    ("ProcedureCodeSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "ProcedureCodeSequence")),
+    ("ViewPosition", "TEXT", lambda ds: _text(ds.get("ViewPosition"))),
+    ("ViewCodeSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "ViewCodeSequence")),
+    (
+        "PatientOrientationCodeSequence_CodeMeaning",
+        "TEXT",
+        lambda ds: _code_meaning(ds, "PatientOrientationCodeSequence"),
+    ),
+    ("AnatomicRegionSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "AnatomicRegionSequence")),
+    ("Manufacturer", "TEXT", lambda ds: _text(ds.get("Manufacturer"))),
+    ("ManufacturerModelName", "TEXT", lambda ds: _text(ds.get("ManufacturerModelName"))),
+    ("KVP", "REAL", lambda ds: _number(ds.get("KVP"))),
+    ("Exposure", "REAL", lambda ds: _number(ds.get("Exposure"))),
+    ("ExposureInuAs", "REAL", lambda ds: _number(ds.get("ExposureInuAs"))),
+    ("ExposureInmAs", "REAL", lambda ds: _number(ds.get("ExposureInmAs"))),
+    ("ExposureTime", "REAL", lambda ds: _number(ds.get("ExposureTime"))),
+    ("ExposureTimeInuS", "REAL", lambda ds: _number(ds.get("ExposureTimeInuS"))),
+    ("XRayTubeCurrent", "REAL", lambda ds: _number(ds.get("XRayTubeCurrent"))),
+    ("XRayTubeCurrentInuA", "REAL", lambda ds: _number(ds.get("XRayTubeCurrentInuA"))),
+    ("DistanceSourceToDetector", "REAL", lambda ds: _number(ds.get("DistanceSourceToDetector"))),
+    ("Grid", "TEXT", lambda ds: _text(ds.get("Grid"))),
+    ("DetectorType", "TEXT", lambda ds: _text(ds.get("DetectorType"))),
+    ("PixelSpacing_row", "REAL", lambda ds: _pair(ds.get("PixelSpacing"), 0)),
+    ("PixelSpacing_col", "REAL", lambda ds: _pair(ds.get("PixelSpacing"), 1)),
+    ("ImagerPixelSpacing_row", "REAL", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 0)),
+    ("ImagerPixelSpacing_col", "REAL", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 1)),
+    ("Rows", "INTEGER", lambda ds: ds.get("Rows")),
+    ("Columns", "INTEGER", lambda ds: ds.get("Columns")),
+    ("BitsAllocated", "INTEGER", lambda ds: ds.get("BitsAllocated")),
+    ("BitsStored", "INTEGER", lambda ds: ds.get("BitsStored")),
+    ("PixelRepresentation", "INTEGER", lambda ds: ds.get("PixelRepresentation")),
+    ("PhotometricInterpretation", "TEXT", lambda ds: _text(ds.get("PhotometricInterpretation"))),
+    ("PresentationIntentType", "TEXT", lambda ds: _text(ds.get("PresentationIntentType"))),
+    ("PresentationLUTShape", "TEXT", lambda ds: _text(ds.get("PresentationLUTShape"))),
+    ("RescaleSlope", "REAL", lambda ds: _number(ds.get("RescaleSlope"))),
+    ("RescaleIntercept", "REAL", lambda ds: _number(ds.get("RescaleIntercept"))),
+    ("WindowCenter", "REAL", lambda ds: _number(ds.get("WindowCenter"))),
+    ("WindowWidth", "REAL", lambda ds: _number(ds.get("WindowWidth"))),
+)
+FILE_COLUMNS = (
+    ("path", "TEXT NOT NULL PRIMARY KEY"),
+    ("dicom_id", "TEXT"),
+    ("study_id", "INTEGER"),
+    ("subject_id", "INTEGER"),
+    ("file_size", "INTEGER NOT NULL"),
+    ("file_mtime_ns", "INTEGER NOT NULL"),
+    ("TransferSyntaxUID", "TEXT"),
+)
+TRAILING_COLUMNS = (
+    ("header_bytes", "BLOB NOT NULL"),
+    ("_source_file", "TEXT NOT NULL"),
+    ("_loaded_at", "TEXT NOT NULL"),
+)
+HEADER_COLUMNS = FILE_COLUMNS + tuple((name, sql_type) for name, sql_type, _ in TAG_COLUMNS) + TRAILING_COLUMNS
+REJECT_COLUMNS = (
+    ("path", "TEXT NOT NULL PRIMARY KEY"),
+    ("file_size", "INTEGER NOT NULL"),
+    ("file_mtime_ns", "INTEGER NOT NULL"),
+    ("reason", "TEXT NOT NULL"),
+    ("_loaded_at", "TEXT NOT NULL"),
+)
+
+
+def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
+    return f"create table if not exists {table} (" + ", ".join(f'"{n}" {t}' for n, t in columns) + ") strict"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file found by the walk: its absolute path, the path stored in the warehouse, size and mtime."""
+
+    absolute: str
+    stored: str
+    size: int
+    mtime_ns: int
+
+
+class Rejected(Exception):
+    """A file that is not an acceptable DICOM image; the message is the reason stored in ``raw_dicom_rejects``."""
+
+
+def _non_dicom_reason(head: bytes) -> str:
+    if head[:2] == b"\x1f\x8b":
+        return "not DICOM: gzip-compressed data (decompress it first)"
+    if head[:4] == b"PK\x03\x04":
+        return "not DICOM: a zip archive"
+    sample = head[:512]
+    if sample and all(32 <= b < 127 or b in (9, 10, 13) for b in sample):
+        return "not DICOM: plain text"
+    return "not DICOM: no 'DICM' marker after the preamble and no readable data elements"
+
+
+def _parse(entry: FileEntry) -> tuple[pydicom.Dataset, bytes, int]:
+    """The dataset up to the pixel data, the bytes read and the header's length in them; raises :class:`Rejected`."""
+    with open(entry.absolute, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+        if len(head) == HEAD_BYTES and entry.size > HEAD_BYTES:
+            # Parse from memory; only a header longer than HEAD_BYTES needs the rest of the file.
+            probe = io.BytesIO(head)
+            try:
+                pydicom.dcmread(probe, stop_before_pixels=True)
+                whole_header_in_head = probe.tell() < len(head)
+            except Exception:
+                whole_header_in_head = False
+            if not whole_header_in_head:
+                handle.seek(0)
+                head = handle.read()
+    buffer = io.BytesIO(head)
+    try:
+        try:
+            ds = pydicom.dcmread(buffer, stop_before_pixels=True)
+        except InvalidDicomError:
+            buffer.seek(0)
+            ds = pydicom.dcmread(buffer, stop_before_pixels=True, force=True)  # no preamble, or not DICOM at all
+            if not any(tag in ds for tag in REQUIRED_TAGS):
+                raise Rejected(_non_dicom_reason(head)) from None
+    except Rejected:
+        raise
+    except Exception as error:
+        raise Rejected(f"cannot be parsed: {type(error).__name__}: {error}") from None
+    return ds, head, buffer.tell()
+
+
+def _check_pixel_data(entry: FileEntry, ds: pydicom.Dataset, head: bytes, header_length: int) -> None:
+    """Reject a file whose pixel data is missing or shorter than its element says (a truncated file)."""
+    transfer_syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return  # the dataset is deflated; its length cannot be checked without inflating it
+    element = head[header_length : header_length + 12]
+    if len(element) < 12 and entry.size > len(head):
+        with open(entry.absolute, "rb") as handle:
+            handle.seek(header_length)
+            element = handle.read(12)
+    if len(element) < 8 or element[:4] != _PIXEL_DATA_TAG:
+        if entry.size <= header_length + 8:
+            remaining = entry.size - header_length
+            raise Rejected(f"truncated or no pixel data: the file ends {remaining} bytes after the header")
+        raise Rejected("no pixel data element after the header")
+    explicit = element[4:6] in (b"OB", b"OW", b"OF", b"UN")
+    length = struct.unpack("<I", element[8:12] if explicit else element[4:8])[0]
+    value_start = header_length + (12 if explicit else 8)
+    if length == 0xFFFFFFFF:
+        with open(entry.absolute, "rb") as handle:
+            handle.seek(max(entry.size - 8, 0))
+            if handle.read(8) != _SEQUENCE_DELIMITER:
+                raise Rejected("truncated: encapsulated pixel data has no sequence delimiter at the end of the file")
+    elif entry.size < value_start + length:
+        raise Rejected(f"truncated: pixel data needs {length} bytes, the file has {entry.size - value_start}")
+
+
+def read_file(entry: FileEntry) -> tuple[str, tuple]:
+    """``("header", row)`` for a good file, ``("reject", (path, size, mtime, reason))`` otherwise. Never raises."""
+    try:
+        ds, head, header_length = _parse(entry)
+        missing = [tag for tag in REQUIRED_TAGS if tag not in ds]
+        if missing:
+            raise Rejected(f"missing required tags: {', '.join(missing)}")
+        _check_pixel_data(entry, ds, head, header_length)
+        match = MIMIC_PATH.search(entry.stored)
+        file_values = (
+            entry.stored,
+            match["dicom"] if match else None,
+            int(match["study"]) if match else None,
+            int(match["subject"]) if match else None,
+            entry.size,
+            entry.mtime_ns,
+            _text(ds.file_meta.get("TransferSyntaxUID")) if hasattr(ds, "file_meta") else None,
+        )
+        tag_values = tuple(extract(ds) for _, _, extract in TAG_COLUMNS)
+        return "header", file_values + tag_values + (head[:header_length],)
+    except Rejected as reason:
+        return "reject", (entry.stored, entry.size, entry.mtime_ns, str(reason))
+    except Exception as error:  # anything pydicom raises while decoding values
+        reason = f"cannot be parsed: {type(error).__name__}: {error}"
+        return "reject", (entry.stored, entry.size, entry.mtime_ns, reason)
+
+
+def _read_files(entries: list[FileEntry]) -> list[tuple[str, tuple]]:
+    return [read_file(entry) for entry in entries]
+
+
+def walk(root: Path, *, stored_relative_to: Path | None, dcm_only: bool) -> Iterator[FileEntry]:
+    """Every regular file under ``root`` (any depth, any name; only ``*.dcm`` when ``dcm_only``), in sorted order.
+
+    Paths are stored relative to ``stored_relative_to`` when the file lies under it (the MIMIC-CXR project folder, so
+    they read like ``cxr-record-list.path``), otherwise as absolute paths.
+    """
+    base = str(stored_relative_to.resolve()) + os.sep if stored_relative_to else None
+    stack = [str(root.resolve())]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as listing:
+            items = sorted(listing, key=lambda item: item.name)
+        for item in reversed(items):
+            if item.is_dir(follow_symlinks=False):
+                stack.append(item.path)
+        for item in items:
+            if not item.is_file() or (dcm_only and not item.name.endswith(".dcm")) or item.name.endswith(".part"):
+                continue
+            stat = item.stat()
+            stored = item.path[len(base) :] if base and item.path.startswith(base) else item.path
+            yield FileEntry(item.path, stored, stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass
+class DicomIngestSummary:
+    scanned: int = 0
+    unchanged: int = 0
+    headers: int = 0
+    rejects: int = 0
+    removed: int = 0
+
+
+def ensure_tables(conn: sqlite3.Connection) -> None:
+    conn.execute(_ddl("raw_dicom_headers", HEADER_COLUMNS))
+    conn.execute(_ddl("raw_dicom_rejects", REJECT_COLUMNS))
+
+
+def _write_batch(conn: sqlite3.Connection, results: list[tuple[str, tuple]], loaded_at: str) -> None:
+    headers = [row + (row[0], loaded_at) for kind, row in results if kind == "header"]
+    rejects = [row + (loaded_at,) for kind, row in results if kind == "reject"]
+    with write_transaction(conn):
+        conn.executemany(
+            f"insert or replace into raw_dicom_headers values ({', '.join('?' * len(HEADER_COLUMNS))})", headers
+        )
+        conn.executemany("delete from raw_dicom_rejects where path = ?", [(row[0],) for row in headers])
+        conn.executemany("insert or replace into raw_dicom_rejects values (?, ?, ?, ?, ?)", rejects)
+        conn.executemany("delete from raw_dicom_headers where path = ?", [(row[0],) for row in rejects])
+
+
+def ingest_dicom_headers(
+    conn: sqlite3.Connection,
+    root: Path,
+    *,
+    stored_relative_to: Path | None = None,
+    dcm_only: bool = False,
+    workers: int = 1,
+    files_per_commit: int = FILES_PER_COMMIT,
+) -> DicomIngestSummary:
+    """Bring ``raw_dicom_headers`` and ``raw_dicom_rejects`` up to date with the files under ``root``.
+
+    New and changed files are read by ``workers`` processes; rows of files that vanished from under ``root`` are
+    removed; everything else is left as it is.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f"DICOM folder {root} does not exist")
+    ensure_tables(conn)
+    summary = DicomIngestSummary()
+    known = dict(
+        (
+            (path, (size, mtime))
+            for path, size, mtime in conn.execute(
+                "select path, file_size, file_mtime_ns from raw_dicom_headers"
+                " union all select path, file_size, file_mtime_ns from raw_dicom_rejects"
+            )
+        )
+    )
+    entries = list(walk(root, stored_relative_to=stored_relative_to, dcm_only=dcm_only))
+    summary.scanned = len(entries)
+    todo = [entry for entry in entries if known.get(entry.stored) != (entry.size, entry.mtime_ns)]
+    summary.unchanged = summary.scanned - len(todo)
+
+    resolved_root = str(root.resolve())
+    base = str(stored_relative_to.resolve()) + os.sep if stored_relative_to else None
+    prefix = (resolved_root[len(base) :] if base and resolved_root.startswith(base) else resolved_root) + os.sep
+    present = {entry.stored for entry in entries}
+    vanished = [(path,) for path in known if path.startswith(prefix) and path not in present]
+    if vanished:
+        with write_transaction(conn):
+            conn.executemany("delete from raw_dicom_headers where path = ?", vanished)
+            conn.executemany("delete from raw_dicom_rejects where path = ?", vanished)
+        summary.removed = len(vanished)
+
+    loaded_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    chunks = [todo[i : i + FILES_PER_TASK] for i in range(0, len(todo), FILES_PER_TASK)]
+    executor = None
+    if workers > 1 and len(chunks) > 1:
+        # forkserver: safe with the threads and SQLite connections of the calling process.
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        batches = executor.map(_read_files, chunks)
+    else:
+        batches = map(_read_files, chunks)
+    pending: list[tuple[str, tuple]] = []
+    try:
+        for result in track((r for batch in batches for r in batch), len(todo), "reading DICOM headers", unit="files"):
+            pending.append(result)
+            if len(pending) >= files_per_commit:
+                _write_batch(conn, pending, loaded_at)
+                pending.clear()
+        if pending:
+            _write_batch(conn, pending, loaded_at)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    counts = dict(
+        conn.execute(
+            "select 'headers', count(*) from raw_dicom_headers"
+            " union all select 'rejects', count(*) from raw_dicom_rejects"
+        ).fetchall()
+    )
+    summary.headers, summary.rejects = counts["headers"], counts["rejects"]
+    return summary

@@ -1,0 +1,176 @@
+"""From a DICOM file to a float image ready for analysis, and a cache of the results.
+
+:func:`preprocess` is the one way pixels enter the ML and harmonization jobs:
+
+1. decode the stored values (uncompressed, RLE, deflate with numpy; JPEG 2000, JPEG Lossless and JPEG-LS with the
+   pylibjpeg decoders) and apply the modality LUT (RescaleSlope / RescaleIntercept);
+2. MONOCHROME1 is inverted (``max - value``), so that higher always means denser, as on MONOCHROME2 images;
+3. windowing to [0, 1]: ``percentile`` (default) maps the 0.5th and 99.5th percentiles of the image to 0 and 1 and
+   clips, which ignores a few outlier pixels (burned-in markers, dead pixels); ``minmax`` uses the extremes (the
+   original study's choice); ``equalize`` adds histogram equalization after windowing (also the original study's);
+4. resize to ``size`` x ``size`` keeping the aspect ratio: the longer side becomes ``size`` (box-filtered, so noise is
+   averaged rather than aliased) and the shorter side is padded with zeros, centred.
+
+:class:`ImageCache` stores each result once per (dicom_id, preprocessing) as a 16-bit ``.npy`` file, so training epochs
+and harmonization runs never decode a DICOM twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.pixels import apply_modality_lut
+
+WINDOWS = ("percentile", "minmax")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a DICOM becomes an analysis image; its :meth:`key` names the cache folder."""
+
+    size: int = 224
+    window: str = "percentile"
+    low_percentile: float = 0.5
+    high_percentile: float = 99.5
+    equalize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {self.size}")
+        if not 0 <= self.low_percentile < self.high_percentile <= 100:
+            raise ValueError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got {self.low_percentile}, {self.high_percentile}"
+            )
+
+    def key(self) -> str:
+        """A short, stable name for these parameters."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        return f"s{self.size}-{self.window}{'-eq' if self.equalize else ''}-{digest}"
+
+
+def presentation_values(dataset: pydicom.Dataset) -> np.ndarray:
+    """Pixel values after the modality LUT, as float32, with MONOCHROME1 inverted so that higher means denser."""
+    try:
+        stored = dataset.pixel_array
+    except Exception as error:
+        syntax = dataset.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
+        name = getattr(dataset, "filename", "dataset")
+        raise ValueError(f"{name}: pixel data cannot be decoded ({syntax}): {error}") from error
+    values = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(
+            f"{getattr(dataset, 'filename', 'dataset')}: expected one grayscale frame, got shape {values.shape}"
+        )
+    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
+        values = values.max() - values
+    return values
+
+
+def window(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Map to [0, 1] by percentiles or extremes (see the module docstring), then optionally equalize."""
+    if preprocessing.window == "minmax":
+        low, high = float(values.min()), float(values.max())
+    else:
+        low, high = np.percentile(values, [preprocessing.low_percentile, preprocessing.high_percentile])
+    scaled = np.clip((values - low) / max(float(high - low), 1e-6), 0.0, 1.0).astype(np.float32)
+    if preprocessing.equalize:
+        counts, edges = np.histogram(scaled, bins=256, range=(0.0, 1.0))
+        cdf = np.cumsum(counts).astype(np.float32)
+        cdf /= cdf[-1]
+        scaled = np.interp(scaled, edges[1:], cdf).astype(np.float32)
+    return scaled
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize keeping the aspect ratio so the longer side is ``size``, then zero-pad the shorter side, centred."""
+    rows, cols = image.shape
+    scale = size / max(rows, cols)
+    new_rows, new_cols = max(1, round(rows * scale)), max(1, round(cols * scale))
+    resized = np.asarray(
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize(
+            (new_cols, new_rows), Image.Resampling.BOX
+        )
+    )
+    out = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - new_rows) // 2, (size - new_cols) // 2
+    out[top : top + new_rows, left : left + new_cols] = resized
+    return out
+
+
+def preprocess(dataset: pydicom.Dataset, preprocessing: Preprocessing) -> np.ndarray:
+    """The analysis image of a dataset: float32, ``size`` x ``size``, values in [0, 1]."""
+    return fit_square(window(presentation_values(dataset), preprocessing), preprocessing.size)
+
+
+class ImageCache:
+    """Preprocessed images on disk: ``<cache_dir>/images/<preprocessing key>/<dicom_id[:2]>/<dicom_id>.npy``.
+
+    Images are stored as uint16 (value x 65535), written atomically, and read back as float32.
+    """
+
+    def __init__(self, cache_dir: Path, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+        self.folder = Path(cache_dir) / "images" / preprocessing.key()
+
+    def path_of(self, dicom_id: str) -> Path:
+        return self.folder / dicom_id[:2] / f"{dicom_id}.npy"
+
+    def __contains__(self, dicom_id: str) -> bool:
+        return self.path_of(dicom_id).exists()
+
+    def load(self, dicom_id: str) -> np.ndarray:
+        return np.load(self.path_of(dicom_id)).astype(np.float32) / 65535.0
+
+    def store(self, dicom_id: str, image: np.ndarray) -> None:
+        path = self.path_of(dicom_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + f".{os.getpid()}.part")
+        with partial.open("wb") as handle:
+            np.save(handle, np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16))
+        os.replace(partial, path)
+
+    def get(self, dicom_id: str, dicom_path: Path) -> np.ndarray:
+        """The cached image, decoding and storing it first if it is not cached yet."""
+        if dicom_id not in self:
+            self.store(dicom_id, preprocess(pydicom.dcmread(dicom_path), self.preprocessing))
+        return self.load(dicom_id)
+
+
+def _cache_one(task: tuple[Path, Preprocessing, str, Path]) -> str | None:
+    """Worker: cache one image; return an error message instead of raising, so one bad file never stops a run."""
+    cache_dir, preprocessing, dicom_id, dicom_path = task
+    try:
+        ImageCache(cache_dir, preprocessing).get(dicom_id, dicom_path)
+    except Exception as error:
+        return f"{dicom_path}: {error}"
+    return None
+
+
+def fill_cache(
+    cache_dir: Path, preprocessing: Preprocessing, images: list[tuple[str, Path]], *, workers: int = 1
+) -> tuple[int, list[str]]:
+    """Cache every ``(dicom_id, path)`` not cached yet, in ``workers`` processes; return (newly cached, errors)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from xrh.progress import track
+
+    cache = ImageCache(cache_dir, preprocessing)
+    todo = [(cache_dir, preprocessing, dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as executor:
+            outcomes = list(track(executor.map(_cache_one, todo, chunksize=16), len(todo), "caching images"))
+    else:
+        outcomes = list(track(map(_cache_one, todo), len(todo), "caching images"))
+    errors = [message for message in outcomes if message]
+    return len(todo) - len(errors), errors

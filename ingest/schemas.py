@@ -1,0 +1,120 @@
+"""The declarative spec of the raw tables (``raw_tables.yaml``) and the SQL it turns into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from xrh.warehouse import quote
+
+RAW_TABLES_FILE = Path(__file__).with_name("raw_tables.yaml")
+
+# Spec type -> (STRICT column type, regular expression a text value must match, or None).
+COLUMN_TYPES: dict[str, tuple[str, str | None]] = {
+    "integer": ("INTEGER", r"^[+-]?[0-9]+$"),
+    "real": ("REAL", None),
+    "text": ("TEXT", None),
+    "date": ("TEXT", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    "timestamp": ("TEXT", r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+}
+FORMAT_NAMES = {
+    "integer": "an integer",
+    "real": "a number",
+    "date": "a date 'YYYY-MM-DD'",
+    "timestamp": "a timestamp 'YYYY-MM-DD HH:MM:SS'",
+}
+LINEAGE_COLUMNS = (("_source_file", "TEXT"), ("_loaded_at", "TEXT"))
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool
+
+    @property
+    def pattern(self) -> str | None:
+        """The regular expression a text value of this column must match (checked by the loader)."""
+        return COLUMN_TYPES[self.type][1]
+
+    def sql(self) -> str:
+        return f"{quote(self.name)} {COLUMN_TYPES[self.type][0]}{' not null' if self.required else ''}"
+
+
+@dataclass(frozen=True)
+class Fixup:
+    """A named rule that turns null-like strings into NULL, counted and logged."""
+
+    name: str
+    values: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    file: str
+    release_rows: int | None
+    primary_key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def header(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def create_sql(self) -> str:
+        parts = [column.sql() for column in self.columns]
+        parts += [f"{name} {sql_type} not null" for name, sql_type in LINEAGE_COLUMNS]
+        if self.primary_key:
+            parts.append(f"primary key ({', '.join(quote(name) for name in self.primary_key)})")
+        return f"create table {quote(self.name)} (\n    " + ",\n    ".join(parts) + "\n) strict"
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    tables: dict[str, RawTable]
+    fixups: tuple[Fixup, ...]
+
+
+def load_spec(*paths: Path) -> RawSpec:
+    """Read one or more spec files (later files add tables and rules) and validate them.
+
+    Raises
+    ------
+    ValueError
+        A missing field, an unknown column type, or a key column that is not a column; the message names file and table.
+    """
+    tables: dict[str, RawTable] = {}
+    fixups: list[Fixup] = []
+    for path in paths or (RAW_TABLES_FILE,):
+        spec = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        for rule in spec.get("fixups", []):
+            fixups.append(Fixup(name=rule["name"], values=frozenset(str(v) for v in rule["values"])))
+        for name, body in (spec.get("tables") or {}).items():
+            where = f"{path}: table {name}"
+            if not name.startswith("raw_"):
+                raise ValueError(f"{where}: raw table names start with 'raw_'")
+            try:
+                columns = tuple(
+                    Column(name=str(c["name"]), type=str(c["type"]), required=bool(c.get("required", False)))
+                    for c in body["columns"]
+                )
+                table = RawTable(
+                    name=name,
+                    file=str(body["file"]),
+                    release_rows=body.get("release_rows"),
+                    primary_key=tuple(body.get("primary_key", ())),
+                    columns=columns,
+                )
+            except KeyError as error:
+                raise ValueError(f"{where}: missing field {error.args[0]!r}") from error
+            unknown_types = {c.type for c in columns} - set(COLUMN_TYPES)
+            if unknown_types:
+                known = sorted(COLUMN_TYPES)
+                raise ValueError(f"{where}: unknown column types {sorted(unknown_types)}; known: {known}")
+            missing_keys = set(table.primary_key) - set(table.header)
+            if missing_keys:
+                raise ValueError(f"{where}: primary key columns {sorted(missing_keys)} are not columns")
+            tables[name] = table
+    return RawSpec(tables=tables, fixups=tuple(fixups))

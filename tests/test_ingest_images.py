@@ -1,0 +1,77 @@
+"""DICOM to analysis image: modality LUT, MONOCHROME1 inversion, windowing, aspect-preserving resize, the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import RLELossless
+
+from ingest.images import ImageCache, Preprocessing, fill_cache, fit_square, preprocess, presentation_values
+from tests.conftest import FILES
+
+
+@pytest.fixture()
+def dataset(simulated):
+    root, _ = simulated
+    return pydicom.dcmread(next((root / FILES / "mimic-cxr/2.1.0/files").rglob("*.dcm")))
+
+
+def test_monochrome1_is_inverted_so_dense_is_bright(dataset):
+    as_stored = presentation_values(dataset)
+    flipped = dataset.copy()
+    flipped.PhotometricInterpretation = (
+        "MONOCHROME2" if dataset.PhotometricInterpretation == "MONOCHROME1" else "MONOCHROME1"
+    )
+    maximum = (1 << dataset.BitsStored) - 1
+    flipped.PixelData = (maximum - dataset.pixel_array).astype(np.uint16).tobytes()
+    other = presentation_values(flipped)
+    # Both files show the same picture, so after inversion they differ only by a constant offset.
+    difference = as_stored - other
+    assert np.allclose(difference, difference.flat[0])
+
+
+def test_rescale_slope_and_intercept_are_applied(dataset):
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.RescaleSlope, dataset.RescaleIntercept = 2, -100
+    assert np.array_equal(presentation_values(dataset), dataset.pixel_array * 2.0 - 100)
+
+
+def test_fit_square_keeps_aspect_and_pads_with_zeros():
+    image = np.ones((300, 150), dtype=np.float32)
+    square = fit_square(image, 64)
+    assert square.shape == (64, 64)
+    assert np.allclose(square[:, 16:48], 1.0) and np.all(square[:, :16] == 0) and np.all(square[:, 48:] == 0)
+
+
+@pytest.mark.parametrize("window", ["percentile", "minmax"])
+@pytest.mark.parametrize("equalize", [False, True])
+def test_preprocess_gives_unit_range_square_images(dataset, window, equalize):
+    image = preprocess(dataset, Preprocessing(size=48, window=window, equalize=equalize))
+    assert image.shape == (48, 48) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() > 0.9
+
+
+def test_compressed_pixels_decode_like_uncompressed(dataset):
+    compressed = dataset.copy()
+    compressed.compress(RLELossless)
+    settings = Preprocessing(size=32)
+    assert np.array_equal(preprocess(compressed, settings), preprocess(dataset, settings))
+
+
+def test_cache_stores_once_per_preprocessing(simulated, tmp_path):
+    root, _ = simulated
+    paths = sorted((root / FILES / "mimic-cxr/2.1.0/files").rglob("*.dcm"))[:6]
+    images = [(path.stem, path) for path in paths]
+    small, large = Preprocessing(size=32), Preprocessing(size=40)
+    assert small.key() != large.key()
+    cached, errors = fill_cache(tmp_path, small, images, workers=2)
+    assert (cached, errors) == (6, [])
+    assert fill_cache(tmp_path, small, images) == (0, [])
+    cache = ImageCache(tmp_path, small)
+    expected = preprocess(pydicom.dcmread(paths[0]), small)
+    assert np.allclose(cache.load(paths[0].stem), expected, atol=1 / 65535)
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"not a dicom file")
+    cached, errors = fill_cache(tmp_path, large, [("broken", broken)])
+    assert cached == 0 and "broken.dcm" in errors[0]
