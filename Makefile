@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# The main job on simulated data: write the MIMIC stand-in, then show what was written.
+# The main job on simulated data: write the MIMIC stand-in, ingest it, then show what is in the warehouse.
 demo: $(STAMP)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh ingest all
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh tables
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
 
 test: $(STAMP)

@@ -197,15 +197,15 @@ def _checked_batches(path: Path, table: RawTable, fixups: tuple[Fixup, ...], loa
                     values = pc.if_else(hits, pa.scalar(None, pa.string()), values)
             if column.required and values.null_count:
                 raise _Refused(f"{column.name}: missing value in a required column")
-            if column.pattern and pc.any(pc.invert(pc.match_substring_regex(values, column.pattern))).as_py():
-                raise _Refused(f"{column.name}: not {FORMAT_NAMES[column.type]}")
             if column.type == "integer":
-                values = pc.cast(values, pa.int64())
+                values = pc.cast(values, pa.int64())  # raises ArrowInvalid on a non-integer
+            elif column.pattern and pc.any(pc.invert(pc.match_substring_regex(values, column.pattern))).as_py():
+                raise _Refused(f"{column.name}: not {FORMAT_NAMES[column.type]}")
             elif column.type == "real":
                 values = pc.cast(values, pa.float64())  # raises ArrowInvalid on a non-number
             arrays.append(values)
-        arrays.append(pa.array([table.file] * batch.num_rows, pa.string()))
-        arrays.append(pa.array([loaded_at] * batch.num_rows, pa.string()))
+        arrays.append(pa.repeat(pa.scalar(table.file, pa.string()), batch.num_rows))
+        arrays.append(pa.repeat(pa.scalar(loaded_at, pa.string()), batch.num_rows))
         yield pa.RecordBatch.from_arrays(arrays, names=table.header + [name for name, _ in LINEAGE_COLUMNS])
 
 
@@ -255,34 +255,32 @@ def _bulk_load(warehouse: Path, source: _Source, table: RawTable, fixups: tuple[
     import pyarrow as pa
 
     counts: Counter = Counter()
-    with adbc.connect(str(warehouse)) as conn, conn.cursor() as cursor:
+    with adbc.connect(str(warehouse), autocommit=True) as conn, conn.cursor() as cursor:
         cursor.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute(f"delete from {quote(table.name)} where _source_file = ?", (table.file,))
-        cursor.execute("pragma cache_size = -262144")  # 256 MiB of page cache for the primary-key B-tree
+        cursor.execute("pragma synchronous = normal")  # as the project's own connections (WAL: durable at checkpoint)
+        cursor.execute("pragma cache_size = -65536")  # 64 MiB of page cache for the primary-key B-tree
         # Commit without copying the whole load from the WAL into the database file under the write lock; the next
-        # ordinary commit (autocheckpoint) or reader-free moment moves the pages.
+        # ordinary commit (autocheckpoint) moves the pages.
         cursor.execute("pragma wal_autocheckpoint = 0")
-        batches = _prefetched(_checked_batches(source.path, table, fixups, source.loaded_at, counts))
-        rows = cursor.adbc_ingest(
-            table.name, pa.RecordBatchReader.from_batches(_arrow_schema(table), batches), mode="append"
-        )
-        cursor.execute(
-            "insert or replace into raw_load_progress values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                table.file,
-                table.name,
-                source.sha256,
-                source.size,
-                source.mtime_ns,
-                rows,
-                source.loaded_at,
-                source.run_id,
-            ),
-        )
-        cursor.execute("delete from raw_load_fixups where source_file = ?", (table.file,))
-        for (rule, column), count in sorted(counts.items()):
-            cursor.execute("insert into raw_load_fixups values (?, ?, ?, ?)", (table.file, rule, column, count))
-        conn.commit()
+        cursor.execute("begin immediate")
+        try:
+            cursor.execute(f"delete from {quote(table.name)} where _source_file = ?", (table.file,))
+            batches = _prefetched(_checked_batches(source.path, table, fixups, source.loaded_at, counts))
+            rows = cursor.adbc_ingest(
+                table.name, pa.RecordBatchReader.from_batches(_arrow_schema(table), batches), mode="append"
+            )
+            cursor.execute(
+                "insert or replace into raw_load_progress values (?, ?, ?, ?, ?, ?, ?, ?)",
+                (table.file, table.name, source.sha256, source.size, source.mtime_ns, rows, source.loaded_at,
+                 source.run_id),
+            )
+            cursor.execute("delete from raw_load_fixups where source_file = ?", (table.file,))
+            for (rule, column), count in sorted(counts.items()):
+                cursor.execute("insert into raw_load_fixups values (?, ?, ?, ?)", (table.file, rule, column, count))
+            cursor.execute("commit")
+        except BaseException:
+            cursor.execute("rollback")
+            raise
     return rows, counts
 
 
