@@ -258,7 +258,7 @@ def _bulk_load(warehouse: Path, source: _Source, table: RawTable, fixups: tuple[
     with adbc.connect(str(warehouse), autocommit=True) as conn, conn.cursor() as cursor:
         cursor.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("pragma synchronous = normal")  # as the project's own connections (WAL: durable at checkpoint)
-        cursor.execute("pragma cache_size = -65536")  # 64 MiB of page cache for the primary-key B-tree
+        cursor.execute("pragma cache_size = -16384")  # 16 MiB of page cache for the primary-key B-tree
         # Commit without copying the whole load from the WAL into the database file under the write lock; the next
         # ordinary commit (autocheckpoint) moves the pages.
         cursor.execute("pragma wal_autocheckpoint = 0")
