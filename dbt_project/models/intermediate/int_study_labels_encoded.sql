@@ -1,0 +1,31 @@
+{#- One row per study: each CheXpert label as an explicit status, and whether the study is healthy (a label row exists
+    and no disease is positive or uncertain; a disease not mentioned counts as negative). -#}
+with studies as (
+    select study_id, subject_id from {{ ref('stg_mimic_cxr__studies') }}
+),
+
+labels as (
+    select * from {{ ref('stg_mimic_cxr_jpg__chexpert_labels') }}
+),
+
+encoded as (
+    select
+        studies.study_id,
+        studies.subject_id,
+        case when labels.study_id is not null then 1 else 0 end as has_labels,
+        {%- for column in var('label_columns') %}
+        {{ label_status('labels.' ~ label_name(column), 'labels.study_id is not null') }} as {{ label_name(column) }}_label,
+        {%- endfor %}
+        case
+            when labels.study_id is null then 0
+            when {% for column in var('disease_columns') -%}
+                coalesce(labels.{{ label_name(column) }}, 0) = 0{{ ' and ' if not loop.last }}
+                {%- endfor %} then 1
+            else 0
+        end as is_healthy
+    from studies
+    left join labels
+        on studies.study_id = labels.study_id
+)
+
+select * from encoded

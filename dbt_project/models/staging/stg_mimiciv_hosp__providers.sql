@@ -1,0 +1,1 @@
+select provider_id from {{ source('raw', 'raw_mimiciv_hosp__provider') }}
