@@ -1,5 +1,7 @@
 {#- Cross-database helpers that dbt-sqlite lacks, dispatched so the same models build on SQLite and DuckDB.
-    Timestamps are TEXT 'YYYY-MM-DD HH:MM:SS' throughout, as MIMIC ships them; they compare correctly as text. -#}
+    Timestamps are TEXT 'YYYY-MM-DD HH:MM:SS' throughout, as MIMIC ships them; they compare correctly as text.
+    Expression columns are CAST to a declared type: SQLite reports no type for a bare expression, and dbt's unit tests
+    cast fixtures to the reported type. -#}
 
 {#- Seconds from start to end (NULL if either is NULL). -#}
 {% macro seconds_between(start, end) -%}
@@ -17,12 +19,12 @@
 {#- A DICOM-style date (YYYYMMDD, text or integer) and time (HHMMSS[.ffffff], text or a float that lost its leading
     zeros, as in MIMIC-CXR-JPG's metadata) as a 'YYYY-MM-DD HH:MM:SS' timestamp (fractions of a second dropped). -#}
 {% macro dicom_timestamp(date, time) -%}
-    case when {{ date }} is not null and {{ time }} is not null then
+    cast(case when {{ date }} is not null and {{ time }} is not null then
         substr(cast({{ date }} as varchar), 1, 4) || '-' || substr(cast({{ date }} as varchar), 5, 2) || '-'
         || substr(cast({{ date }} as varchar), 7, 2) || ' '
         || substr({{ zero_padded_hhmmss(time) }}, 1, 2) || ':' || substr({{ zero_padded_hhmmss(time) }}, 3, 2) || ':'
         || substr({{ zero_padded_hhmmss(time) }}, 5, 2)
-    end
+    end as text)
 {%- endmacro %}
 
 {% macro zero_padded_hhmmss(time) -%}

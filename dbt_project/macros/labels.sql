@@ -1,13 +1,13 @@
 {#- MIMIC-CXR-JPG label values as an explicit status: 1.0 positive, 0.0 negative, -1.0 uncertain, empty not
     mentioned; a study with no row in the label file at all is 'unlabelled' (never silently negative). -#}
 {% macro label_status(value, has_label_row) -%}
-    case
+    cast(case
         when not {{ has_label_row }} then 'unlabelled'
         when {{ value }} = 1 then 'positive'
         when {{ value }} = 0 then 'negative'
         when {{ value }} = -1 then 'uncertain'
         when {{ value }} is null then 'not_mentioned'
-    end
+    end as text)
 {%- endmacro %}
 
 {% macro label_name(column) -%}

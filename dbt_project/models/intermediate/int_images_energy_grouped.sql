@@ -23,11 +23,11 @@ matches as (
 final as (
     select
         headers.dicom_id,
-        case
+        cast(case
             when matches.energy_group is not null then matches.energy_group
             when headers.kvp is null or headers.detector_type is null then 'unknown'
             else 'other'
-        end as energy_group
+        end as text) as energy_group
     from headers
     left join matches
         on headers.dicom_id = matches.dicom_id

@@ -8,20 +8,20 @@ with headers as (
 derived as (
     select
         dicom_id,
-        case
+        cast(case
             when exposure_uas_tag is not null then exposure_uas_tag / 1000.0
             when exposure_in_mas_tag is not null then exposure_in_mas_tag
             when exposure_mas_tag is not null then exposure_mas_tag
             when tube_current_ma is not null and exposure_time_ms is not null
                 then tube_current_ma * exposure_time_ms / 1000.0
-        end as exposure_mas,
-        case
+        end as real) as exposure_mas,
+        cast(case
             when exposure_uas_tag is not null then 'ExposureInuAs'
             when exposure_in_mas_tag is not null then 'ExposureInmAs'
             when exposure_mas_tag is not null then 'Exposure'
             when tube_current_ma is not null and exposure_time_ms is not null then 'XRayTubeCurrent x ExposureTime'
             else 'none'
-        end as exposure_mas_source
+        end as text) as exposure_mas_source
     from headers
 )
 

@@ -23,7 +23,7 @@ study_times as (
     select
         studies.study_id,
         studies.subject_id,
-        min(image_times.study_datetime) as study_datetime
+        cast(min(image_times.study_datetime) as text) as study_datetime
     from studies
     left join image_times
         on studies.study_id = image_times.study_id
@@ -68,7 +68,7 @@ stays as (
         study_times.study_id,
         study_times.subject_id,
         study_times.study_datetime,
-        coalesce(admission_matches.hadm_id, unit_matches.hadm_id) as hadm_id,
+        cast(coalesce(admission_matches.hadm_id, unit_matches.hadm_id) as integer) as hadm_id,
         admission_matches.hadm_id as admission_hadm_id,
         admission_matches.admitted_at,
         unit_matches.transfer_id,
@@ -107,21 +107,21 @@ final as (
         stays.transfer_id,
         stays.care_unit,
         service_matches.service,
-        case
+        cast(case
             when stays.care_unit is not null then coalesce(departments.department, 'unknown')
             when stays.hadm_id is not null then 'ward'
             when patients.subject_id is not null and stays.study_datetime is not null then 'outpatient'
-        end as department,
-        case
+        end as text) as department,
+        cast(case
             when stays.study_datetime is null then 'no study time'
             when patients.subject_id is null then 'subject not in MIMIC-IV'
             when stays.admission_hadm_id is not null then 'admission'
             when departments.department = 'ED' then 'ED stay'
             when stays.transfer_id is not null then 'care unit only'
             else 'no stay at study time'
-        end as link_status,
-        {{ seconds_between('stays.admitted_at', 'stays.study_datetime') }} / 3600.0 as hours_since_admission,
-        {{ seconds_between('stays.unit_entered_at', 'stays.study_datetime') }} / 3600.0 as hours_in_unit
+        end as text) as link_status,
+        cast({{ seconds_between('stays.admitted_at', 'stays.study_datetime') }} / 3600.0 as real) as hours_since_admission,
+        cast({{ seconds_between('stays.unit_entered_at', 'stays.study_datetime') }} / 3600.0 as real) as hours_in_unit
     from stays
     left join service_matches
         on stays.study_id = service_matches.study_id

@@ -12,17 +12,17 @@ encoded as (
     select
         studies.study_id,
         studies.subject_id,
-        case when labels.study_id is not null then 1 else 0 end as has_labels,
+        cast(case when labels.study_id is not null then 1 else 0 end as integer) as has_labels,
         {%- for column in var('label_columns') %}
         {{ label_status('labels.' ~ label_name(column), 'labels.study_id is not null') }} as {{ label_name(column) }}_label,
         {%- endfor %}
-        case
+        cast(case
             when labels.study_id is null then 0
             when {% for column in var('disease_columns') -%}
                 coalesce(labels.{{ label_name(column) }}, 0) = 0{{ ' and ' if not loop.last }}
                 {%- endfor %} then 1
             else 0
-        end as is_healthy
+        end as integer) as is_healthy
     from studies
     left join labels
         on studies.study_id = labels.study_id

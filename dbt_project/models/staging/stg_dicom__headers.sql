@@ -6,7 +6,7 @@ with source as (
 renamed as (
     select
         path as dicom_path,
-        coalesce(dicom_id, SOPInstanceUID) as dicom_id,
+        cast(coalesce(dicom_id, SOPInstanceUID) as text) as dicom_id,
         study_id,
         subject_id,
         file_size,
@@ -16,7 +16,7 @@ renamed as (
         Modality as modality,
         {{ dicom_timestamp('StudyDate', 'StudyTime') }} as study_datetime,
         PerformedProcedureStepDescription as procedure_description,
-        coalesce(ViewPosition, '') as view_position,
+        cast(coalesce(ViewPosition, '') as text) as view_position,
         ViewCodeSequence_CodeMeaning as view_code_meaning,
         PatientOrientationCodeSequence_CodeMeaning as patient_orientation,
         BodyPartExamined as body_part,
@@ -33,7 +33,7 @@ renamed as (
         DistanceSourceToDetector as source_to_detector_mm,
         Grid as grid,
         DetectorType as detector_type,
-        coalesce(PixelSpacing_row, ImagerPixelSpacing_row) as pixel_spacing_mm,
+        cast(coalesce(PixelSpacing_row, ImagerPixelSpacing_row) as real) as pixel_spacing_mm,
         Rows as image_rows,
         Columns as image_columns,
         BitsStored as bits_stored,

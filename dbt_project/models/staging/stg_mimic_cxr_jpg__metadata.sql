@@ -8,7 +8,7 @@ renamed as (
         study_id,
         subject_id,
         PerformedProcedureStepDescription as procedure_description,
-        coalesce(ViewPosition, '') as view_position,
+        cast(coalesce(ViewPosition, '') as text) as view_position,
         Rows as image_rows,
         Columns as image_columns,
         -- StudyTime is a float that lost its leading zeros (80556.875 is 08:05:56.875): padded before parsing.
