@@ -7,6 +7,7 @@ from the settings with absolute paths, so dbt runs from any working directory.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from xrh.settings import Settings
@@ -16,12 +17,35 @@ DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
 DBT_PROFILES_DIR = REPOSITORY
 
 
+def duckdb_extension_directory(cache_dir: Path) -> Path:
+    """An extension folder holding DuckDB's SQLite scanner, taken from the pinned ``duckdb-extension-sqlite`` wheel.
+
+    DuckDB would download the extension on first use, which this project cannot rely on (offline machines); the wheel
+    ships it under another file name, so it is copied where DuckDB looks for it.
+    """
+    import duckdb
+    import duckdb_extension_sqlite
+
+    version = f"v{duckdb.__version__}"
+    platform = duckdb.execute("pragma platform").fetchone()[0]
+    folder = (cache_dir / "duckdb_extensions").resolve()
+    target = folder / version / platform / "sqlite_scanner.duckdb_extension"
+    if not target.exists():
+        shipped = Path(duckdb_extension_sqlite.__file__).parent / "extensions" / version / "sqlite.duckdb_extension"
+        if not shipped.exists():
+            raise FileNotFoundError(f"duckdb-extension-sqlite has no build for DuckDB {version} ({shipped})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped, target)
+    return folder
+
+
 def dbt_environment(settings: Settings, target: str = "sqlite") -> dict[str, str]:
     """The variables ``profiles.yml`` reads, for this warehouse."""
     schema_dir = (settings.cache_dir / "dbt_schemas").resolve()
     schema_dir.mkdir(parents=True, exist_ok=True)
     return {
         "XRH_WAREHOUSE": str(settings.warehouse.resolve()),
+        "XRH_DUCKDB_EXTENSION_DIR": str(duckdb_extension_directory(settings.cache_dir)),
         "XRH_DBT_SCHEMA_DIR": str(schema_dir),
         "XRH_DBT_TARGET": target,
         "DBT_PROFILES_DIR": str(DBT_PROFILES_DIR),

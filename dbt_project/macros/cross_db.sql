@@ -28,8 +28,17 @@
 {%- endmacro %}
 
 {% macro zero_padded_hhmmss(time) -%}
-    printf('%06d', cast(cast({{ time }} as double) as integer))
+    printf('%06d', {{ truncated_integer('cast(' ~ time ~ ' as double)') }})
 {%- endmacro %}
+
+{#- The integer part of a positive number (SQLite's CAST truncates; DuckDB's rounds, so it floors first). -#}
+{% macro truncated_integer(value) -%}
+    {{ return(adapter.dispatch('truncated_integer', 'xrh')(value)) }}
+{%- endmacro %}
+
+{% macro sqlite__truncated_integer(value) -%} cast({{ value }} as integer) {%- endmacro %}
+
+{% macro default__truncated_integer(value) -%} cast(floor({{ value }}) as integer) {%- endmacro %}
 
 {#- The larger / smaller of two values (SQLite's scalar max/min; greatest/least elsewhere). -#}
 {% macro greater_of(a, b) -%}

@@ -14,7 +14,7 @@ derived as (
             when exposure_mas_tag is not null then exposure_mas_tag
             when tube_current_ma is not null and exposure_time_ms is not null
                 then tube_current_ma * exposure_time_ms / 1000.0
-        end as real) as exposure_mas,
+        end as double) as exposure_mas,
         cast(case
             when exposure_uas_tag is not null then 'ExposureInuAs'
             when exposure_in_mas_tag is not null then 'ExposureInmAs'

@@ -120,8 +120,8 @@ final as (
             when stays.transfer_id is not null then 'care unit only'
             else 'no stay at study time'
         end as text) as link_status,
-        cast({{ seconds_between('stays.admitted_at', 'stays.study_datetime') }} / 3600.0 as real) as hours_since_admission,
-        cast({{ seconds_between('stays.unit_entered_at', 'stays.study_datetime') }} / 3600.0 as real) as hours_in_unit
+        cast({{ seconds_between('stays.admitted_at', 'stays.study_datetime') }} / 3600.0 as double) as hours_since_admission,
+        cast({{ seconds_between('stays.unit_entered_at', 'stays.study_datetime') }} / 3600.0 as double) as hours_in_unit
     from stays
     left join service_matches
         on stays.study_id = service_matches.study_id

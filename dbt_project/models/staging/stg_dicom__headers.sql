@@ -33,7 +33,7 @@ renamed as (
         DistanceSourceToDetector as source_to_detector_mm,
         Grid as grid,
         DetectorType as detector_type,
-        cast(coalesce(PixelSpacing_row, ImagerPixelSpacing_row) as real) as pixel_spacing_mm,
+        cast(coalesce(PixelSpacing_row, ImagerPixelSpacing_row) as double) as pixel_spacing_mm,
         Rows as image_rows,
         Columns as image_columns,
         BitsStored as bits_stored,
