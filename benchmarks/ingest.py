@@ -66,8 +66,11 @@ def step_ours_dicom(folder: str, warehouse: str, workers: str) -> dict:
     start = time.perf_counter()
     with connect(Path(warehouse)) as conn:
         summary = ingest_dicom_headers(conn, Path(folder), dcm_only=True, workers=int(workers))
-    return {"files": summary.scanned, "read": summary.scanned - summary.unchanged,
-            "seconds": time.perf_counter() - start}
+    return {
+        "files": summary.scanned,
+        "read": summary.scanned - summary.unchanged,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def step_baseline_csv(files_root: str, warehouse: str) -> dict:
@@ -93,8 +96,9 @@ def step_ours_csv(files_root: str, warehouse: str) -> dict:
 
     start = time.perf_counter()
     with connect(Path(warehouse)) as conn:
-        (result,) = load_csv_tables(conn, Path(warehouse), Path(files_root), load_spec(),
-                                    tables=["raw_mimiciv_hosp__transfers"])
+        (result,) = load_csv_tables(
+            conn, Path(warehouse), Path(files_root), load_spec(), tables=["raw_mimiciv_hosp__transfers"]
+        )
         loaded = time.perf_counter() - start
         conn.execute("pragma wal_checkpoint(truncate)")
     return {"rows": result.rows, "seconds": loaded, "seconds_with_checkpoint": time.perf_counter() - start}
@@ -109,13 +113,21 @@ def step_make_inputs(work: str, files: str, rows: str) -> dict:
     return {"folder": str(folder)}
 
 
-STEPS = {"baseline_dicom": step_baseline_dicom, "ours_dicom": step_ours_dicom, "baseline_csv": step_baseline_csv,
-         "ours_csv": step_ours_csv, "make_inputs": step_make_inputs}
+STEPS = {
+    "baseline_dicom": step_baseline_dicom,
+    "ours_dicom": step_ours_dicom,
+    "baseline_csv": step_baseline_csv,
+    "ours_csv": step_ours_csv,
+    "make_inputs": step_make_inputs,
+}
 
 
 def run_step(name: str, *args: object) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--step", name, *map(str, args)], capture_output=True, text=True, check=True,
+        [sys.executable, __file__, "--step", name, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=ROOT,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -171,10 +183,17 @@ def transfers_csv(work: Path, rows: int) -> Path:
     writer.writerow(["subject_id", "hadm_id", "transfer_id", "eventtype", "careunit", "intime", "outtime"])
     for i in range(rows):
         discharge = event[i] == "discharge"
-        writer.writerow([
-            subject[i], "" if i % 7 == 0 else hadm[i], 30_000_000 + i, event[i], "" if discharge else units[i % 4],
-            intime[i].replace("T", " "), "" if discharge else outtime[i].replace("T", " "),
-        ])
+        writer.writerow(
+            [
+                subject[i],
+                "" if i % 7 == 0 else hadm[i],
+                30_000_000 + i,
+                event[i],
+                "" if discharge else units[i % 4],
+                intime[i].replace("T", " "),
+                "" if discharge else outtime[i].replace("T", " "),
+            ]
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(text.getvalue().encode(), compresslevel=6))
     return files_root
@@ -216,15 +235,23 @@ def main() -> None:
     baseline_rate = baseline["files"] / baseline["seconds"]
     ours_rate = first["read"] / first["seconds"]
     print(f"DICOM headers, {first['files']:,} files:")
-    print(f"  original method (1 process, dcmread stop_before_pixels): {baseline_rate:8.0f} headers/s, "
-          f"peak {baseline['peak_mib']:.0f} MiB")
-    print(f"  ours ({args.workers} workers, typed columns + raw header bytes + commits): {ours_rate:8.0f} headers/s, "
-          f"peak {first['peak_mib']:.0f} MiB")
+    print(
+        f"  original method (1 process, dcmread stop_before_pixels): {baseline_rate:8.0f} headers/s, "
+        f"peak {baseline['peak_mib']:.0f} MiB"
+    )
+    print(
+        f"  ours ({args.workers} workers, typed columns + raw header bytes + commits): {ours_rate:8.0f} headers/s, "
+        f"peak {first['peak_mib']:.0f} MiB"
+    )
     print(f"  ratio ours / original: {ours_rate / baseline_rate:.2f}x (target >= 1.8x)")
-    print(f"  re-run on the unchanged tree: {rerun['seconds']:.2f} s = {rerun['seconds'] / first['seconds']:.1%} "
-          f"of the first run (target < 10%)")
-    print(f"  peak memory at {half_run['files']:,} files: {half_run['peak_mib']:.0f} MiB; at {first['files']:,} files:"
-          f" {first['peak_mib']:.0f} MiB")
+    print(
+        f"  re-run on the unchanged tree: {rerun['seconds']:.2f} s = {rerun['seconds'] / first['seconds']:.1%} "
+        f"of the first run (target < 10%)"
+    )
+    print(
+        f"  peak memory at {half_run['files']:,} files: {half_run['peak_mib']:.0f} MiB; at {first['files']:,} files:"
+        f" {first['peak_mib']:.0f} MiB"
+    )
 
     results = {}
     for rows in (args.rows // 2, args.rows):
@@ -239,16 +266,24 @@ def main() -> None:
     ours_rate = ours_run["rows"] / ours_run["seconds"]
     with_checkpoint = ours_run["rows"] / ours_run["seconds_with_checkpoint"]
     print(f"CSV load, transfers-like table of {ours_run['rows']:,} rows:")
-    print(f"  original method (pandas read_csv + to_sql, 100k-row chunks): {pandas_rate:10,.0f} rows/s, "
-          f"peak {pandas_run['peak_mib']:.0f} MiB")
-    print(f"  ours (pyarrow + ADBC bulk insert into a STRICT table, checks, one transaction): {ours_rate:10,.0f} "
-          f"rows/s, peak {ours_run['peak_mib']:.0f} MiB")
-    print(f"  ratio ours / original: {ours_rate / pandas_rate:.2f}x (target >= 2x); "
-          f"{with_checkpoint / pandas_rate:.2f}x counting the WAL checkpoint that follows")
+    print(
+        f"  original method (pandas read_csv + to_sql, 100k-row chunks): {pandas_rate:10,.0f} rows/s, "
+        f"peak {pandas_run['peak_mib']:.0f} MiB"
+    )
+    print(
+        f"  ours (pyarrow + ADBC bulk insert into a STRICT table, checks, one transaction): {ours_rate:10,.0f} "
+        f"rows/s, peak {ours_run['peak_mib']:.0f} MiB"
+    )
+    print(
+        f"  ratio ours / original: {ours_rate / pandas_rate:.2f}x (target >= 2x); "
+        f"{with_checkpoint / pandas_rate:.2f}x counting the WAL checkpoint that follows"
+    )
     half_rows = args.rows // 2
-    print(f"  peak memory, ours: {results[half_rows][1]['peak_mib']:.0f} MiB at {half_rows:,} rows, "
-          f"{ours_run['peak_mib']:.0f} MiB at {args.rows:,} rows; pandas: {results[half_rows][0]['peak_mib']:.0f} / "
-          f"{pandas_run['peak_mib']:.0f} MiB")
+    print(
+        f"  peak memory, ours: {results[half_rows][1]['peak_mib']:.0f} MiB at {half_rows:,} rows, "
+        f"{ours_run['peak_mib']:.0f} MiB at {args.rows:,} rows; pandas: {results[half_rows][0]['peak_mib']:.0f} / "
+        f"{pandas_run['peak_mib']:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

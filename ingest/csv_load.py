@@ -271,8 +271,16 @@ def _bulk_load(warehouse: Path, source: _Source, table: RawTable, fixups: tuple[
             )
             cursor.execute(
                 "insert or replace into raw_load_progress values (?, ?, ?, ?, ?, ?, ?, ?)",
-                (table.file, table.name, source.sha256, source.size, source.mtime_ns, rows, source.loaded_at,
-                 source.run_id),
+                (
+                    table.file,
+                    table.name,
+                    source.sha256,
+                    source.size,
+                    source.mtime_ns,
+                    rows,
+                    source.loaded_at,
+                    source.run_id,
+                ),
             )
             cursor.execute("delete from raw_load_fixups where source_file = ?", (table.file,))
             for (rule, column), count in sorted(counts.items()):

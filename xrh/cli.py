@@ -55,6 +55,30 @@ def _runs_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dbt_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run any dbt command against the warehouse of the settings (e.g. `xrh dbt test --select acquisition`)."""
+    from xrh.dbt import run_dbt
+
+    return 0 if run_dbt(settings, args.dbt_args) else 1
+
+
+def _build_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`dbt build` (seeds, models, tests, unit tests), then print the acquisition statistics report."""
+    from xrh.dbt import run_dbt
+
+    if not run_dbt(settings, ["build", "--target", args.target]):
+        return 1
+    with connect(settings.warehouse, readonly=True) as conn:
+        rows = conn.execute(
+            "select view_position, kvp_group, detector_type, images, patients, percent_of_images"
+            " from report_acquisition_statistics order by images desc"
+        ).fetchall()
+    print(f"{'view':10} {'kVp':>9} {'detector':14} {'images':>8} {'patients':>8} {'%':>7}")
+    for view, kvp_group, detector, images, patients, percent in rows:
+        print(f"{view:10} {kvp_group:>9} {detector:14} {images:8,} {patients:8,} {percent:7.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xrh",
@@ -75,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     runs = subparsers.add_parser("runs", help="list recent job runs", description=_runs_command.__doc__)
     runs.add_argument("--limit", type=int, default=20, help="how many runs to show (default 20)")
     runs.set_defaults(handler=_runs_command)
+
+    dbt = subparsers.add_parser("dbt", help="run a dbt command on the warehouse", description=_dbt_command.__doc__)
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, metavar="ARGS", help="dbt's own arguments")
+    dbt.set_defaults(handler=_dbt_command)
+    build = subparsers.add_parser(
+        "build", help="dbt build and the acquisition report", description=_build_command.__doc__
+    )
+    build.add_argument(
+        "--target",
+        choices=("sqlite", "duckdb"),
+        default="sqlite",
+        help="dbt target: the SQLite file itself (default) or DuckDB attaching it",
+    )
+    build.set_defaults(handler=_build_command)
 
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         entry_point.load()(subparsers)

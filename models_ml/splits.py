@@ -1,0 +1,121 @@
+"""Patient-level dataset splits of an experiment cohort, written to ``ml_dataset_splits``.
+
+Patients, not images, are assigned to splits, so no patient's images are in two splits; the split sizes are measured
+in images (a patient with many images weighs more). Two schemes:
+
+- ``standard``: within each label group, patients in a seeded random order each go to the split whose image count is
+  furthest below its target share (60 / 20 / 20 by default).
+- ``balanced``: every label group gets the same number of training images, 60% of the smallest group's images (and
+  20% each for validation and test); the larger groups' remaining patients are marked ``unused``.
+
+The same cohort, scheme and seed always give the same rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from xrh.warehouse import table_exists, write_transaction
+
+SPLITS = ("train", "validate", "test")
+SCHEMES = ("standard", "balanced")
+SPLITS_DDL = """
+create table if not exists ml_dataset_splits (
+    run_id text not null,
+    cohort_name text not null,
+    scheme text not null,
+    seed integer not null,
+    dicom_id text not null,
+    subject_id integer not null,
+    label integer not null,
+    split text not null check (split in ('train', 'validate', 'test', 'unused')),
+    primary key (cohort_name, scheme, seed, dicom_id)
+) strict
+"""
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    images: dict[tuple[int, str], int]
+    subjects_in_two_splits: int
+
+
+def assign_subjects(
+    images_per_subject: dict[int, int], quotas: dict[str, float], rng: np.random.Generator
+) -> dict[int, str]:
+    """Give each subject a split so that each split's image count approaches its quota.
+
+    ``quotas`` are image counts (not shares) per split; subjects left when every quota is full go to ``unused``.
+    """
+    subjects = sorted(images_per_subject)
+    order = rng.permutation(len(subjects))
+    filled = dict.fromkeys(quotas, 0)
+    assignment = {}
+    for index in order:
+        subject = subjects[index]
+        open_splits = [name for name in quotas if filled[name] < quotas[name]]
+        if not open_splits:
+            assignment[subject] = "unused"
+            continue
+        # The split with the largest unfilled share of its quota takes the next patient.
+        chosen = max(open_splits, key=lambda name: (1 - filled[name] / quotas[name], -list(quotas).index(name)))
+        assignment[subject] = chosen
+        filled[chosen] += images_per_subject[subject]
+    return assignment
+
+
+def split_cohort(
+    conn: sqlite3.Connection,
+    cohort_name: str,
+    *,
+    scheme: str = "standard",
+    seed: int = 0,
+    shares: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    run_id: str,
+) -> SplitCounts:
+    """Split one cohort of the ``experiment_cohorts`` mart; replace its rows for (cohort, scheme, seed)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if not table_exists(conn, "experiment_cohorts"):
+        raise ValueError("the experiment_cohorts mart does not exist yet; run `xrh build` first")
+    rows = conn.execute(
+        "select dicom_id, subject_id, label from experiment_cohorts where cohort_name = ? order by dicom_id",
+        (cohort_name,),
+    ).fetchall()
+    if not rows:
+        known = [r[0] for r in conn.execute("select distinct cohort_name from experiment_cohorts order by 1")]
+        raise ValueError(f"cohort {cohort_name!r} has no images; cohorts with images: {known}")
+    images_per_group: dict[int, dict[int, int]] = {}
+    for _, subject, label in rows:
+        group = images_per_group.setdefault(label, {})
+        group[subject] = group.get(subject, 0) + 1
+    smallest = min(sum(group.values()) for group in images_per_group.values())
+    rng = np.random.default_rng(seed)
+    split_of: dict[tuple[int, int], str] = {}
+    for label in sorted(images_per_group):
+        group = images_per_group[label]
+        total = smallest if scheme == "balanced" else sum(group.values())
+        quotas = {name: share * total for name, share in zip(SPLITS, shares, strict=True)}
+        for subject, split in assign_subjects(group, quotas, rng).items():
+            split_of[(label, subject)] = split
+    records = [
+        (run_id, cohort_name, scheme, seed, dicom_id, subject, label, split_of[(label, subject)])
+        for dicom_id, subject, label in rows
+    ]
+    with write_transaction(conn):
+        conn.execute(SPLITS_DDL)
+        conn.execute(
+            "delete from ml_dataset_splits where cohort_name = ? and scheme = ? and seed = ?",
+            (cohort_name, scheme, seed),
+        )
+        conn.executemany("insert into ml_dataset_splits values (?, ?, ?, ?, ?, ?, ?, ?)", records)
+    counts: dict[tuple[int, str], int] = {}
+    for record in records:
+        counts[(record[6], record[7])] = counts.get((record[6], record[7]), 0) + 1
+    subject_splits: dict[int, set[str]] = {}
+    for record in records:
+        subject_splits.setdefault(record[5], set()).add(record[7])
+    return SplitCounts(counts, sum(1 for splits in subject_splits.values() if len(splits) > 1))
