@@ -20,10 +20,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# The main job on simulated data: write the MIMIC stand-in, ingest it, then show what is in the warehouse.
+# The main job on simulated data: write the MIMIC stand-in, ingest it, build the warehouse, split the scanner cohort.
 demo: $(STAMP)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh ingest all
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh build
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh split --cohort scanner_d110_vs_s120
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh tables
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
 

@@ -313,7 +313,7 @@ def sync_file(client: PhysioNetClient, url: str, target: Path, digest: str, rela
             os.replace(part, target)
             return FileOutcome(relative, "fetched", size)
         part.unlink()
-        log.warning("%s: SHA-256 differs from SHA256SUMS.txt after download %d of %d", relative, attempt, DOWNLOAD_TRIES)
+        log.warning("%s: SHA-256 differs from SHA256SUMS.txt (download %d of %d)", relative, attempt, DOWNLOAD_TRIES)
     return FileOutcome(relative, "wrong", reason=f"SHA-256 differs after {DOWNLOAD_TRIES} downloads")
 
 

@@ -28,6 +28,10 @@ def test_packages_register_their_commands_through_entry_points():
         ("ingest", "csv"),
         ("ingest", "dicom"),
         ("ingest", "cache"),
+        ("download",),
+        ("build",),
+        ("dbt",),
+        ("split",),
     } <= set(_commands())
 
 
