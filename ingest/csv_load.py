@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import logging
 import multiprocessing
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from ingest.checksums import sha256_file
 from ingest.schemas import FORMAT_NAMES, LINEAGE_COLUMNS, Fixup, RawSpec, RawTable
 from xrh.warehouse import BUSY_TIMEOUT_MS, quote, replace_table, table_columns, table_exists, write_transaction
 
@@ -82,14 +82,6 @@ class FileResult:
     rows: int = 0
     seconds: float = 0.0
     fixups: Counter = field(default_factory=Counter)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import hashlib
 import http.client
 import logging
 import os
@@ -30,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from ingest.checksums import sha256_file
 from ingest.credentials import Credentials, CredentialsError, find_credentials, refused
 from xrh.progress import track
 from xrh.settings import Settings
@@ -226,12 +226,6 @@ def parse_sha256sums(lines: Iterable[str], source: str) -> dict[str, str]:
     return digests
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file as lowercase hex, read in chunks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def part_path(target: Path) -> Path:
     """``<file>.part``: where ``target`` is downloaded before it is verified and renamed into place."""
     return target.with_name(target.name + ".part")
@@ -300,7 +294,7 @@ def sync_file(client: PhysioNetClient, url: str, target: Path, digest: str, rela
     A download with the wrong digest is fetched once more from the start; a file never verified is not renamed into
     place. Raises :class:`CredentialsError` when the server refuses the credentials.
     """
-    if target.is_file() and file_sha256(target) == digest:
+    if target.is_file() and sha256_file(target) == digest:
         return FileOutcome(relative, "present")
     part = part_path(target)
     for attempt in range(1, DOWNLOAD_TRIES + 1):
@@ -308,7 +302,7 @@ def sync_file(client: PhysioNetClient, url: str, target: Path, digest: str, rela
             transfer(client, url, part)
         except DownloadError as error:
             return FileOutcome(relative, "missing", reason=str(error))
-        if file_sha256(part) == digest:
+        if sha256_file(part) == digest:
             size = part.stat().st_size
             os.replace(part, target)
             return FileOutcome(relative, "fetched", size)
