@@ -52,8 +52,9 @@ def generate(warehouse: Path) -> dict:
     cxr_subjects = np.concatenate([cxr_in_mimiciv, absent[:ABSENT_SUBJECTS]])
 
     # Admissions: CXR subjects get most of them, so their studies have stays to link to.
-    admission_subject = np.where(rng.random(ADMISSIONS) < 0.6, rng.choice(cxr_in_mimiciv, ADMISSIONS),
-                                 rng.choice(patient_ids, ADMISSIONS))
+    admission_subject = np.where(
+        rng.random(ADMISSIONS) < 0.6, rng.choice(cxr_in_mimiciv, ADMISSIONS), rng.choice(patient_ids, ADMISSIONS)
+    )
     admit = rng.integers(0, 80 * 365 * 86_400, ADMISSIONS)
     stay = rng.integers(86_400, 12 * 86_400, ADMISSIONS)
     hadm = 20_000_000 + rng.permutation(ADMISSIONS)
@@ -87,12 +88,31 @@ def generate(warehouse: Path) -> dict:
     tables = {
         "raw_mimiciv_hosp__patients": [
             (int(s), "M" if s % 2 else "F", int(a), int(y), "2011 - 2013", None, "bench", "bench")
-            for s, a, y in zip(patient_ids, rng.integers(18, 92, PATIENTS), rng.integers(2110, 2190, PATIENTS),
-                               strict=True)
+            for s, a, y in zip(
+                patient_ids, rng.integers(18, 92, PATIENTS), rng.integers(2110, 2190, PATIENTS), strict=True
+            )
         ],
         "raw_mimiciv_hosp__admissions": [
-            (int(s), int(h), a, d, None, "EW EMER.", None, "EMERGENCY ROOM", "HOME", "Medicare", "English", None,
-             "WHITE", None, None, 0, "bench", "bench")
+            (
+                int(s),
+                int(h),
+                a,
+                d,
+                None,
+                "EW EMER.",
+                None,
+                "EMERGENCY ROOM",
+                "HOME",
+                "Medicare",
+                "English",
+                None,
+                "WHITE",
+                None,
+                None,
+                0,
+                "bench",
+                "bench",
+            )
             for s, h, a, d in zip(admission_subject, hadm, stamp(admit), stamp(admit + stay), strict=True)
         ],
         "raw_mimiciv_hosp__provider": [("P00001", "bench", "bench")],
@@ -101,8 +121,11 @@ def generate(warehouse: Path) -> dict:
     transfer_id = 30_000_000
     for s, h, a, st in zip(admission_subject.tolist(), hadm.tolist(), admit.tolist(), stay.tolist(), strict=True):
         moments = stamp(np.array([a - 18_000, a, a + st // 2, a + st]))
-        for event, unit, t_in, t_out in (("ed", "Emergency Department", 0, 1), ("admit", "Medicine", 1, 2),
-                                         ("transfer", "Medical Intensive Care Unit (MICU)", 2, 3)):
+        for event, unit, t_in, t_out in (
+            ("ed", "Emergency Department", 0, 1),
+            ("admit", "Medicine", 1, 2),
+            ("transfer", "Medical Intensive Care Unit (MICU)", 2, 3),
+        ):
             transfers.append((s, h, transfer_id, event, unit, moments[t_in], moments[t_out], "bench", "bench"))
             transfer_id += 1
         transfers.append((s, h, transfer_id, "discharge", None, moments[3], None, "bench", "bench"))
@@ -117,8 +140,14 @@ def generate(warehouse: Path) -> dict:
         for s, h, a in zip(admission_subject, hadm, stamp(admit), strict=True)
     ]
     tables["raw_mimic_cxr__study_list"] = [
-        (int(study_subject[i]), int(study_ids[i]), f"files/p{str(study_subject[i])[:2]}/p{study_subject[i]}/"
-         f"s{study_ids[i]}.txt", "bench", "bench") for i in range(STUDIES)
+        (
+            int(study_subject[i]),
+            int(study_ids[i]),
+            f"files/p{str(study_subject[i])[:2]}/p{study_subject[i]}/s{study_ids[i]}.txt",
+            "bench",
+            "bench",
+        )
+        for i in range(STUDIES)
     ]
     tables["raw_mimic_cxr__provider_list"] = [(int(s), None, "P00001", None, "bench", "bench") for s in study_ids]
     tables["raw_mimic_cxr__record_list"] = [
@@ -127,8 +156,21 @@ def generate(warehouse: Path) -> dict:
     ]
     date_time = [(int(t[:10].replace("-", "")), float(t[11:].replace(":", ""))) for t in study_stamp]
     tables["raw_mimic_cxr_jpg__metadata"] = [
-        (dicom_ids[i], int(study_subject[s]), int(study_ids[s]), "CHEST", str(view[i]), 320, 260, *date_time[s],
-         None, None, None, "bench", "bench")
+        (
+            dicom_ids[i],
+            int(study_subject[s]),
+            int(study_ids[s]),
+            "CHEST",
+            str(view[i]),
+            320,
+            260,
+            *date_time[s],
+            None,
+            None,
+            None,
+            "bench",
+            "bench",
+        )
         for i, s in enumerate(image_study)
     ]
     tables["raw_mimic_cxr_jpg__split"] = [
@@ -145,14 +187,41 @@ def generate(warehouse: Path) -> dict:
     headers = []
     for i, s in enumerate(image_study):
         tags = dict.fromkeys(tag_names)
-        tags.update(SOPClassUID="1.2.840.10008.5.1.4.1.1.1.1", SOPInstanceUID=f"2.25.{i}", Modality="DX",
-                    StudyDate=study_stamp[s][:10].replace("-", ""), StudyTime=study_stamp[s][11:].replace(":", ""),
-                    ViewPosition=str(view[i]), Manufacturer="Bench", ManufacturerModelName="B1", KVP=kvp_list[i],
-                    Exposure=3.0, DetectorType=detector[i], PixelSpacing_row=0.139, PixelSpacing_col=0.139,
-                    Rows=3050, Columns=2539, BitsAllocated=16, BitsStored=12,
-                    PhotometricInterpretation="MONOCHROME1")
-        headers.append((image_paths[i], dicom_ids[i], int(study_ids[s]), int(study_subject[s]), 1, 0, None,
-                        *tags.values(), b"placeholder", image_paths[i], "bench"))
+        tags.update(
+            SOPClassUID="1.2.840.10008.5.1.4.1.1.1.1",
+            SOPInstanceUID=f"2.25.{i}",
+            Modality="DX",
+            StudyDate=study_stamp[s][:10].replace("-", ""),
+            StudyTime=study_stamp[s][11:].replace(":", ""),
+            ViewPosition=str(view[i]),
+            Manufacturer="Bench",
+            ManufacturerModelName="B1",
+            KVP=kvp_list[i],
+            Exposure=3.0,
+            DetectorType=detector[i],
+            PixelSpacing_row=0.139,
+            PixelSpacing_col=0.139,
+            Rows=3050,
+            Columns=2539,
+            BitsAllocated=16,
+            BitsStored=12,
+            PhotometricInterpretation="MONOCHROME1",
+        )
+        headers.append(
+            (
+                image_paths[i],
+                dicom_ids[i],
+                int(study_ids[s]),
+                int(study_subject[s]),
+                1,
+                0,
+                None,
+                *tags.values(),
+                b"placeholder",
+                image_paths[i],
+                "bench",
+            )
+        )
     assert len(headers[0]) == len(HEADER_COLUMNS)
 
     for suffix in ("", "-wal", "-shm"):
@@ -183,13 +252,16 @@ def build(warehouse: Path) -> dict:
     start = time.perf_counter()
     success = run_dbt(settings, ["build", "--quiet"])
     seconds = time.perf_counter() - start
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     return {"success": success, "seconds": seconds, "peak_mib": peak / 1024}
 
 
 def run_step(name: str, warehouse: Path) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--step", name, str(warehouse)], capture_output=True, text=True,
-                            check=True, cwd=ROOT).stdout
+    output = subprocess.run(
+        [sys.executable, __file__, "--step", name, str(warehouse)], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -206,11 +278,15 @@ def main() -> None:
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs")
     counts = run_step("generate", warehouse)
-    print(f"raw rows generated in {counts.pop('seconds'):.0f} s: "
-          + ", ".join(f"{name.removeprefix('raw_')} {count:,}" for name, count in counts.items()))
+    print(
+        f"raw rows generated in {counts.pop('seconds'):.0f} s: "
+        + ", ".join(f"{name.removeprefix('raw_')} {count:,}" for name, count in counts.items())
+    )
     result = run_step("build", warehouse)
-    print(f"dbt build ({'passed' if result['success'] else 'FAILED'}): {result['seconds']:.1f} s wall "
-          f"(target < 120 s), peak memory {result['peak_mib']:.0f} MiB")
+    print(
+        f"dbt build ({'passed' if result['success'] else 'FAILED'}): {result['seconds']:.1f} s wall "
+        f"(target < 120 s), peak memory {result['peak_mib']:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,107 @@ def split_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Train a classifier on a cohort (scanner type by default; any cohort_images column with --target) and write
+    ml_runs, ml_training_history, ml_predictions and ml_metrics, with PNGs under the cache's runs folder."""
+    from models_ml.train import TrainConfig, train
+
+    config = TrainConfig(
+        cohort=args.cohort,
+        target=args.target,
+        architecture=args.architecture,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        warmup_epochs=args.warmup_epochs,
+        augment=args.augment,
+        split_scheme=args.scheme,
+        split_seed=args.split_seed,
+        seed=settings.seed if args.seed is None else args.seed,
+        weights=args.weights,
+    )
+    with connect(settings.warehouse) as conn, recorded_run(conn, "train", config.parameters()) as run:
+        result = train(conn, settings, config, run.run_id)
+    print(f"run {result.run_id}: classes {result.class_names}")
+    for split, figures in result.metrics.items():
+        print(
+            f"  {split:9} balanced accuracy {figures['balanced_accuracy']:.3f}  AUC {figures['auc']:.3f}  "
+            f"ECE {figures['expected_calibration_error']:.3f}"
+        )
+    print(f"pictures and checkpoint: {result.folder}")
+    return 0
+
+
+def features_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Store the penultimate features of a training run (ml_features) and analyse them by scanner group
+    (ml_feature_analysis: linear probe, MMD, Frechet distance, silhouette, KS effect sizes) with a t-SNE picture."""
+    from models_ml.features import analyse_features, latest_run
+
+    with connect(settings.warehouse) as conn:
+        run_id = latest_run(conn, args.cohort) if args.run == "latest" else args.run
+        with recorded_run(conn, "features", {"training_run": run_id, "permutations": args.permutations}):
+            summary = analyse_features(conn, settings, run_id, permutations=args.permutations)
+    print(f"features of run {run_id}: {summary.images} images")
+    print(
+        f"  linear probe balanced accuracy (scanner group, patient-grouped 5-fold): "
+        f"{summary.probe_balanced_accuracy:.3f}"
+    )
+    print(
+        f"  MMD^2 {summary.mmd:.4f} (permutation p = {summary.mmd_p_value:.3f}), Frechet distance {summary.frechet:.2f}"
+    )
+    print(f"  embedding picture: {summary.embedding_png}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from models_ml.architectures import ARCHITECTURES
+    from models_ml.train import AUGMENTATIONS
+
+    train = subparsers.add_parser(
+        "train", help="train a scanner or diagnostic classifier", description=train_command.__doc__
+    )
+    train.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of the experiment_cohorts mart")
+    train.add_argument(
+        "--target",
+        default="label",
+        help="'label' (the cohort's label, default) or any cohort_images column, e.g. energy_group",
+    )
+    train.add_argument("--architecture", choices=ARCHITECTURES, default="resnet18", help="network (default resnet18)")
+    train.add_argument("--image-size", type=int, default=224, help="input side in pixels (default 224)")
+    train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
+    train.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    train.add_argument(
+        "--patience", type=int, default=5, help="epochs without a better validation loss before stopping (default 5)"
+    )
+    train.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=10,
+        help="epochs before early stopping may start or a checkpoint be kept (default 10)",
+    )
+    train.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        default="geometric",
+        help="geometric (default; keeps noise and sharpness), strong (adds blur and contrast), none",
+    )
+    train.add_argument("--scheme", choices=("standard", "balanced"), default="standard", help="split scheme")
+    train.add_argument("--split-seed", type=int, default=0, help="seed of the split (xrh split --seed)")
+    train.add_argument("--seed", type=int, default=None, help="training seed (default: the seed setting)")
+    train.add_argument("--weights", help="a local state-dict file to start from (nothing is downloaded)")
+    train.set_defaults(handler=train_command)
+
+    features = subparsers.add_parser(
+        "features", help="store and analyse deep features of a run", description=features_command.__doc__
+    )
+    features.add_argument("--run", default="latest", help="training run id, or 'latest' (default)")
+    features.add_argument("--cohort", help="with --run latest: the latest run of this cohort")
+    features.add_argument("--permutations", type=int, default=200, help="permutations of the MMD test (default 200)")
+    features.set_defaults(handler=features_command)
+
     parser = subparsers.add_parser("split", help="patient-level splits of a cohort", description=split_command.__doc__)
     parser.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort name (dbt var cohorts)")
     parser.add_argument(

@@ -1,0 +1,122 @@
+"""Datasets built from the marts: a cohort's images, labels and splits, read from the preprocessed-image cache."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ingest.images import ImageCache, Preprocessing, fill_cache
+from xrh.warehouse import quote, table_columns
+
+MIMIC_CXR = Path("mimic-cxr/2.1.0")
+
+
+@dataclass(frozen=True)
+class Example:
+    dicom_id: str
+    subject_id: int
+    path: Path
+    label: int
+    split: str
+
+
+@dataclass(frozen=True)
+class CohortData:
+    examples: list[Example]
+    class_names: list[str]
+    target: str
+
+    def split(self, name: str) -> list[Example]:
+        return [e for e in self.examples if e.split == name]
+
+    def data_hash(self) -> str:
+        """SHA-256 of the (dicom_id, label, split) rows: what the model was trained and judged on."""
+        text = "\n".join(f"{e.dicom_id},{e.label},{e.split}" for e in sorted(self.examples, key=lambda e: e.dicom_id))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_cohort(
+    conn: sqlite3.Connection,
+    files_root: Path,
+    cohort: str,
+    *,
+    target: str = "label",
+    scheme: str = "standard",
+    seed: int = 0,
+) -> CohortData:
+    """The cohort's images with their split (from ``ml_dataset_splits``) and class index.
+
+    ``target`` is ``label`` (the cohort's own label) or any column of ``cohort_images`` (classes are its distinct
+    values in sorted order; images where it is NULL are left out).
+    """
+    if target != "label" and target not in table_columns(conn, "cohort_images"):
+        raise ValueError(f"target {target!r} is neither 'label' nor a column of cohort_images")
+    target_sql = "s.label" if target == "label" else f"c.{quote(target)}"
+    rows = conn.execute(
+        f"""
+        select s.dicom_id, s.subject_id, c.dicom_path, {target_sql} as target, s.split
+        from ml_dataset_splits as s
+        join cohort_images as c on c.dicom_id = s.dicom_id
+        where s.cohort_name = ? and s.scheme = ? and s.seed = ? and s.split != 'unused' and {target_sql} is not null
+        order by s.dicom_id
+        """,
+        (cohort, scheme, seed),
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"no split images for cohort {cohort!r} (scheme {scheme}, seed {seed}); run `xrh split` first")
+    if target == "label":
+        names = conn.execute(
+            "select distinct label from experiment_cohorts where cohort_name = ? order by 1", (cohort,)
+        ).fetchall()
+        class_names = [str(n[0]) for n in names]
+        index = {int(n[0]): i for i, n in enumerate(names)}
+    else:
+        class_names = sorted({str(r[3]) for r in rows})
+        index = {name: i for i, name in enumerate(class_names)}
+    examples = [
+        Example(
+            dicom_id, subject, files_root / MIMIC_CXR / path, index[value if target == "label" else str(value)], split
+        )
+        for dicom_id, subject, path, value, split in rows
+    ]
+    return CohortData(examples, class_names, target)
+
+
+def cache_images(examples: list[Example], cache_dir: Path, preprocessing: Preprocessing, workers: int) -> ImageCache:
+    """Make sure every example is in the preprocessed-image cache (decoding each DICOM once)."""
+    _, errors = fill_cache(cache_dir, preprocessing, [(e.dicom_id, e.path) for e in examples], workers=workers)
+    if errors:
+        raise RuntimeError(f"{len(errors)} images could not be preprocessed, e.g. {errors[0]}")
+    return ImageCache(cache_dir, preprocessing)
+
+
+class CachedImages(Dataset):
+    """(image tensor 1 x S x S, class index) pairs from the cache, with an optional transform."""
+
+    def __init__(self, examples: list[Example], cache: ImageCache, transform=None) -> None:
+        self.examples = examples
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        example = self.examples[index]
+        image = torch.from_numpy(self.cache.load(example.dicom_id)).unsqueeze(0)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, example.label
+
+
+def class_weights(examples: list[Example], classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, so each class weighs the same in the loss."""
+    counts = np.bincount([e.label for e in examples], minlength=classes).astype(np.float64)
+    weights = counts.sum() / np.maximum(counts, 1) / classes
+    return torch.tensor(weights, dtype=torch.float32)
