@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# The main job on simulated data: write the MIMIC stand-in, ingest it, build the warehouse, split the scanner cohort.
+# The main job on simulated data: write the MIMIC stand-in, ingest it, build the warehouse with dbt, split the
+# scanner cohort, train the scanner classifier and analyse its deep features.
 demo: $(STAMP)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh ingest all
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh build
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh split --cohort scanner_d110_vs_s120
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh train --cohort scanner_d110_vs_s120 --architecture small_cnn \
+		--image-size 128 --epochs 40 --patience 8
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh features --cohort scanner_d110_vs_s120
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh tables
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
 

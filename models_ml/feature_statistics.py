@@ -44,8 +44,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two feature sets."""
     mean_x, mean_y = x.mean(0), y.mean(0)
     cov_x, cov_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
-    root, _ = linalg.sqrtm(cov_x @ cov_y, disp=False)
-    root = root.real
+    root = np.real(linalg.sqrtm(cov_x @ cov_y))
     return float(((mean_x - mean_y) ** 2).sum() + np.trace(cov_x + cov_y - 2.0 * root))
 
 

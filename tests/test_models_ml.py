@@ -1,0 +1,134 @@
+"""Scanner and diagnostic classifiers, deep features and their statistics, on tiny simulated images (real torch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models_ml.architectures import build_classifier
+from models_ml.feature_statistics import frechet_distance, ks_effect, mmd_rbf
+from models_ml.features import analyse_features, latest_run
+from models_ml.metrics import balanced_accuracy, confusion, expected_calibration_error
+from models_ml.splits import split_cohort
+from models_ml.torch_setup import import_torchvision
+from models_ml.train import TrainConfig, train
+from xrh.runs import recorded_run
+from xrh.warehouse import connect
+
+ML_TABLES = ("ml_runs", "ml_training_history", "ml_predictions", "ml_metrics")
+
+
+def tiny(cohort: str, **overrides) -> TrainConfig:
+    options = {"architecture": "small_cnn", "image_size": 32, "epochs": 2, "batch_size": 8, "warmup_epochs": 0,
+               "patience": 2}
+    return TrainConfig(cohort=cohort, **{**options, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(built):
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="test-split")
+        config = tiny("scanner_d110_vs_s120")
+        with recorded_run(conn, "train", config.parameters()) as run:
+            result = train(conn, built, config, run.run_id)
+    return built, result
+
+
+def test_training_writes_every_ml_table_with_one_run_id(trained):
+    settings, result = trained
+    with connect(settings.warehouse, readonly=True) as conn:
+        for table in ML_TABLES:
+            run_ids = {r[0] for r in conn.execute(f"select distinct run_id from {table}")}
+            assert run_ids == {result.run_id}, table
+        predictions = conn.execute("select count(*) from ml_predictions").fetchone()[0]
+        cohort = conn.execute(
+            "select count(*) from ml_dataset_splits where cohort_name = 'scanner_d110_vs_s120' and split != 'unused'"
+            " and scheme = 'standard' and seed = 0"
+        ).fetchone()[0]
+        assert predictions == cohort
+        metrics = {r[0] for r in conn.execute("select distinct metric from ml_metrics")}
+        assert {"balanced_accuracy", "auc", "expected_calibration_error", "precision", "recall", "confusion"} <= metrics
+        checkpoint, digest, history = conn.execute(
+            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs").fetchone()
+        assert history == 2 and len(digest) == 64
+        probabilities = json.loads(conn.execute("select probabilities from ml_predictions limit 1").fetchone()[0])
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert (result.folder / "confusion_matrix.png").stat().st_size > 0
+    assert (result.folder / "training_curves.png").stat().st_size > 0
+    assert torch.load(checkpoint, weights_only=True)
+
+
+def test_the_same_run_again_replaces_its_rows(trained):
+    settings, result = trained
+    with connect(settings.warehouse) as conn:
+        before = conn.execute("select count(*) from ml_predictions").fetchone()[0]
+        config = tiny("scanner_d110_vs_s120")
+        with recorded_run(conn, "train", config.parameters()) as run:
+            assert run.run_id == result.run_id
+            train(conn, settings, config, run.run_id)
+        assert conn.execute("select count(*) from ml_predictions").fetchone()[0] == before
+
+
+def test_features_are_stored_and_analysed(trained):
+    settings, result = trained
+    with connect(settings.warehouse) as conn:
+        assert latest_run(conn, "scanner_d110_vs_s120") == result.run_id
+        summary = analyse_features(conn, settings, result.run_id, permutations=20)
+        dimensions, vector = conn.execute("select dimensions, vector from ml_features limit 1").fetchone()
+        analyses = {r[0] for r in conn.execute("select distinct analysis from ml_feature_analysis")}
+    assert summary.images > 0 and len(np.frombuffer(vector, np.float32)) == dimensions == 128
+    assert {"mmd_rbf", "frechet", "ks_scores", "ks_features"} <= analyses
+    assert summary.embedding_png.stat().st_size > 0
+
+
+def test_a_diagnostic_model_and_a_column_target_train_with_the_same_code(built):
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "pneumonia_vs_healthy", run_id="test-split")
+        for config in (tiny("pneumonia_vs_healthy"), tiny("pneumonia_vs_healthy", target="sex")):
+            with recorded_run(conn, "train", config.parameters()) as run:
+                result = train(conn, built, config, run.run_id)
+            assert result.class_names == (["0", "1"] if config.target == "label" else ["F", "M"])
+
+
+def test_local_weights_file_is_loaded_and_a_wrong_one_refused(tmp_path):
+    model = build_classifier("small_cnn", 2)
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    loaded = build_classifier("small_cnn", 2, path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(),
+                                                 strict=True))
+    torch.save({"something": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="does not fit small_cnn"):
+        build_classifier("small_cnn", 2, path)
+
+
+@pytest.mark.parametrize("architecture", ["resnet18", "densenet121"])
+def test_torchvision_architectures_take_one_channel(architecture):
+    import_torchvision()
+    model = build_classifier(architecture, 3)
+    assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 3)
+    assert model.features(torch.zeros(1, 1, 64, 64)).shape == (1, model.embedding_size)
+
+
+def test_metric_functions():
+    labels = np.array([0, 0, 0, 1])
+    matrix = confusion(labels, np.array([0, 0, 1, 1]), 2)
+    assert matrix.tolist() == [[2, 1], [0, 1]]
+    assert balanced_accuracy(matrix) == pytest.approx((2 / 3 + 1) / 2)
+    perfect = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert expected_calibration_error(np.array([0, 0, 1]), perfect) == 0.0
+
+
+def test_feature_statistics_separate_shifted_groups_only():
+    rng = np.random.default_rng(0)
+    same_a, same_b = rng.normal(size=(40, 4)), rng.normal(size=(40, 4))
+    shifted = rng.normal(loc=2.0, size=(40, 4))
+    _, p_same = mmd_rbf(same_a, same_b, permutations=50)
+    _, p_shift = mmd_rbf(same_a, shifted, permutations=50)
+    assert p_same > 0.05 and p_shift < 0.05
+    assert frechet_distance(same_a, same_a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(same_a, shifted) > 10
+    assert ks_effect(same_a[:, 0], shifted[:, 0])[0] > 0.5
