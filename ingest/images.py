@@ -20,13 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
+
+from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
 
@@ -160,11 +164,6 @@ def fill_cache(
     cache_dir: Path, preprocessing: Preprocessing, images: list[tuple[str, Path]], *, workers: int = 1
 ) -> tuple[int, list[str]]:
     """Cache every ``(dicom_id, path)`` not cached yet, in ``workers`` processes; return (newly cached, errors)."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from xrh.progress import track
-
     cache = ImageCache(cache_dir, preprocessing)
     todo = [(cache_dir, preprocessing, dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
     if workers > 1 and len(todo) > 1:

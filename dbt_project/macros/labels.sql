@@ -13,3 +13,23 @@
 {% macro label_name(column) -%}
     {{ column | lower | replace(' ', '_') }}
 {%- endmacro %}
+
+{#- A label file of MIMIC-CXR-JPG staged: one row per study, label columns in snake_case, values as shipped
+    (1.0, 0.0, -1.0, NULL). CheXpert and NegBio share the layout. -#}
+{% macro staged_labels(source_table) -%}
+with source as (
+    select * from {{ source('raw', source_table) }}
+),
+
+renamed as (
+    select
+        study_id,
+        subject_id,
+        {%- for column in var('label_columns') %}
+        "{{ column }}" as {{ label_name(column) }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from source
+)
+
+select * from renamed
+{%- endmacro %}
