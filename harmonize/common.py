@@ -1,0 +1,135 @@
+"""What every harmonization method shares: body masks, fast integer histograms, parameter validation.
+
+Fitted parameters are plain dicts of numpy arrays and floats (no objects), so they can be stored in the warehouse as
+JSON and reloaded exactly (:func:`params_to_json`, :func:`params_from_json`).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+import numpy as np
+from skimage.filters import threshold_otsu
+
+Params = dict[str, np.ndarray | float | int | str]
+_THREADS = 2
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_THREADS)
+
+
+def body_mask(image: np.ndarray, *, step: int = 4) -> np.ndarray:
+    """Pixels brighter than Otsu's threshold between background (air, shutters, padding) and body.
+
+    Radiographs here are in presentation values (higher = denser, MONOCHROME1 already inverted), so the body is the
+    bright mode. The threshold is found on every ``step``-th pixel, which is plenty for a two-mode histogram.
+    """
+    sample = np.asarray(image[::step, ::step], dtype=np.float32)
+    if sample.max() == sample.min():
+        return np.ones(image.shape, dtype=bool)
+    return image > threshold_otsu(sample)
+
+
+def integer_histogram(image: np.ndarray, mask: np.ndarray | None = None, *, step: int = 1) -> np.ndarray:
+    """Counts of each value of an unsigned-integer image (optionally inside a mask, or on every ``step``-th pixel).
+
+    Without a mask the work is split over two threads, which is where a 2048x2048 histogram spends its time.
+    """
+    if image.dtype.kind != "u":
+        raise ValueError(f"integer_histogram needs an unsigned integer image, got {image.dtype}")
+    length = int(image.max()) + 1
+    view = image[::step, ::step] if step > 1 else image
+    if mask is not None:
+        return np.bincount(view[mask[::step, ::step] if step > 1 else mask], minlength=length)
+    halves = np.array_split(view, _THREADS, axis=0)
+    counts = _pool().map(lambda part: np.bincount(part.ravel(), minlength=length), halves)
+    return np.sum(list(counts), axis=0)
+
+
+def apply_lookup(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[image]`` for an integer image, gathered in two threads."""
+    out = np.empty(image.shape, dtype=table.dtype)
+    rows = np.array_split(np.arange(image.shape[0]), _THREADS)
+
+    def gather(block: np.ndarray) -> None:
+        np.take(table, image[block[0] : block[-1] + 1], out=out[block[0] : block[-1] + 1])
+
+    list(_pool().map(gather, [r for r in rows if len(r)]))
+    return out
+
+
+def body_values(image: np.ndarray, *, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts) of the body's pixels: the image's histogram above its Otsu threshold.
+
+    For an integer image this needs no pixel mask at all: the body mask of :func:`body_mask` is a threshold on the
+    value, so the body's histogram is the upper part of the image's histogram. Float images are binned (4096 bins).
+    ``step`` takes the histogram from every step-th row and column.
+    """
+    if image.dtype.kind == "u":
+        counts = integer_histogram(image, step=step)
+        values = np.arange(len(counts), dtype=np.float64)
+    else:
+        counts, edges = np.histogram(image[::step, ::step], bins=4096)
+        values = (edges[:-1] + edges[1:]) / 2
+    nonzero = counts > 0
+    if nonzero.sum() < 2:
+        return values[nonzero], counts[nonzero]
+    threshold = threshold_otsu(hist=(counts[nonzero], values[nonzero]))
+    body = values > threshold
+    return values[body], counts[body]
+
+
+def weighted_quantiles(values: np.ndarray, counts: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of a histogram (the smallest value whose cumulative share reaches each level)."""
+    cdf = np.cumsum(counts, dtype=np.float64)
+    cdf /= cdf[-1]
+    return values[np.searchsorted(cdf, levels, side="left").clip(0, len(values) - 1)]
+
+
+def quantiles_of(image: np.ndarray, levels: np.ndarray, mask: np.ndarray | None = None, *, step: int = 1) -> np.ndarray:
+    """Quantiles (``levels`` in [0, 1]) of an image's values inside ``mask``; via the histogram for integers."""
+    if image.dtype.kind == "u":
+        counts = integer_histogram(image, mask, step=step)
+        cdf = np.cumsum(counts, dtype=np.float64)
+        cdf /= cdf[-1]
+        return np.searchsorted(cdf, levels, side="left").astype(np.float64).clip(0, len(counts) - 1)
+    values = image[::step, ::step] if step > 1 else image
+    if mask is not None:
+        values = values[mask[::step, ::step] if step > 1 else mask]
+    return np.quantile(values.astype(np.float64), levels)
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """A 2-D image with finite values, or a ValueError saying what was wrong."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image has NaN or infinite values")
+    return image
+
+
+def params_to_json(params: Params) -> str:
+    """Parameters as JSON: arrays become {'array': [...], 'dtype': ...}; floats keep every digit."""
+
+    def encode(value):
+        if isinstance(value, np.ndarray):
+            return {"array": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    return json.dumps({key: encode(value) for key, value in params.items()}, sort_keys=True)
+
+
+def params_from_json(text: str) -> Params:
+    def decode(value):
+        if isinstance(value, dict) and "array" in value:
+            return np.asarray(value["array"], dtype=value["dtype"]).reshape(value["shape"])
+        return value
+
+    return {key: decode(value) for key, value in json.loads(text).items()}

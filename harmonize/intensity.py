@@ -1,0 +1,79 @@
+"""Min/max, percentile windowing and z-score harmonization, mapped to a reference group's range or moments.
+
+Each method is a linear map of the image's intensities; fitting takes the reference group's mean per-image statistics
+inside the body mask (:func:`harmonize.common.body_values`). Integer images are mapped through a lookup table.
+References: the per-image normalizations of Nyul and Udupa's comparison ("On standardizing the MR image intensity
+scale", Magn. Reson. Med. 42, 1999) and of Shinohara et al. ("Statistical normalization techniques for magnetic
+resonance imaging", NeuroImage Clin. 6, 2014), applied here to radiographs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from harmonize.common import Params, apply_lookup, body_values, check_image, weighted_quantiles
+
+DEFAULT_PERCENTILES = (0.5, 99.5)
+
+
+def fit(images: Iterable[np.ndarray], *, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> Params:
+    """The reference group's mean extremes, percentiles, mean and standard deviation inside the body."""
+    stats = []
+    for image in images:
+        values, counts = body_values(check_image(image))
+        low, high = weighted_quantiles(values, counts, np.array(percentiles) / 100.0)
+        mean = float(np.average(values, weights=counts))
+        std = float(np.sqrt(np.average((values - mean) ** 2, weights=counts)))
+        stats.append((float(image.min()), float(image.max()), low, high, mean, std))
+    if not stats:
+        raise ValueError("fit needs at least one reference image")
+    minimum, maximum, low, high, mean, std = np.mean(stats, axis=0)
+    return {
+        "min": minimum,
+        "max": maximum,
+        "low": low,
+        "high": high,
+        "mean": mean,
+        "std": std,
+        "percentiles": np.asarray(percentiles, dtype=np.float64),
+    }
+
+
+def _linear(image: np.ndarray, scale: float, offset: float, clip: tuple[float, float] | None = None) -> np.ndarray:
+    """``image * scale + offset`` as float32 (optionally clipped), through a lookup table for integer images."""
+    if image.dtype.kind == "u":
+        table = np.arange(int(image.max()) + 1, dtype=np.float64) * scale + offset
+        if clip is not None:
+            np.clip(table, *clip, out=table)
+        return apply_lookup(image, table.astype(np.float32))
+    out = image.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    return np.clip(out, *clip) if clip is not None else out
+
+
+def apply_minmax(image: np.ndarray, params: Params) -> np.ndarray:
+    """Map the image's own minimum and maximum onto the reference's."""
+    image = check_image(image)
+    low, high = float(image.min()), float(image.max())
+    scale = (params["max"] - params["min"]) / max(high - low, 1e-12)
+    return _linear(image, scale, params["min"] - low * scale)
+
+
+def apply_percentile_window(image: np.ndarray, params: Params) -> np.ndarray:
+    """Map the image's body percentiles onto the reference's and clip to them (robust to outlier pixels)."""
+    image = check_image(image)
+    values, counts = body_values(image)
+    low, high = weighted_quantiles(values, counts, params["percentiles"] / 100.0)
+    scale = (params["high"] - params["low"]) / max(float(high - low), 1e-12)
+    return _linear(image, scale, params["low"] - low * scale, clip=(params["low"], params["high"]))
+
+
+def apply_zscore(image: np.ndarray, params: Params) -> np.ndarray:
+    """Give the body the reference's mean and standard deviation."""
+    image = check_image(image)
+    values, counts = body_values(image)
+    mean = float(np.average(values, weights=counts))
+    std = float(np.sqrt(np.average((values - mean) ** 2, weights=counts)))
+    scale = params["std"] / max(std, 1e-12)
+    return _linear(image, scale, params["mean"] - mean * scale)
