@@ -1,7 +1,9 @@
 """What every harmonization method shares: body masks, fast integer histograms, parameter validation.
 
-Fitted parameters are plain dicts of numpy arrays and floats (no objects), so they can be stored in the warehouse as
-JSON and reloaded exactly (:func:`params_to_json`, :func:`params_from_json`).
+Lookup-table methods return an integer image in its own dtype (rounded, clipped) and anything else as float32
+(:func:`output_values`); Fourier methods always return float32. Fitted parameters are plain dicts of numpy arrays and
+floats (no objects), so they can be stored in the warehouse as JSON and reloaded exactly (:func:`params_to_json`,
+:func:`params_from_json`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
+import torch
 from skimage.filters import threshold_otsu
 
 Params = dict[str, np.ndarray | float | int | str]
@@ -34,6 +37,15 @@ def body_mask(image: np.ndarray, *, step: int = 4) -> np.ndarray:
     return image > threshold_otsu(sample)
 
 
+def _bincount(values: np.ndarray, length: int) -> np.ndarray:
+    """Counts of small non-negative integers. numpy's bincount first copies the values to 64-bit integers, which is
+    most of its time; torch counts 16-bit values as they are, so values below 2**15 go through torch."""
+    if values.dtype.itemsize <= 2 and length <= 1 << 15:
+        flat = torch.from_numpy(np.ascontiguousarray(values).reshape(-1).view(np.int16))
+        return torch.bincount(flat, minlength=length).numpy()
+    return np.bincount(values.reshape(-1), minlength=length)
+
+
 def integer_histogram(image: np.ndarray, mask: np.ndarray | None = None, *, step: int = 1) -> np.ndarray:
     """Counts of each value of an unsigned-integer image (optionally inside a mask, or on every ``step``-th pixel).
 
@@ -46,19 +58,29 @@ def integer_histogram(image: np.ndarray, mask: np.ndarray | None = None, *, step
     if mask is not None:
         return np.bincount(view[mask[::step, ::step] if step > 1 else mask], minlength=length)
     halves = np.array_split(view, _THREADS, axis=0)
-    counts = _pool().map(lambda part: np.bincount(part.ravel(), minlength=length), halves)
-    return np.sum(list(counts), axis=0)
+    return np.sum(list(_pool().map(lambda part: _bincount(part, length), halves)), axis=0)
+
+
+def in_parallel(work, rows: int) -> None:
+    """Run ``work(row_slice)`` on the two halves of ``rows`` rows in two threads (numpy releases the GIL)."""
+    middle = rows // 2
+    list(_pool().map(work, (slice(0, middle), slice(middle, rows))))
+
+
+def output_values(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """The dtype rule of every method: an integer image comes back in its own dtype (rounded and clipped to the dtype's
+    range), anything else as float32."""
+    if like.dtype.kind in "ui":
+        limits = np.iinfo(like.dtype)
+        return np.clip(np.rint(values), limits.min, limits.max).astype(like.dtype)
+    return values.astype(np.float32, copy=False)
 
 
 def apply_lookup(image: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """``table[image]`` for an integer image, gathered in two threads."""
+    """``table[image]`` for an integer image, gathered in two threads (``table`` converted by :func:`output_values`)."""
+    table = output_values(table, image)
     out = np.empty(image.shape, dtype=table.dtype)
-    rows = np.array_split(np.arange(image.shape[0]), _THREADS)
-
-    def gather(block: np.ndarray) -> None:
-        np.take(table, image[block[0] : block[-1] + 1], out=out[block[0] : block[-1] + 1])
-
-    list(_pool().map(gather, [r for r in rows if len(r)]))
+    in_parallel(lambda rows: np.take(table, image[rows], out=out[rows]), image.shape[0])
     return out
 
 

@@ -48,8 +48,7 @@ def apply_cdf_matching(image: np.ndarray, params: Params, *, step: int = 1) -> n
     if image.dtype.kind == "u":
         all_values = np.arange(int(image.max()) + 1, dtype=np.float64)
         share = np.interp(all_values, values, cdf, left=0.0, right=1.0)
-        table = np.interp(share, params["levels"], params["quantiles"]).astype(np.float32)
-        return apply_lookup(image, table)
+        return apply_lookup(image, np.interp(share, params["levels"], params["quantiles"]))
     share = np.interp(image.ravel(), values, cdf, left=0.0, right=1.0)
     return np.interp(share, params["levels"], params["quantiles"]).astype(np.float32).reshape(image.shape)
 
@@ -89,7 +88,7 @@ def apply_landmarks(image: np.ndarray, params: Params) -> np.ndarray:
     source = np.maximum.accumulate(source + np.arange(len(source)) * 1e-9)  # strictly increasing for np.interp
     if image.dtype.kind == "u":
         table = _piecewise_linear(np.arange(int(image.max()) + 1, dtype=np.float64), source, params["landmarks"])
-        return apply_lookup(image, table.astype(np.float32))
+        return apply_lookup(image, table)
     return (
         _piecewise_linear(image.astype(np.float64).ravel(), source, params["landmarks"])
         .astype(np.float32)

@@ -42,12 +42,12 @@ def fit(images: Iterable[np.ndarray], *, percentiles: tuple[float, float] = DEFA
 
 
 def _linear(image: np.ndarray, scale: float, offset: float, clip: tuple[float, float] | None = None) -> np.ndarray:
-    """``image * scale + offset`` as float32 (optionally clipped), through a lookup table for integer images."""
+    """``image * scale + offset`` (optionally clipped), through a lookup table for integer images."""
     if image.dtype.kind == "u":
         table = np.arange(int(image.max()) + 1, dtype=np.float64) * scale + offset
         if clip is not None:
             np.clip(table, *clip, out=table)
-        return apply_lookup(image, table.astype(np.float32))
+        return apply_lookup(image, table)
     out = image.astype(np.float32) * np.float32(scale) + np.float32(offset)
     return np.clip(out, *clip) if clip is not None else out
 
