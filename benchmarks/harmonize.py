@@ -72,7 +72,8 @@ def main() -> None:
     baselines = {
         "skimage match_histograms (uint16)": per_image_ms(lambda im: match_histograms(im, references[0]), source),
         "scipy.fft rfft2 + irfft2 (float32, 2 workers)": per_image_ms(
-            lambda im: fft.irfft2(fft.rfft2(im.astype(np.float32), workers=2), s=im.shape, workers=2), source),
+            lambda im: fft.irfft2(fft.rfft2(im.astype(np.float32), workers=2), s=im.shape, workers=2), source
+        ),
         "memory copy": per_image_ms(lambda im: im.copy(), source),
     }
     methods = {
@@ -96,8 +97,10 @@ def main() -> None:
     exact = timings["CDF matching, exact"]
     print("targets:")
     print(f"  exact CDF matching vs match_histograms: {skimage_ms / exact:.1f}x faster (target >= 3x)")
-    print(f"  subsampled CDF vs match_histograms: {skimage_ms / timings['CDF matching, subsampled CDF']:.1f}x faster "
-          f"(target >= 4x; the memory copy, the limit, is {skimage_ms / baselines['memory copy']:.0f}x)")
+    print(
+        f"  subsampled CDF vs match_histograms: {skimage_ms / timings['CDF matching, subsampled CDF']:.1f}x faster "
+        f"(target >= 4x; the memory copy, the limit, is {skimage_ms / baselines['memory copy']:.0f}x)"
+    )
     for name in ("FDA (beta 0.01)", "band-energy equalization"):
         print(f"  {name}: {timings[name] / fft_ms:.2f}x one FFT round trip (target <= 1.5x)")
     print(f"  min/max: {timings['min/max']:.1f} ms (target < 10 ms)")

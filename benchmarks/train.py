@@ -39,10 +39,19 @@ def prepare(work: Path) -> None:
     if (work / "prepared").exists():
         return
     environment = {**os.environ, "XRH_DATA_ROOT": str(work)}
-    for command in (["simulate", "--patients", "150", "--image-size", "320"], ["ingest", "all"], ["build"],
-                    ["split", "--cohort", COHORT]):
-        subprocess.run([str(ROOT / ".venv/bin/xrh"), *command], env=environment, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for command in (
+        ["simulate", "--patients", "150", "--image-size", "320"],
+        ["ingest", "all"],
+        ["build"],
+        ["split", "--cohort", COHORT],
+    ):
+        subprocess.run(
+            [str(ROOT / ".venv/bin/xrh"), *command],
+            env=environment,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     (work / "prepared").write_text("ok")
 
 
@@ -92,8 +101,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
     for architecture, size, steps in (("small_cnn", 128, 30), ("resnet18", 224, 8)):
         pipeline, memory = measure(architecture, size, steps, 32, work)
-        print(f"{architecture} at {size} px, batch 32: pipeline {pipeline:6.1f} images/s, in memory {memory:6.1f} "
-              f"images/s, pipeline cost {100 * (1 - pipeline / memory):+.1f}% (target at most 10%)")
+        print(
+            f"{architecture} at {size} px, batch 32: pipeline {pipeline:6.1f} images/s, in memory {memory:6.1f} "
+            f"images/s, pipeline cost {100 * (1 - pipeline / memory):+.1f}% (target at most 10%)"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
 

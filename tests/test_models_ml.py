@@ -22,8 +22,14 @@ ML_TABLES = ("ml_runs", "ml_training_history", "ml_predictions", "ml_metrics")
 
 
 def tiny(cohort: str, **overrides) -> TrainConfig:
-    options = {"architecture": "small_cnn", "image_size": 32, "epochs": 2, "batch_size": 8, "warmup_epochs": 0,
-               "patience": 2}
+    options = {
+        "architecture": "small_cnn",
+        "image_size": 32,
+        "epochs": 2,
+        "batch_size": 8,
+        "warmup_epochs": 0,
+        "patience": 2,
+    }
     return TrainConfig(cohort=cohort, **{**options, **overrides})
 
 
@@ -52,7 +58,8 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
         metrics = {r[0] for r in conn.execute("select distinct metric from ml_metrics")}
         assert {"balanced_accuracy", "auc", "expected_calibration_error", "precision", "recall", "confusion"} <= metrics
         checkpoint, digest, history = conn.execute(
-            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs").fetchone()
+            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs"
+        ).fetchone()
         assert history == 2 and len(digest) == 64
         probabilities = json.loads(conn.execute("select probabilities from ml_predictions limit 1").fetchone()[0])
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
@@ -98,8 +105,9 @@ def test_local_weights_file_is_loaded_and_a_wrong_one_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
     loaded = build_classifier("small_cnn", 2, path)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
     torch.save({"something": torch.zeros(1)}, path)
     with pytest.raises(ValueError, match="does not fit small_cnn"):
         build_classifier("small_cnn", 2, path)
