@@ -58,7 +58,7 @@ def prepare(work: Path) -> None:
 def measure(architecture: str, size: int, steps: int, batch_size: int, work: Path) -> tuple[float, float]:
     settings = load_settings(environ={"XRH_DATA_ROOT": str(work)})
     with sqlite3.connect(settings.warehouse) as conn:
-        data = load_cohort(conn, settings.physionet_files, COHORT)
+        data = load_cohort(conn, settings.mimic_cxr, COHORT)
     cache = cache_images(data.examples, settings.cache_dir, Preprocessing(size=size), 2)
     dataset = CachedImages(data.split("train"), cache, augmentation("geometric"))
     loss_fn = nn.CrossEntropyLoss()

@@ -18,7 +18,7 @@ def fit_command(args: argparse.Namespace, settings: Settings) -> int:
     from harmonize.jobs import fit
 
     with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_fit", _fit_parameters(args)) as run:
-        count = fit(conn, settings.physionet_files, args.method, args.cohort, args.reference, run.run_id)
+        count = fit(conn, settings.mimic_cxr, args.method, args.cohort, args.reference, run.run_id)
     print(f"{args.method} fitted on {count} training images of {args.reference} (run {run.run_id})")
     return 0
 
@@ -29,7 +29,7 @@ def apply_command(args: argparse.Namespace, settings: Settings) -> int:
 
     fit_run_id = run_id_for("harmonize_fit", _fit_parameters(args))
     with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run:
-        count = apply(conn, settings.physionet_files, settings.cache_dir, fit_run_id, run.run_id)
+        count = apply(conn, settings.mimic_cxr, settings.cache_dir, fit_run_id, run.run_id)
     print(f"{args.method}: {count} harmonized images under {settings.cache_dir / 'harmonized' / run.run_id}")
     return 0
 

@@ -22,7 +22,6 @@ from ingest.images import presentation_values
 from xrh.progress import track
 from xrh.warehouse import write_transaction
 
-MIMIC_CXR = Path("mimic-cxr/2.1.0")
 PARAMS_DDL = """
 create table if not exists harm_params (
     run_id text primary key,
@@ -75,7 +74,7 @@ class CohortImage:
 
 
 def cohort_images(
-    conn: sqlite3.Connection, files_root: Path, cohort: str, *, scheme: str = "standard", seed: int = 0
+    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, scheme: str = "standard", seed: int = 0
 ) -> list[CohortImage]:
     rows = conn.execute(
         """
@@ -87,15 +86,15 @@ def cohort_images(
     ).fetchall()
     if not rows:
         raise ValueError(f"cohort {cohort!r} has no split images (scheme {scheme}, seed {seed}); run `xrh split`")
-    return [CohortImage(d, files_root / MIMIC_CXR / p, s, g) for d, p, s, g in rows]
+    return [CohortImage(d, mimic_cxr / p, s, g) for d, p, s, g in rows]
 
 
-def fit(conn: sqlite3.Connection, files_root: Path, method: str, cohort: str, reference: str, run_id: str) -> int:
+def fit(conn: sqlite3.Connection, mimic_cxr: Path, method: str, cohort: str, reference: str, run_id: str) -> int:
     """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
     chosen = image_method(method)
-    images = [i for i in cohort_images(conn, files_root, cohort) if i.split == "train" and i.energy_group == reference]
+    images = [i for i in cohort_images(conn, mimic_cxr, cohort) if i.split == "train" and i.energy_group == reference]
     if not images:
-        groups = sorted({i.energy_group for i in cohort_images(conn, files_root, cohort)})
+        groups = sorted({i.energy_group for i in cohort_images(conn, mimic_cxr, cohort)})
         raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
     params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
     with write_transaction(conn):
@@ -107,7 +106,7 @@ def fit(conn: sqlite3.Connection, files_root: Path, method: str, cohort: str, re
     return len(images)
 
 
-def apply(conn: sqlite3.Connection, files_root: Path, cache_dir: Path, fit_run_id: str, run_id: str) -> int:
+def apply(conn: sqlite3.Connection, mimic_cxr: Path, cache_dir: Path, fit_run_id: str, run_id: str) -> int:
     """Harmonize every image of the fitted cohort with the stored parameters; write PNGs and harm_images."""
     row = conn.execute(
         "select method, cohort_name, parameters from harm_params where run_id = ?", (fit_run_id,)
@@ -118,7 +117,7 @@ def apply(conn: sqlite3.Connection, files_root: Path, cache_dir: Path, fit_run_i
     chosen, params = image_method(method), params_from_json(parameters)
     folder = cache_dir / "harmonized" / run_id
     records = []
-    images = cohort_images(conn, files_root, cohort)
+    images = cohort_images(conn, mimic_cxr, cohort)
     for image in track(images, len(images), f"applying {method}", unit="images"):
         path = folder / image.dicom_id[:2] / f"{image.dicom_id}.png"
         write_png16(path, chosen.apply(load_values(image.path), params))

@@ -11,7 +11,6 @@ from xrh.settings import Settings
 from xrh.warehouse import connect
 
 log = logging.getLogger(__name__)
-MIMIC_CXR = Path("mimic-cxr/2.1.0")
 
 
 def csv_step(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +39,7 @@ def dicom_step(args: argparse.Namespace, settings: Settings) -> int:
     """Read the headers of every DICOM file under FOLDER (default: MIMIC-CXR's files/) into raw_dicom_headers."""
     from ingest.dicom_headers import ingest_dicom_headers
 
-    project = settings.physionet_files / MIMIC_CXR
+    project = settings.mimic_cxr
     folder = Path(args.folder) if args.folder else project / "files"
     parameters = {"step": "dicom", "folder": str(folder.resolve())}
     with connect(settings.warehouse) as conn, recorded_run(conn, "ingest_dicom", parameters):
@@ -63,7 +62,7 @@ def cache_step(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.images import Preprocessing, fill_cache
 
     preprocessing = Preprocessing(size=args.size, window=args.window, equalize=args.equalize)
-    project = settings.physionet_files / MIMIC_CXR
+    project = settings.mimic_cxr
     with connect(settings.warehouse) as conn:
         rows = conn.execute(
             "select coalesce(dicom_id, SOPInstanceUID), path from raw_dicom_headers order by path"

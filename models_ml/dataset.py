@@ -14,8 +14,6 @@ from torch.utils.data import Dataset
 from ingest.images import ImageCache, Preprocessing, fill_cache
 from xrh.warehouse import quote, table_columns
 
-MIMIC_CXR = Path("mimic-cxr/2.1.0")
-
 
 @dataclass(frozen=True)
 class Example:
@@ -43,14 +41,15 @@ class CohortData:
 
 def load_cohort(
     conn: sqlite3.Connection,
-    files_root: Path,
+    mimic_cxr: Path,
     cohort: str,
     *,
     target: str = "label",
     scheme: str = "standard",
     seed: int = 0,
 ) -> CohortData:
-    """The cohort's images with their split (from ``ml_dataset_splits``) and class index.
+    """The cohort's images with their split (from ``ml_dataset_splits``) and class index; ``mimic_cxr`` is the
+    MIMIC-CXR project folder the DICOM paths are relative to.
 
     ``target`` is ``label`` (the cohort's own label) or any column of ``cohort_images`` (classes are its distinct
     values in sorted order; images where it is NULL are left out).
@@ -80,9 +79,7 @@ def load_cohort(
         class_names = sorted({str(r[3]) for r in rows})
         index = {name: i for i, name in enumerate(class_names)}
     examples = [
-        Example(
-            dicom_id, subject, files_root / MIMIC_CXR / path, index[value if target == "label" else str(value)], split
-        )
+        Example(dicom_id, subject, mimic_cxr / path, index[value if target == "label" else str(value)], split)
         for dicom_id, subject, path, value, split in rows
     ]
     return CohortData(examples, class_names, target)

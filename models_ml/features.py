@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
-from models_ml.dataset import MIMIC_CXR, CachedImages, Example, cache_images
+from models_ml.dataset import CachedImages, Example, cache_images
 from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, mmd_rbf
 from models_ml.plots import plot_embedding
 from models_ml.results import replace_run_rows
@@ -86,7 +86,7 @@ def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, 
         """,
         (cohort,),
     ).fetchall()
-    examples = [Example(r[0], r[1], settings.physionet_files / MIMIC_CXR / r[3], 0, "all") for r in rows]
+    examples = [Example(r[0], r[1], settings.mimic_cxr / r[3], 0, "all") for r in rows]
     cache = cache_images(
         examples, settings.cache_dir, Preprocessing(size=parameters["image_size"]), settings.worker_count
     )

@@ -126,7 +126,7 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
     device = choose_device(settings.device)
     data: CohortData = load_cohort(
         conn,
-        settings.physionet_files,
+        settings.mimic_cxr,
         config.cohort,
         target=config.target,
         scheme=config.split_scheme,

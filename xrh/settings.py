@@ -56,6 +56,11 @@ class Settings:
         """``<data_root>/physionet.org/files``: the parent of every PhysioNet project folder."""
         return self.data_root / "physionet.org" / "files"
 
+    @property
+    def mimic_cxr(self) -> Path:
+        """The MIMIC-CXR project folder, to which the warehouse's DICOM paths (``files/p10/...``) are relative."""
+        return self.physionet_files / "mimic-cxr" / "2.1.0"
+
 
 _ENV_PREFIX = "XRH_"
 _CONVERTERS = {
