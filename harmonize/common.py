@@ -14,7 +14,6 @@ from functools import cache
 
 import numpy as np
 import torch
-from skimage.filters import threshold_otsu
 
 Params = dict[str, np.ndarray | float | int | str]
 _THREADS = 2
@@ -25,16 +24,23 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_THREADS)
 
 
-def body_mask(image: np.ndarray, *, step: int = 4) -> np.ndarray:
-    """Pixels brighter than Otsu's threshold between background (air, shutters, padding) and body.
+# Background is the darkest few percent of the value range: padding, electronic shutters and direct exposure. A
+# two-class (Otsu) split would not do on chest radiographs: it separates the lungs from the mediastinum, not the body
+# from the air, and would leave the lungs out.
+BACKGROUND_FRACTION = 0.02
 
-    Radiographs here are in presentation values (higher = denser, MONOCHROME1 already inverted), so the body is the
-    bright mode. The threshold is found on every ``step``-th pixel, which is plenty for a two-mode histogram.
-    """
-    sample = np.asarray(image[::step, ::step], dtype=np.float32)
-    if sample.max() == sample.min():
-        return np.ones(image.shape, dtype=bool)
-    return image > threshold_otsu(sample)
+
+def _body_threshold(values: np.ndarray, counts: np.ndarray) -> float:
+    """The value below which a pixel is background, from the histogram: 2% of the way up the robust range."""
+    low = float(values[np.argmax(counts > 0)])
+    high = float(weighted_quantiles(values, counts, np.array([0.999]))[0])
+    return low + BACKGROUND_FRACTION * max(high - low, 0.0)
+
+
+def body_mask(image: np.ndarray) -> np.ndarray:
+    """Pixels brighter than the background threshold (presentation values: higher = denser, MONOCHROME1 inverted)."""
+    values, counts = image_histogram(image)
+    return image > _body_threshold(values, counts)
 
 
 def _bincount(values: np.ndarray, length: int) -> np.ndarray:
@@ -85,24 +91,26 @@ def apply_lookup(image: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def body_values(image: np.ndarray, *, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(values, counts) of the body's pixels: the image's histogram above its Otsu threshold.
+    """(values, counts) of the body's pixels: the image's histogram above the background threshold.
 
     For an integer image this needs no pixel mask at all: the body mask of :func:`body_mask` is a threshold on the
     value, so the body's histogram is the upper part of the image's histogram. Float images are binned (4096 bins).
     ``step`` takes the histogram from every step-th row and column.
     """
+    values, counts = image_histogram(image, step=step)
+    body = values > _body_threshold(values, counts)
+    if not counts[body].any():  # a flat image: all of it is "body"
+        return values[counts > 0], counts[counts > 0]
+    return values[body], counts[body]
+
+
+def image_histogram(image: np.ndarray, *, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts): every integer value for integer images, 4096 bins for float images."""
     if image.dtype.kind == "u":
         counts = integer_histogram(image, step=step)
-        values = np.arange(len(counts), dtype=np.float64)
-    else:
-        counts, edges = np.histogram(image[::step, ::step], bins=4096)
-        values = (edges[:-1] + edges[1:]) / 2
-    nonzero = counts > 0
-    if nonzero.sum() < 2:
-        return values[nonzero], counts[nonzero]
-    threshold = threshold_otsu(hist=(counts[nonzero], values[nonzero]))
-    body = values > threshold
-    return values[body], counts[body]
+        return np.arange(len(counts), dtype=np.float64), counts
+    counts, edges = np.histogram(image[::step, ::step], bins=4096)
+    return (edges[:-1] + edges[1:]) / 2, counts
 
 
 def weighted_quantiles(values: np.ndarray, counts: np.ndarray, levels: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ def test_subsampled_cdf_is_close_to_exact():
     source = radiograph(4, mean=2500)
     exact = distribution.apply_cdf_matching(source, params).astype(float)
     subsampled = distribution.apply_cdf_matching(source, params, step=2).astype(float)
-    assert np.abs(exact - subsampled)[20:-20, 15:-15].mean() < 15
+    assert np.abs(exact - subsampled)[20:-20, 15:-15].mean() < 0.01 * exact[20:-20, 15:-15].mean()  # 1% on a tiny image
 
 
 def test_landmarks_map_onto_the_standard_scale():
