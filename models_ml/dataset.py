@@ -112,8 +112,24 @@ class CachedImages(Dataset):
         return image, example.label
 
 
-def class_weights(examples: list[Example], classes: int) -> torch.Tensor:
+class ArrayImages(Dataset):
+    """(image tensor 1 x S x S, class index) pairs from images held in memory (N x S x S float32)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+        self.labels = [int(label) for label in labels]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        return (self.transform(image) if self.transform is not None else image), self.labels[index]
+
+
+def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
     """Inverse-frequency weights, so each class weighs the same in the loss."""
-    counts = np.bincount([e.label for e in examples], minlength=classes).astype(np.float64)
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
     weights = counts.sum() / np.maximum(counts, 1) / classes
     return torch.tensor(weights, dtype=torch.float32)

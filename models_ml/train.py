@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ingest.checksums import sha256_file
 from ingest.images import Preprocessing
@@ -120,48 +120,36 @@ def split_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: li
     return rows, headline, matrix
 
 
-def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run_id: str) -> TrainResult:
-    """Train, evaluate on every split and write the run's rows (replacing any earlier rows of the same run)."""
-    seed_everything(config.seed)
-    device = choose_device(settings.device)
-    data: CohortData = load_cohort(
-        conn,
-        settings.mimic_cxr,
-        config.cohort,
-        target=config.target,
-        scheme=config.split_scheme,
-        seed=config.split_seed,
-    )
-    classes = len(data.class_names)
-    preprocessing = Preprocessing(size=config.image_size)
-    cache = cache_images(data.examples, settings.cache_dir, preprocessing, settings.worker_count)
-    splits = {name: data.split(name) for name in ("train", "validate", "test")}
-    if not splits["train"] or not splits["validate"]:
-        raise ValueError(
-            f"cohort {config.cohort!r} needs training and validation images; got "
-            f"{ {k: len(v) for k, v in splits.items()} }"
-        )
-    generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(
-        CachedImages(splits["train"], cache, augmentation(config.augment)),
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-    )
-    eval_loaders = {
-        name: DataLoader(CachedImages(examples, cache), batch_size=config.batch_size)
-        for name, examples in splits.items()
-    }
+@dataclass
+class FittedClassifier:
+    model: nn.Module
+    history: list[tuple[int, float, float, float]]  # epoch, train loss, validation loss, validation balanced accuracy
+    best_epoch: int
+    seconds: float
+    images_seen: int
 
+
+def fit_classifier(
+    config: TrainConfig,
+    classes: int,
+    train_set: Dataset,
+    validation_set: Dataset,
+    train_labels: np.ndarray,
+    device: torch.device,
+    checkpoint: Path,
+) -> FittedClassifier:
+    """The training loop: class-balanced loss, AdamW, early stopping on the validation loss after the warm-up; the
+    best state is saved to ``checkpoint`` and loaded back into the returned model."""
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+    validation_loader = DataLoader(validation_set, batch_size=config.batch_size)
+    validation_labels = np.array([int(validation_set[i][1]) for i in range(len(validation_set))])
     model = build_classifier(config.architecture, classes, Path(config.weights) if config.weights else None).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(splits["train"], classes).to(device))
-    folder = settings.cache_dir / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = folder / "model.pt"
-
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, classes).to(device))
     history, best_loss, best_epoch, stale = [], float("inf"), 0, 0
-    trained_images, start = 0, time.perf_counter()
+    images_seen, start = 0, time.perf_counter()
     for epoch in track(range(1, config.epochs + 1), config.epochs, f"training {config.architecture}", unit="epochs"):
         model.train()
         total = 0.0
@@ -171,12 +159,11 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
             loss.backward()
             optimizer.step()
             total += loss.item() * len(labels)
-            trained_images += len(labels)
-        validation_loss = _epoch_loss(model, eval_loaders["validate"], loss_fn, device)
-        probabilities = _predict(model, eval_loaders["validate"], device)
-        labels = np.array([e.label for e in splits["validate"]])
-        validation_accuracy = balanced_accuracy(confusion(labels, probabilities.argmax(axis=1), classes))
-        history.append((run_id, epoch, total / len(splits["train"]), validation_loss, validation_accuracy))
+            images_seen += len(labels)
+        validation_loss = _epoch_loss(model, validation_loader, loss_fn, device)
+        probabilities = _predict(model, validation_loader, device)
+        validation_accuracy = balanced_accuracy(confusion(validation_labels, probabilities.argmax(axis=1), classes))
+        history.append((epoch, total / len(train_set), validation_loss, validation_accuracy))
         # During the warm-up the batch-norm running statistics still lag the batch statistics, so the validation loss
         # is not yet a fair judge: those epochs are neither kept as best nor counted towards the patience.
         if epoch <= config.warmup_epochs and epoch < config.epochs:
@@ -188,9 +175,40 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
             stale += 1
             if stale >= config.patience:
                 break
-    train_seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+    return FittedClassifier(model, history, best_epoch, seconds, images_seen)
 
+
+def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run_id: str) -> TrainResult:
+    """Train, evaluate on every split and write the run's rows (replacing any earlier rows of the same run)."""
+    device = choose_device(settings.device)
+    data: CohortData = load_cohort(
+        conn, settings.mimic_cxr, config.cohort, target=config.target, scheme=config.split_scheme,
+        seed=config.split_seed,
+    )
+    classes = len(data.class_names)
+    cache = cache_images(data.examples, settings.cache_dir, Preprocessing(size=config.image_size),
+                         settings.worker_count)
+    splits = {name: data.split(name) for name in ("train", "validate", "test")}
+    if not splits["train"] or not splits["validate"]:
+        raise ValueError(
+            f"cohort {config.cohort!r} needs training and validation images; got "
+            f"{ {k: len(v) for k, v in splits.items()} }"
+        )
+    folder = settings.cache_dir / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "model.pt"
+    fitted = fit_classifier(
+        config, classes, CachedImages(splits["train"], cache, augmentation(config.augment)),
+        CachedImages(splits["validate"], cache), np.array([e.label for e in splits["train"]]), device, checkpoint,
+    )
+    model = fitted.model
+    history = [(run_id, *row) for row in fitted.history]
+    eval_loaders = {
+        name: DataLoader(CachedImages(examples, cache), batch_size=config.batch_size)
+        for name, examples in splits.items()
+    }
     prediction_rows, metric_rows, headlines = [], [], {}
     for name, examples in splits.items():
         if not examples:
@@ -235,9 +253,9 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         sha256_file(checkpoint),
         str(device),
         len(history),
-        best_epoch,
-        train_seconds,
-        trained_images / max(train_seconds, 1e-9),
+        fitted.best_epoch,
+        fitted.seconds,
+        fitted.images_seen / max(fitted.seconds, 1e-9),
     )
     replace_run_rows(
         conn,
