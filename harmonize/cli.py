@@ -34,6 +34,27 @@ def apply_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Benchmark methods on a scanner cohort: retrained classifier, probe, MMD and Frechet distance per method
+    (fitted on the training split only); harm_evaluation rows and a PNG panel."""
+    from harmonize.evaluate import evaluate
+
+    parameters = {"cohort": args.cohort, "reference": args.reference, "methods": args.methods, "epochs": args.epochs}
+    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_evaluate", parameters) as run:
+        rows = evaluate(conn, settings, cohort=args.cohort, reference=args.reference, methods=args.methods,
+                        run_id=run.run_id, epochs=args.epochs)
+    print(f"{'method':16} {'retrained bal. acc. (95% CI)':30} {'probe':>6} {'MMD^2':>8} {'Frechet':>9}")
+    by_method: dict[str, dict[str, tuple]] = {}
+    for _, method, metric, _, value, low, high, _ in rows:
+        by_method.setdefault(method, {})[metric] = (value, low, high)
+    for method, metrics in by_method.items():
+        accuracy, low, high = metrics["retrained_balanced_accuracy"]
+        print(f"{method:16} {accuracy:.3f} ({low:.3f}-{high:.3f}){'':12} {metrics['probe_balanced_accuracy'][0]:6.3f} "
+              f"{metrics['mmd_squared'][0]:8.4f} {metrics['frechet_distance'][0]:9.2f}")
+    print(f"panel: {settings.cache_dir / 'harmonized' / run.run_id / 'panel.png'}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from harmonize.methods import IMAGE_METHODS
 
@@ -50,3 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--reference", default="D110", help="reference energy group (default D110)")
         parser.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of experiment_cohorts")
         parser.set_defaults(handler=handler)
+    evaluate = steps.add_parser("evaluate", help="benchmark methods on a scanner cohort",
+                                description=evaluate_command.__doc__)
+    evaluate.add_argument("--methods", nargs="+", choices=sorted(IMAGE_METHODS), default=sorted(IMAGE_METHODS),
+                          help="methods to compare with no harmonization (default: all)")
+    evaluate.add_argument("--reference", default="D110", help="reference energy group (default D110)")
+    evaluate.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of experiment_cohorts")
+    evaluate.add_argument("--epochs", type=int, default=40, help="epochs of each retrained classifier (default 40)")
+    evaluate.set_defaults(handler=evaluate_command)

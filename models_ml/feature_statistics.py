@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg, stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,3 +63,16 @@ def ks_over_features(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Mean and maximum KS statistic over the feature dimensions."""
     values = [stats.ks_2samp(a[:, j], b[:, j]).statistic for j in range(a.shape[1])]
     return float(np.mean(values)), float(np.max(values))
+
+
+def linear_probe(features: np.ndarray, groups: np.ndarray, subjects: np.ndarray, folds: int = 5) -> tuple[float, float]:
+    """Balanced accuracy (mean, SD over folds) of a logistic regression predicting ``groups`` from ``features``,
+    cross-validated with folds grouped by patient, so no patient is in both the fitting and the scoring part."""
+    accuracies = []
+    for train_index, test_index in GroupKFold(n_splits=folds).split(features, groups, subjects):
+        if len(set(groups[train_index])) < 2:
+            continue
+        classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+        classifier.fit(features[train_index], groups[train_index])
+        accuracies.append(balanced_accuracy_score(groups[test_index], classifier.predict(features[test_index])))
+    return (float(np.mean(accuracies)), float(np.std(accuracies))) if accuracies else (float("nan"), float("nan"))

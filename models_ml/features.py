@@ -19,18 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
-from sklearn.metrics import balanced_accuracy_score, silhouette_score
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import silhouette_score
 from torch.utils.data import DataLoader
 
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, Example, cache_images
-from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, mmd_rbf
+from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, linear_probe, mmd_rbf
 from models_ml.plots import plot_embedding
 from models_ml.results import replace_run_rows
 from models_ml.torch_setup import choose_device, seed_everything
@@ -115,17 +111,9 @@ def analyse_features(
 
     probe = float("nan")
     if len(groups) > 1 and len(set(subjects)) >= PROBE_FOLDS:
-        folds = GroupKFold(n_splits=PROBE_FOLDS)
-        accuracies = []
-        for train_index, test_index in folds.split(features, scanner, subjects):
-            if len(set(scanner[train_index])) < 2:
-                continue
-            classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
-            classifier.fit(features[train_index], scanner[train_index])
-            accuracies.append(balanced_accuracy_score(scanner[test_index], classifier.predict(features[test_index])))
-        probe = float(np.mean(accuracies))
+        probe, spread = linear_probe(features, scanner, subjects, PROBE_FOLDS)
         add("linear_probe", "energy_group", None, None, "balanced_accuracy", probe)
-        add("linear_probe", "energy_group", None, None, "balanced_accuracy_std", np.std(accuracies))
+        add("linear_probe", "energy_group", None, None, "balanced_accuracy_std", spread)
         add("silhouette", "energy_group", None, None, "silhouette", silhouette_score(features, scanner))
     mmd = p_value = frechet = float("nan")
     for i, first in enumerate(groups):
