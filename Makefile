@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 # The main job on simulated data: write the MIMIC stand-in, ingest it, build the warehouse with dbt, split the
-# scanner cohort, train the scanner classifier, analyse its deep features, harmonize the cohort to D110.
+# scanner cohort, train the scanner classifier, analyse its deep features, harmonize the cohort to D110 and end
+# with the harmonization leaderboard.
 demo: $(STAMP)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh ingest all
@@ -32,8 +33,9 @@ demo: $(STAMP)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh features --cohort scanner_d110_vs_s120
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize fit --method cdf --reference D110
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize apply --method cdf --reference D110
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh tables
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize evaluate --methods cdf fda bands --epochs 30
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize leaderboard
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

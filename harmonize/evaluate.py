@@ -102,8 +102,9 @@ def evaluate(
 
     images = cohort_images(conn, settings.mimic_cxr, cohort)
     label_of = dict(conn.execute("select dicom_id, label from experiment_cohorts where cohort_name = ?", (cohort,)))
-    subject_of = dict(conn.execute("select dicom_id, subject_id from experiment_cohorts where cohort_name = ?",
-                                   (cohort,)))
+    subject_of = dict(
+        conn.execute("select dicom_id, subject_id from experiment_cohorts where cohort_name = ?", (cohort,))
+    )
     originals = {i.dicom_id: load_values(i.path) for i in track(images, len(images), "reading images", unit="images")}
     by_split = {name: [i.dicom_id for i in images if i.split == name] for name in ("train", "validate", "test")}
     everything = [i.dicom_id for i in images]
@@ -124,13 +125,22 @@ def evaluate(
         arrays = {name: _analysis_images(harmonized, ids, config.image_size) for name, ids in by_split.items()}
         labels = {name: np.array([label_of[i] for i in ids]) for name, ids in by_split.items()}
         fitted = fit_classifier(
-            config, 2, ArrayImages(arrays["train"], labels["train"], augmentation(config.augment)),
-            ArrayImages(arrays["validate"], labels["validate"]), labels["train"], device, folder / f"{method}.pt",
+            config,
+            2,
+            ArrayImages(arrays["train"], labels["train"], augmentation(config.augment)),
+            ArrayImages(arrays["validate"], labels["validate"]),
+            labels["train"],
+            device,
+            folder / f"{method}.pt",
         )
         fitted.model.eval()
         with torch.no_grad():
-            logits = torch.cat([fitted.model(batch.to(device)).cpu() for batch, _ in
-                                DataLoader(ArrayImages(arrays["test"], labels["test"]), batch_size=64)])
+            logits = torch.cat(
+                [
+                    fitted.model(batch.to(device)).cpu()
+                    for batch, _ in DataLoader(ArrayImages(arrays["test"], labels["test"]), batch_size=64)
+                ]
+            )
         predicted = logits.argmax(dim=1).numpy()
         accuracy = balanced_accuracy(confusion(labels["test"], predicted, 2))
         low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
@@ -143,8 +153,18 @@ def evaluate(
         first, second = features[groups == names[0]], features[groups == names[1]]
         mmd, p_value = mmd_rbf(first, second, permutations=permutations, seed=settings.seed)
         rows.append((run_id, method, "mmd_squared", f"{names[0]} vs {names[1]}", mmd, None, None, p_value))
-        rows.append((run_id, method, "frechet_distance", f"{names[0]} vs {names[1]}", frechet_distance(first, second),
-                     None, None, None))
+        rows.append(
+            (
+                run_id,
+                method,
+                "frechet_distance",
+                f"{names[0]} vs {names[1]}",
+                frechet_distance(first, second),
+                None,
+                None,
+                None,
+            )
+        )
     write_panel(panels, images, folder / "panel.png", reference)
     with write_transaction(conn):
         conn.execute(EVALUATION_DDL)
@@ -158,8 +178,9 @@ def write_panel(panels: dict[str, dict[str, np.ndarray]], images, path: Path, re
     groups = sorted({i.energy_group for i in images})
     examples = [next(i.dicom_id for i in images if i.split == "test" and i.energy_group == g) for g in groups]
     methods = list(panels)
-    figure, axes = plt.subplots(len(groups) + 1, len(methods), figsize=(2.2 * len(methods), 2.4 * (len(groups) + 1)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(groups) + 1, len(methods), figsize=(2.2 * len(methods), 2.4 * (len(groups) + 1)), squeeze=False
+    )
     for column, method in enumerate(methods):
         for row, dicom_id in enumerate(examples):
             axes[row][column].imshow(panels[method][dicom_id], cmap="gray")
@@ -168,8 +189,9 @@ def write_panel(panels: dict[str, dict[str, np.ndarray]], images, path: Path, re
         histogram_axis = axes[len(groups)][column]
         for group in groups:
             values = np.concatenate([panels[method][i.dicom_id].ravel() for i in images if i.energy_group == group])
-            histogram_axis.hist(values[values > np.percentile(values, 5)], bins=64, histtype="step", density=True,
-                                label=group)
+            histogram_axis.hist(
+                values[values > np.percentile(values, 5)], bins=64, histtype="step", density=True, label=group
+            )
         histogram_axis.set_yticks([])
         histogram_axis.tick_params(labelsize=6)
         histogram_axis.legend(fontsize=6)

@@ -184,12 +184,17 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
     """Train, evaluate on every split and write the run's rows (replacing any earlier rows of the same run)."""
     device = choose_device(settings.device)
     data: CohortData = load_cohort(
-        conn, settings.mimic_cxr, config.cohort, target=config.target, scheme=config.split_scheme,
+        conn,
+        settings.mimic_cxr,
+        config.cohort,
+        target=config.target,
+        scheme=config.split_scheme,
         seed=config.split_seed,
     )
     classes = len(data.class_names)
-    cache = cache_images(data.examples, settings.cache_dir, Preprocessing(size=config.image_size),
-                         settings.worker_count)
+    cache = cache_images(
+        data.examples, settings.cache_dir, Preprocessing(size=config.image_size), settings.worker_count
+    )
     splits = {name: data.split(name) for name in ("train", "validate", "test")}
     if not splits["train"] or not splits["validate"]:
         raise ValueError(
@@ -200,8 +205,13 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "model.pt"
     fitted = fit_classifier(
-        config, classes, CachedImages(splits["train"], cache, augmentation(config.augment)),
-        CachedImages(splits["validate"], cache), np.array([e.label for e in splits["train"]]), device, checkpoint,
+        config,
+        classes,
+        CachedImages(splits["train"], cache, augmentation(config.augment)),
+        CachedImages(splits["validate"], cache),
+        np.array([e.label for e in splits["train"]]),
+        device,
+        checkpoint,
     )
     model = fitted.model
     history = [(run_id, *row) for row in fitted.history]

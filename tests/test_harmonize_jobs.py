@@ -44,3 +44,38 @@ def test_unknown_method_and_missing_reference_are_clear_errors(built):
         with pytest.raises(ValueError, match="no fitted parameters for run 'nope'"):
             apply(conn, built.mimic_cxr, built.cache_dir, "nope", "y")
     assert len(IMAGE_METHODS) == 8
+
+
+def test_evaluation_writes_results_and_the_leaderboard_mart(built):
+    from harmonize.evaluate import evaluate
+    from models_ml.train import TrainConfig, train
+    from xrh.dbt import run_dbt
+    from xrh.runs import recorded_run
+
+    config = TrainConfig(
+        cohort="scanner_d110_vs_s120", architecture="small_cnn", image_size=32, epochs=2, batch_size=8, warmup_epochs=0
+    )
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+        with recorded_run(conn, "train", config.parameters()) as run:
+            train(conn, built, config, run.run_id)
+        with recorded_run(conn, "harmonize_evaluate", {"test": True}) as run:
+            rows = evaluate(
+                conn,
+                built,
+                cohort="scanner_d110_vs_s120",
+                reference="D110",
+                methods=["cdf"],
+                run_id=run.run_id,
+                epochs=2,
+                permutations=20,
+            )
+    metrics = {(method, metric) for _, method, metric, *_ in rows}
+    for method in ("none", "cdf"):
+        for metric in ("retrained_balanced_accuracy", "probe_balanced_accuracy", "mmd_squared", "frechet_distance"):
+            assert (method, metric) in metrics
+    assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
+    assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
+    with connect(built.warehouse, readonly=True) as conn:
+        board = conn.execute("select rank, method from harmonization_leaderboard order by rank").fetchall()
+    assert {method for _, method in board} == {"none", "cdf"}

@@ -47,9 +47,14 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
     settings, result = trained
     with connect(settings.warehouse, readonly=True) as conn:
         for table in ML_TABLES:
-            run_ids = {r[0] for r in conn.execute(f"select distinct run_id from {table}")}
-            assert run_ids == {result.run_id}, table
-        predictions = conn.execute("select count(*) from ml_predictions").fetchone()[0]
+            assert conn.execute(f"select count(*) from {table} where run_id = ?", (result.run_id,)).fetchone()[0], table
+        orphans = conn.execute(
+            "select count(*) from ml_predictions where run_id not in (select run_id from ml_runs)"
+        ).fetchone()[0]
+        assert orphans == 0
+        predictions = conn.execute("select count(*) from ml_predictions where run_id = ?", (result.run_id,)).fetchone()[
+            0
+        ]
         cohort = conn.execute(
             "select count(*) from ml_dataset_splits where cohort_name = 'scanner_d110_vs_s120' and split != 'unused'"
             " and scheme = 'standard' and seed = 0"
@@ -58,10 +63,14 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
         metrics = {r[0] for r in conn.execute("select distinct metric from ml_metrics")}
         assert {"balanced_accuracy", "auc", "expected_calibration_error", "precision", "recall", "confusion"} <= metrics
         checkpoint, digest, history = conn.execute(
-            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs"
+            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs where run_id = ?", (result.run_id,)
         ).fetchone()
         assert history == 2 and len(digest) == 64
-        probabilities = json.loads(conn.execute("select probabilities from ml_predictions limit 1").fetchone()[0])
+        probabilities = json.loads(
+            conn.execute(
+                "select probabilities from ml_predictions where run_id = ? limit 1", (result.run_id,)
+            ).fetchone()[0]
+        )
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
     assert (result.folder / "confusion_matrix.png").stat().st_size > 0
     assert (result.folder / "training_curves.png").stat().st_size > 0
@@ -71,7 +80,7 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
 def test_the_same_run_again_replaces_its_rows(trained):
     settings, result = trained
     with connect(settings.warehouse) as conn:
-        before = conn.execute("select count(*) from ml_predictions").fetchone()[0]
+        before = conn.execute("select count(*) from ml_predictions").fetchone()[0]  # the same run id: rows replaced
         config = tiny("scanner_d110_vs_s120")
         with recorded_run(conn, "train", config.parameters()) as run:
             assert run.run_id == result.run_id
