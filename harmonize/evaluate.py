@@ -6,17 +6,22 @@ For each method (and ``none``), fitted on the training split's reference-group i
   tested on the harmonized test images (goal: chance, 0.5), with a bootstrap 95% interval over test images;
 - ``probe_balanced_accuracy``, ``mmd_squared`` (with its permutation p-value), ``frechet_distance``: a linear probe and
   the distances between scanner groups in the penultimate features of the unharmonized classifier (the latest
-  training run of the cohort) applied to the harmonized images.
+  training run of the cohort) applied to the harmonized images;
+- ``ssim`` and ``psnr`` (simulated data written with ``xrh simulate --paired`` only): each harmonized test image of the
+  other groups against the same phantom as the reference group's scanner rendered it, pixel-aligned (goal: higher
+  than without harmonization). Only this evaluation reads the simulator's truth file, to find the reference profile.
 
 Rows go to ``harm_evaluation`` (replaced per run); a PNG panel shows the same test images before and after each method
-and the intensity histograms of each scanner group before and after. Still to come: image fidelity against the
-simulator's paired renderings (SSIM, PSNR) and the diagnostic-utility experiment of Zech et al.
+and the intensity histograms of each scanner group before and after. Still to come: the diagnostic-utility experiment
+of Zech et al.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +30,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize.jobs import cohort_images, load_values  # noqa: E402
@@ -64,6 +71,42 @@ def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed
         index = rng.integers(0, len(labels), len(labels))
         values.append(balanced_accuracy(confusion(labels[index], predicted[index], 2)))
     return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
+
+
+def paired_references(settings: Settings, images, reference: str) -> dict[str, Path]:
+    """dicom_id -> the reference scanner's pixel-aligned rendering of the same exposure, for the test images of the
+    other groups; empty unless the data root holds ``simulation_paired/`` and ``simulation_truth.csv.gz``."""
+    truth_file = settings.data_root / "simulation_truth.csv.gz"
+    paired_root = settings.data_root / "simulation_paired"
+    if not truth_file.exists() or not paired_root.is_dir():
+        return {}
+    with gzip.open(truth_file, "rt") as handle:
+        profile_of = dict(pd.read_csv(handle, usecols=["dicom_id", "profile"]).itertuples(index=False, name=None))
+    profiles = Counter(profile_of.get(i.dicom_id) for i in images if i.energy_group == reference)
+    reference_profile = profiles.most_common(1)[0][0] if profiles else None
+    candidates = {
+        i.dicom_id: paired_root / str(reference_profile) / f"{i.dicom_id}.dcm"
+        for i in images
+        if i.split == "test" and i.energy_group != reference
+    }
+    return {dicom_id: path for dicom_id, path in candidates.items() if path.exists()}
+
+
+def _fidelity(harmonized: dict[str, np.ndarray], pairs: dict[str, np.ndarray], seed: int) -> list[tuple]:
+    """(metric, mean, ci_low, ci_high) of SSIM and PSNR between harmonized images and their paired references."""
+    scores: dict[str, list[float]] = {"ssim": [], "psnr": []}
+    for dicom_id, target in pairs.items():
+        image = harmonized[dicom_id].astype(np.float64)
+        span = float(target.max() - target.min()) or 1.0
+        scores["ssim"].append(structural_similarity(image, target, data_range=span))
+        scores["psnr"].append(peak_signal_noise_ratio(target, image, data_range=span))
+    rng = np.random.default_rng(seed)
+    out = []
+    for metric, values in scores.items():
+        values = np.array(values)
+        means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(BOOTSTRAP)]
+        out.append((metric, float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))))
+    return out
 
 
 def _analysis_images(values: dict[str, np.ndarray], ids: list[str], size: int) -> np.ndarray:
@@ -111,6 +154,10 @@ def evaluate(
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([subject_of[i] for i in everything])
     reference_ids = [i.dicom_id for i in images if i.split == "train" and i.energy_group == reference]
+    pairs = {
+        dicom_id: load_values(path).astype(np.float64)
+        for dicom_id, path in paired_references(settings, images, reference).items()
+    }
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     rows, panels = [], {}
@@ -165,6 +212,9 @@ def evaluate(
                 None,
             )
         )
+        if pairs:
+            for metric, value, low, high in _fidelity(harmonized, pairs, settings.seed):
+                rows.append((run_id, method, metric, f"test images vs {reference} renderings", value, low, high, None))
     write_panel(panels, images, folder / "panel.png", reference)
     with write_transaction(conn):
         conn.execute(EVALUATION_DDL)

@@ -72,8 +72,17 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built):
             )
     metrics = {(method, metric) for _, method, metric, *_ in rows}
     for method in ("none", "cdf"):
-        for metric in ("retrained_balanced_accuracy", "probe_balanced_accuracy", "mmd_squared", "frechet_distance"):
-            assert (method, metric) in metrics
+        for metric in (
+            "retrained_balanced_accuracy",
+            "probe_balanced_accuracy",
+            "mmd_squared",
+            "frechet_distance",
+            "ssim",
+            "psnr",
+        ):
+            assert (method, metric) in metrics, (method, metric)
+    ssim = {method: value for _, method, metric, _, value, *_ in rows if metric == "ssim"}
+    assert all(-1 <= value <= 1 for value in ssim.values())
     assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
     with connect(built.warehouse, readonly=True) as conn:

@@ -27,7 +27,9 @@ pivoted as (
         max(case when metric = 'probe_balanced_accuracy' then value end) as probe_balanced_accuracy,
         max(case when metric = 'mmd_squared' then value end) as mmd_squared,
         max(case when metric = 'mmd_squared' then p_value end) as mmd_p_value,
-        max(case when metric = 'frechet_distance' then value end) as frechet_distance
+        max(case when metric = 'frechet_distance' then value end) as frechet_distance,
+        max(case when metric = 'ssim' then value end) as ssim,
+        max(case when metric = 'psnr' then value end) as psnr
     from evaluation
     inner join latest_run
         on evaluation.run_id = latest_run.run_id
@@ -53,6 +55,8 @@ select
     cast(null as double) as probe_balanced_accuracy,
     cast(null as double) as mmd_squared,
     cast(null as double) as mmd_p_value,
-    cast(null as double) as frechet_distance
+    cast(null as double) as frechet_distance,
+    cast(null as double) as ssim,
+    cast(null as double) as psnr
 where 1 = 0
 {% endif %}
