@@ -1,4 +1,4 @@
-"""What every harmonization method shares: body masks, fast integer histograms, parameter validation.
+"""What every harmonization method shares: the body's histogram, fast integer histograms, parameter checks.
 
 Lookup-table methods return an integer image in its own dtype (rounded, clipped) and anything else as float32
 (:func:`output_values`); Fourier methods always return float32. Fitted parameters are plain dicts of numpy arrays and
@@ -37,12 +37,6 @@ def _body_threshold(values: np.ndarray, counts: np.ndarray) -> float:
     return low + BACKGROUND_FRACTION * max(high - low, 0.0)
 
 
-def body_mask(image: np.ndarray) -> np.ndarray:
-    """Pixels brighter than the background threshold (presentation values: higher = denser, MONOCHROME1 inverted)."""
-    values, counts = image_histogram(image)
-    return image > _body_threshold(values, counts)
-
-
 def _bincount(values: np.ndarray, length: int) -> np.ndarray:
     """Counts of small non-negative integers. numpy's bincount first copies the values to 64-bit integers, which is
     most of its time; torch counts 16-bit values as they are, so values below 2**15 go through torch."""
@@ -52,17 +46,15 @@ def _bincount(values: np.ndarray, length: int) -> np.ndarray:
     return np.bincount(values.reshape(-1), minlength=length)
 
 
-def integer_histogram(image: np.ndarray, mask: np.ndarray | None = None, *, step: int = 1) -> np.ndarray:
-    """Counts of each value of an unsigned-integer image (optionally inside a mask, or on every ``step``-th pixel).
+def integer_histogram(image: np.ndarray, *, step: int = 1) -> np.ndarray:
+    """Counts of each value of an unsigned-integer image (or of every ``step``-th pixel in each direction).
 
-    Without a mask the work is split over two threads, which is where a 2048x2048 histogram spends its time.
+    The work is split over two threads, which is where a 2048x2048 histogram spends its time.
     """
     if image.dtype.kind != "u":
         raise ValueError(f"integer_histogram needs an unsigned integer image, got {image.dtype}")
     length = int(image.max()) + 1
     view = image[::step, ::step] if step > 1 else image
-    if mask is not None:
-        return np.bincount(view[mask[::step, ::step] if step > 1 else mask], minlength=length)
     halves = np.array_split(view, _THREADS, axis=0)
     return np.sum(list(_pool().map(lambda part: _bincount(part, length), halves)), axis=0)
 
@@ -93,8 +85,8 @@ def apply_lookup(image: np.ndarray, table: np.ndarray) -> np.ndarray:
 def body_values(image: np.ndarray, *, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(values, counts) of the body's pixels: the image's histogram above the background threshold.
 
-    For an integer image this needs no pixel mask at all: the body mask of :func:`body_mask` is a threshold on the
-    value, so the body's histogram is the upper part of the image's histogram. Float images are binned (4096 bins).
+    For an integer image this needs no pixel mask at all: the body is a threshold on the value, so the body's
+    histogram is the upper part of the image's histogram. Float images are binned (4096 bins).
     ``step`` takes the histogram from every step-th row and column.
     """
     values, counts = image_histogram(image, step=step)
@@ -118,19 +110,6 @@ def weighted_quantiles(values: np.ndarray, counts: np.ndarray, levels: np.ndarra
     cdf = np.cumsum(counts, dtype=np.float64)
     cdf /= cdf[-1]
     return values[np.searchsorted(cdf, levels, side="left").clip(0, len(values) - 1)]
-
-
-def quantiles_of(image: np.ndarray, levels: np.ndarray, mask: np.ndarray | None = None, *, step: int = 1) -> np.ndarray:
-    """Quantiles (``levels`` in [0, 1]) of an image's values inside ``mask``; via the histogram for integers."""
-    if image.dtype.kind == "u":
-        counts = integer_histogram(image, mask, step=step)
-        cdf = np.cumsum(counts, dtype=np.float64)
-        cdf /= cdf[-1]
-        return np.searchsorted(cdf, levels, side="left").astype(np.float64).clip(0, len(counts) - 1)
-    values = image[::step, ::step] if step > 1 else image
-    if mask is not None:
-        values = values[mask[::step, ::step] if step > 1 else mask]
-    return np.quantile(values.astype(np.float64), levels)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:

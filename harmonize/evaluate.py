@@ -44,7 +44,7 @@ from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf
 from models_ml.features import latest_run  # noqa: E402
 from models_ml.metrics import balanced_accuracy, confusion  # noqa: E402
 from models_ml.torch_setup import choose_device  # noqa: E402
-from models_ml.train import TrainConfig, augmentation, fit_classifier  # noqa: E402
+from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
 from xrh.warehouse import write_transaction  # noqa: E402
@@ -149,8 +149,11 @@ def evaluate(
         conn.execute("select dicom_id, subject_id from experiment_cohorts where cohort_name = ?", (cohort,))
     )
     originals = {i.dicom_id: load_values(i.path) for i in track(images, len(images), "reading images", unit="images")}
-    by_split = {name: [i.dicom_id for i in images if i.split == name] for name in ("train", "validate", "test")}
+    positions = {
+        name: np.array([k for k, i in enumerate(images) if i.split == name]) for name in ("train", "validate", "test")
+    }
     everything = [i.dicom_id for i in images]
+    labels = {name: np.array([label_of[everything[k]] for k in index], dtype=int) for name, index in positions.items()}
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([subject_of[i] for i in everything])
     reference_ids = [i.dicom_id for i in images if i.split == "train" and i.energy_group == reference]
@@ -169,8 +172,8 @@ def evaluate(
             params = chosen.fit(originals[i] for i in reference_ids)
             harmonized = {i: chosen.apply(originals[i], params) for i in everything}
         panels[method] = harmonized
-        arrays = {name: _analysis_images(harmonized, ids, config.image_size) for name, ids in by_split.items()}
-        labels = {name: np.array([label_of[i] for i in ids]) for name, ids in by_split.items()}
+        analysis = _analysis_images(harmonized, everything, config.image_size)  # each image preprocessed once
+        arrays = {name: analysis[index] for name, index in positions.items()}
         fitted = fit_classifier(
             config,
             2,
@@ -180,20 +183,13 @@ def evaluate(
             device,
             folder / f"{method}.pt",
         )
-        fitted.model.eval()
-        with torch.no_grad():
-            logits = torch.cat(
-                [
-                    fitted.model(batch.to(device)).cpu()
-                    for batch, _ in DataLoader(ArrayImages(arrays["test"], labels["test"]), batch_size=64)
-                ]
-            )
-        predicted = logits.argmax(dim=1).numpy()
+        test_loader = DataLoader(ArrayImages(arrays["test"], labels["test"]), batch_size=64)
+        predicted = forward_all(fitted.model, test_loader, device)[0].argmax(dim=1).numpy()
         accuracy = balanced_accuracy(confusion(labels["test"], predicted, 2))
         low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
         rows.append((run_id, method, "retrained_balanced_accuracy", "test", accuracy, low, high, None))
 
-        features = _embed(frozen, _analysis_images(harmonized, everything, config.image_size), device)
+        features = _embed(frozen, analysis, device)
         probe, spread = linear_probe(features, groups, subjects)
         rows.append((run_id, method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread, None))
         names = sorted(set(groups))

@@ -185,35 +185,47 @@ def _non_dicom_reason(head: bytes) -> str:
     return "not DICOM: no 'DICM' marker after the preamble and no readable data elements"
 
 
+def _read_dataset(data: bytes) -> tuple[pydicom.Dataset, int]:
+    """The dataset in ``data`` up to the pixel data, and where it stopped; raises :class:`Rejected` for non-DICOM."""
+    buffer = io.BytesIO(data)
+    try:
+        ds = pydicom.dcmread(buffer, stop_before_pixels=True)
+    except InvalidDicomError:
+        buffer.seek(0)
+        ds = pydicom.dcmread(buffer, stop_before_pixels=True, force=True)  # no preamble, or not DICOM at all
+        if not any(tag in ds for tag in REQUIRED_TAGS):
+            raise Rejected(_non_dicom_reason(data)) from None
+    return ds, buffer.tell()
+
+
 def _parse(entry: FileEntry) -> tuple[pydicom.Dataset, bytes, int]:
-    """The dataset up to the pixel data, the bytes read and the header's length in them; raises :class:`Rejected`."""
-    with open(entry.absolute, "rb") as handle:
-        head = handle.read(HEAD_BYTES)
-        if len(head) == HEAD_BYTES and entry.size > HEAD_BYTES:
-            # Parse from memory; only a header longer than HEAD_BYTES needs the rest of the file.
-            probe = io.BytesIO(head)
+    """The dataset up to the pixel data, the bytes read and the header's length in them; raises :class:`Rejected`.
+
+    The first ``HEAD_BYTES`` are parsed from memory, once; only when the parse ran to the end of them in a longer file
+    (a header longer than ``HEAD_BYTES``, or no pixel data) is the whole file read and parsed again.
+    """
+    try:
+        with open(entry.absolute, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            more = entry.size > len(head)
             try:
-                pydicom.dcmread(probe, stop_before_pixels=True)
-                whole_header_in_head = probe.tell() < len(head)
+                ds, length = _read_dataset(head)
+                complete = not more or length < len(head)
+            except Rejected:
+                raise
             except Exception:
-                whole_header_in_head = False
-            if not whole_header_in_head:
+                if not more:
+                    raise
+                complete = False
+            if not complete:
                 handle.seek(0)
                 head = handle.read()
-    buffer = io.BytesIO(head)
-    try:
-        try:
-            ds = pydicom.dcmread(buffer, stop_before_pixels=True)
-        except InvalidDicomError:
-            buffer.seek(0)
-            ds = pydicom.dcmread(buffer, stop_before_pixels=True, force=True)  # no preamble, or not DICOM at all
-            if not any(tag in ds for tag in REQUIRED_TAGS):
-                raise Rejected(_non_dicom_reason(head)) from None
+                ds, length = _read_dataset(head)
     except Rejected:
         raise
     except Exception as error:
         raise Rejected(f"cannot be parsed: {type(error).__name__}: {error}") from None
-    return ds, head, buffer.tell()
+    return ds, head, length
 
 
 def _check_pixel_data(entry: FileEntry, ds: pydicom.Dataset, head: bytes, header_length: int) -> None:

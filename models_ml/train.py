@@ -79,23 +79,15 @@ def augmentation(kind: str):
     return v2.Compose(steps)
 
 
-def _predict(model: nn.Module, loader: DataLoader, device: torch.device) -> np.ndarray:
+def forward_all(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of every batch of ``loader``, in evaluation mode, on the CPU."""
     model.eval()
-    outputs = []
+    logits, labels = [], []
     with torch.no_grad():
-        for images, _ in loader:
-            outputs.append(torch.softmax(model(images.to(device)), dim=1).cpu())
-    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0))
-
-
-def _epoch_loss(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device) -> float:
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for images, labels in loader:
-            total += float(loss_fn(model(images.to(device)), labels.to(device))) * len(labels)
-            count += len(labels)
-    return total / max(count, 1)
+        for images, batch_labels in loader:
+            logits.append(model(images.to(device)).cpu())
+            labels.append(torch.as_tensor(batch_labels))
+    return torch.cat(logits), torch.cat(labels)
 
 
 def split_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], split: str, run_id: str):
@@ -144,7 +136,6 @@ def fit_classifier(
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator)
     validation_loader = DataLoader(validation_set, batch_size=config.batch_size)
-    validation_labels = np.array([int(validation_set[i][1]) for i in range(len(validation_set))])
     model = build_classifier(config.architecture, classes, Path(config.weights) if config.weights else None).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, classes).to(device))
@@ -160,9 +151,9 @@ def fit_classifier(
             optimizer.step()
             total += loss.item() * len(labels)
             images_seen += len(labels)
-        validation_loss = _epoch_loss(model, validation_loader, loss_fn, device)
-        probabilities = _predict(model, validation_loader, device)
-        validation_accuracy = balanced_accuracy(confusion(validation_labels, probabilities.argmax(axis=1), classes))
+        logits, labels = forward_all(model, validation_loader, device)  # one pass gives the loss and the accuracy
+        validation_loss = float(loss_fn(logits.to(device), labels.to(device)))
+        validation_accuracy = balanced_accuracy(confusion(labels.numpy(), logits.argmax(dim=1).numpy(), classes))
         history.append((epoch, total / len(train_set), validation_loss, validation_accuracy))
         # During the warm-up the batch-norm running statistics still lag the batch statistics, so the validation loss
         # is not yet a fair judge: those epochs are neither kept as best nor counted towards the patience.
@@ -223,7 +214,7 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
     for name, examples in splits.items():
         if not examples:
             continue
-        probabilities = _predict(model, eval_loaders[name], device)
+        probabilities = torch.softmax(forward_all(model, eval_loaders[name], device)[0], dim=1).numpy()
         labels = np.array([e.label for e in examples])
         rows, headlines[name], matrix = split_metrics(labels, probabilities, data.class_names, name, run_id)
         metric_rows += rows
