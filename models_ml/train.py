@@ -135,7 +135,8 @@ def fit_classifier(
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator)
-    validation_loader = DataLoader(validation_set, batch_size=config.batch_size)
+    # Its own generator: iterating a DataLoader draws a seed, and evaluation must not move the training's random stream.
+    validation_loader = DataLoader(validation_set, batch_size=config.batch_size, generator=torch.Generator())
     model = build_classifier(config.architecture, classes, Path(config.weights) if config.weights else None).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, classes).to(device))
@@ -152,7 +153,11 @@ def fit_classifier(
             total += loss.item() * len(labels)
             images_seen += len(labels)
         logits, labels = forward_all(model, validation_loader, device)  # one pass gives the loss and the accuracy
-        validation_loss = float(loss_fn(logits.to(device), labels.to(device)))
+        # Batch losses weighted by batch size, as the loss is reported for the training batches.
+        validation_loss = sum(
+            float(loss_fn(chunk.to(device), truth.to(device))) * len(truth)
+            for chunk, truth in zip(logits.split(config.batch_size), labels.split(config.batch_size), strict=True)
+        ) / max(len(labels), 1)
         validation_accuracy = balanced_accuracy(confusion(labels.numpy(), logits.argmax(dim=1).numpy(), classes))
         history.append((epoch, total / len(train_set), validation_loss, validation_accuracy))
         # During the warm-up the batch-norm running statistics still lag the batch statistics, so the validation loss
