@@ -6,7 +6,7 @@ import argparse
 
 from xrh.runs import recorded_run, run_id_for
 from xrh.settings import Settings
-from xrh.warehouse import connect
+from xrh.warehouse import connect, table_columns
 
 
 def _fit_parameters(args: argparse.Namespace) -> dict[str, object]:
@@ -39,9 +39,16 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     (fitted on the training split only); harm_evaluation rows and a PNG panel."""
     from harmonize.evaluate import evaluate
 
-    parameters = {"cohort": args.cohort, "reference": args.reference, "methods": args.methods, "epochs": args.epochs}
+    parameters = {
+        "cohort": args.cohort,
+        "reference": args.reference,
+        "methods": args.methods,
+        "epochs": args.epochs,
+        "diagnostic_cohort": args.diagnostic_cohort,
+        "external_group": args.external_group,
+    }
     with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_evaluate", parameters) as run:
-        rows = evaluate(
+        evaluate(
             conn,
             settings,
             cohort=args.cohort,
@@ -49,17 +56,10 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
             methods=args.methods,
             run_id=run.run_id,
             epochs=args.epochs,
+            diagnostic_cohort=args.diagnostic_cohort,
+            external_group=args.external_group,
         )
-    print(f"{'method':16} {'retrained bal. acc. (95% CI)':30} {'probe':>6} {'MMD^2':>8} {'Frechet':>9}")
-    by_method: dict[str, dict[str, tuple]] = {}
-    for _, method, metric, _, value, low, high, _ in rows:
-        by_method.setdefault(method, {})[metric] = (value, low, high)
-    for method, metrics in by_method.items():
-        accuracy, low, high = metrics["retrained_balanced_accuracy"]
-        print(
-            f"{method:16} {accuracy:.3f} ({low:.3f}-{high:.3f}){'':12} {metrics['probe_balanced_accuracy'][0]:6.3f} "
-            f"{metrics['mmd_squared'][0]:8.4f} {metrics['frechet_distance'][0]:9.2f}"
-        )
+    print(f"evaluation {run.run_id} written to harm_evaluation; `xrh harmonize leaderboard` ranks it")
     print(f"panel: {settings.cache_dir / 'harmonized' / run.run_id / 'panel.png'}")
     return 0
 
@@ -71,17 +71,27 @@ def leaderboard_command(args: argparse.Namespace, settings: Settings) -> int:
     if not run_dbt(settings, ["build", "--select", "harmonization_leaderboard", "--quiet"]):
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
-        rows = conn.execute(
-            "select rank, method, retrained_balanced_accuracy, retrained_ci_low, retrained_ci_high,"
-            " probe_balanced_accuracy, mmd_squared, frechet_distance from harmonization_leaderboard order by rank"
-        ).fetchall()
-    if not rows:
+        leaderboard = conn.execute("select * from harmonization_leaderboard order by rank").fetchall()
+        columns = [c for c in table_columns(conn, "harmonization_leaderboard") if c != "run_id"]
+    if not leaderboard:
         print("the leaderboard is empty: run `xrh harmonize evaluate` first")
         return 0
-    print(f"{'rank':>4} {'method':16} {'retrained acc. (95% CI)':24} {'probe':>6} {'MMD^2':>8} {'Frechet':>9}")
-    for rank, method, accuracy, low, high, probe, mmd, frechet in rows:
-        print(f"{rank:4} {method:16} {accuracy:.3f} ({low:.3f}-{high:.3f})      {probe:6.3f} {mmd:8.4f} {frechet:9.2f}")
+    print(render_leaderboard(columns, [row[:1] + row[2:] for row in leaderboard]))
     return 0
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def render_leaderboard(columns: list[str], rows: list[tuple]) -> str:
+    """A plain-text table: one row per method, the metric columns that have at least one value."""
+    shown = [k for k, _ in enumerate(columns) if any(row[k] is not None for row in rows)]
+    cells = [[columns[k] for k in shown], *([_cell(row[k]) for k in shown] for row in rows)]
+    widths = [max(len(line[k]) for line in cells) for k in range(len(shown))]
+    return "\n".join("  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in cells)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,13 +116,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--methods",
         nargs="+",
-        choices=sorted(IMAGE_METHODS),
-        default=sorted(IMAGE_METHODS),
-        help="methods to compare with no harmonization (default: all)",
+        choices=[*sorted(IMAGE_METHODS), "combat"],
+        default=[*sorted(IMAGE_METHODS), "combat"],
+        help="methods to compare with no harmonization (default: all); combat works on deep features",
     )
     evaluate.add_argument("--reference", default="D110", help="reference energy group (default D110)")
     evaluate.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of experiment_cohorts")
     evaluate.add_argument("--epochs", type=int, default=40, help="epochs of each retrained classifier (default 40)")
+    evaluate.add_argument(
+        "--diagnostic-cohort",
+        help="a binary pathology cohort (e.g. abnormal_vs_healthy, split with `xrh split`) for the Zech et al. "
+        "experiment: trained on the reference group, tested on it and on --external-group",
+    )
+    evaluate.add_argument("--external-group", default="S120", help="the group the pathology model never saw")
     evaluate.set_defaults(handler=evaluate_command)
     leaderboard = steps.add_parser(
         "leaderboard", help="build and print the harmonization leaderboard", description=leaderboard_command.__doc__

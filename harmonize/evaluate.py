@@ -9,11 +9,15 @@ For each method (and ``none``), fitted on the training split's reference-group i
   training run of the cohort) applied to the harmonized images;
 - ``ssim`` and ``psnr`` (simulated data written with ``xrh simulate --paired`` only): each harmonized test image of the
   other groups against the same phantom as the reference group's scanner rendered it, pixel-aligned (goal: higher
-  than without harmonization). Only this evaluation reads the simulator's truth file, to find the reference profile.
+  than without harmonization). Only this evaluation reads the simulator's truth file, to find the reference profile;
+- ``diagnostic_auc_*`` (with a diagnostic cohort): the Zech et al. experiment of ``harmonize.diagnostic``, a pathology
+  model trained on the reference group and tested on it and on another group (goal: a smaller gap, the same mean).
+
+``combat`` works on features, not images: ComBat (``harmonize.combat``, reference-batch mode) is fitted on the
+training split's unharmonized features and applied to all, and only the feature metrics are computed for it.
 
 Rows go to ``harm_evaluation`` (replaced per run); a PNG panel shows the same test images before and after each method
-and the intensity histograms of each scanner group before and after. Still to come: the diagnostic-utility experiment
-of Zech et al.
+and the intensity histograms of each scanner group before and after.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import gzip
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -35,9 +41,11 @@ import torch  # noqa: E402
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from harmonize import combat  # noqa: E402
+from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
 from harmonize.jobs import cohort_images, load_values  # noqa: E402
 from harmonize.methods import image_method  # noqa: E402
-from ingest.images import Preprocessing, fit_square, window  # noqa: E402
+from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from models_ml.architectures import build_classifier  # noqa: E402
 from models_ml.dataset import ArrayImages  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
@@ -111,13 +119,44 @@ def _fidelity(harmonized: dict[str, np.ndarray], pairs: dict[str, np.ndarray], s
 
 def _analysis_images(values: dict[str, np.ndarray], ids: list[str], size: int) -> np.ndarray:
     preprocessing = Preprocessing(size=size)
-    return np.stack([fit_square(window(values[i].astype(np.float32), preprocessing), size) for i in ids])
+    return np.stack([analysis_image(values[i], preprocessing) for i in ids])
 
 
 def _embed(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> np.ndarray:
     loader = DataLoader(ArrayImages(images, np.zeros(len(images), dtype=int)), batch_size=64)
     with torch.no_grad():
         return torch.cat([model.features(batch.to(device)).cpu() for batch, _ in loader]).numpy()
+
+
+def _unchanged(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _fitted(method: str, reference_images: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    chosen = image_method(method)
+    return partial(chosen.apply, params=chosen.fit(reference_images))
+
+
+def _feature_rows(
+    run_id: str,
+    method: str,
+    features: np.ndarray,
+    groups: np.ndarray,
+    subjects: np.ndarray,
+    permutations: int,
+    seed: int,
+) -> list[tuple]:
+    """Linear probe, MMD and Frechet distance between the two scanner groups in ``features``."""
+    probe, spread = linear_probe(features, groups, subjects)
+    names = sorted(set(groups))
+    first, second = features[groups == names[0]], features[groups == names[1]]
+    mmd, p_value = mmd_rbf(first, second, permutations=permutations, seed=seed)
+    pair = f"{names[0]} vs {names[1]}"
+    return [
+        (run_id, method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread, None),
+        (run_id, method, "mmd_squared", pair, mmd, None, None, p_value),
+        (run_id, method, "frechet_distance", pair, frechet_distance(first, second), None, None, None),
+    ]
 
 
 def evaluate(
@@ -130,8 +169,12 @@ def evaluate(
     run_id: str,
     epochs: int = 40,
     permutations: int = 200,
+    diagnostic_cohort: str | None = None,
+    external_group: str | None = None,
 ) -> list[tuple]:
-    """Evaluate ``none`` and each method; write and return the ``harm_evaluation`` rows."""
+    """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
+    ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
+    to ``external_group``."""
     frozen_run = latest_run(conn, cohort)
     architecture, hyperparameters, checkpoint = conn.execute(
         "select architecture, hyperparameters, checkpoint_path from ml_runs where run_id = ?", (frozen_run,)
@@ -144,18 +187,22 @@ def evaluate(
     frozen.to(device).eval()
 
     images = cohort_images(conn, settings.mimic_cxr, cohort)
-    label_of = dict(conn.execute("select dicom_id, label from experiment_cohorts where cohort_name = ?", (cohort,)))
-    subject_of = dict(
-        conn.execute("select dicom_id, subject_id from experiment_cohorts where cohort_name = ?", (cohort,))
+    design = (
+        diagnostic_design(conn, settings.mimic_cxr, diagnostic_cohort, reference, external_group, settings.seed)
+        if diagnostic_cohort
+        else None
     )
-    originals = {i.dicom_id: load_values(i.path) for i in track(images, len(images), "reading images", unit="images")}
+    to_read = {i.dicom_id: i.path for i in [*images, *(design.images() if design else [])]}
+    originals = {
+        dicom_id: load_values(path) for dicom_id, path in track(to_read.items(), len(to_read), "reading images")
+    }
     positions = {
         name: np.array([k for k, i in enumerate(images) if i.split == name]) for name in ("train", "validate", "test")
     }
     everything = [i.dicom_id for i in images]
-    labels = {name: np.array([label_of[everything[k]] for k in index], dtype=int) for name, index in positions.items()}
+    labels = {name: np.array([images[k].label for k in index], dtype=int) for name, index in positions.items()}
     groups = np.array([i.energy_group for i in images])
-    subjects = np.array([subject_of[i] for i in everything])
+    subjects = np.array([i.subject_id for i in images])
     reference_ids = [i.dicom_id for i in images if i.split == "train" and i.energy_group == reference]
     pairs = {
         dicom_id: load_values(path).astype(np.float64)
@@ -163,14 +210,10 @@ def evaluate(
     }
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    rows, panels = [], {}
-    for method in ["none", *methods]:
-        if method == "none":
-            harmonized = originals
-        else:
-            chosen = image_method(method)
-            params = chosen.fit(originals[i] for i in reference_ids)
-            harmonized = {i: chosen.apply(originals[i], params) for i in everything}
+    rows, panels, unharmonized_features = [], {}, None
+    for method in ["none", *(m for m in methods if m != "combat")]:
+        transform = _unchanged if method == "none" else _fitted(method, [originals[i] for i in reference_ids])
+        harmonized = {i: transform(originals[i]) for i in everything}
         panels[method] = harmonized
         analysis = _analysis_images(harmonized, everything, config.image_size)  # each image preprocessed once
         arrays = {name: analysis[index] for name, index in positions.items()}
@@ -188,29 +231,27 @@ def evaluate(
         accuracy = balanced_accuracy(confusion(labels["test"], predicted, 2))
         low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
         rows.append((run_id, method, "retrained_balanced_accuracy", "test", accuracy, low, high, None))
-
         features = _embed(frozen, analysis, device)
-        probe, spread = linear_probe(features, groups, subjects)
-        rows.append((run_id, method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread, None))
-        names = sorted(set(groups))
-        first, second = features[groups == names[0]], features[groups == names[1]]
-        mmd, p_value = mmd_rbf(first, second, permutations=permutations, seed=settings.seed)
-        rows.append((run_id, method, "mmd_squared", f"{names[0]} vs {names[1]}", mmd, None, None, p_value))
-        rows.append(
-            (
-                run_id,
-                method,
-                "frechet_distance",
-                f"{names[0]} vs {names[1]}",
-                frechet_distance(first, second),
-                None,
-                None,
-                None,
-            )
-        )
+        unharmonized_features = features if method == "none" else unharmonized_features
+        rows += _feature_rows(run_id, method, features, groups, subjects, permutations, settings.seed)
         if pairs:
             for metric, value, low, high in _fidelity(harmonized, pairs, settings.seed):
                 rows.append((run_id, method, metric, f"test images vs {reference} renderings", value, low, high, None))
+        if design:
+            for row in diagnostic_rows(
+                design,
+                lambda image, transform=transform: transform(originals[image.dicom_id]),
+                config,
+                device,
+                folder / f"{method}-diagnostic.pt",
+                settings.seed,
+            ):
+                rows.append((run_id, method, *row, None))
+    if "combat" in methods:
+        training = np.isin(np.arange(len(images)), positions["train"])
+        params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
+        adjusted = combat.apply(unharmonized_features, groups, params)
+        rows += _feature_rows(run_id, "combat", adjusted, groups, subjects, permutations, settings.seed)
     write_panel(panels, images, folder / "panel.png", reference)
     with write_transaction(conn):
         conn.execute(EVALUATION_DDL)

@@ -71,6 +71,8 @@ class CohortImage:
     path: Path
     split: str
     energy_group: str
+    subject_id: int
+    label: int
 
 
 def cohort_images(
@@ -78,7 +80,7 @@ def cohort_images(
 ) -> list[CohortImage]:
     rows = conn.execute(
         """
-        select s.dicom_id, c.dicom_path, s.split, c.energy_group
+        select s.dicom_id, c.dicom_path, s.split, c.energy_group, s.subject_id, s.label
         from ml_dataset_splits as s join cohort_images as c on c.dicom_id = s.dicom_id
         where s.cohort_name = ? and s.scheme = ? and s.seed = ? order by s.dicom_id
         """,
@@ -86,7 +88,7 @@ def cohort_images(
     ).fetchall()
     if not rows:
         raise ValueError(f"cohort {cohort!r} has no split images (scheme {scheme}, seed {seed}); run `xrh split`")
-    return [CohortImage(d, mimic_cxr / p, s, g) for d, p, s, g in rows]
+    return [CohortImage(d, mimic_cxr / p, s, g, subject, label) for d, p, s, g, subject, label in rows]
 
 
 def fit(conn: sqlite3.Connection, mimic_cxr: Path, method: str, cohort: str, reference: str, run_id: str) -> int:

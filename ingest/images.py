@@ -111,9 +111,14 @@ def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def analysis_image(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """The analysis image of presentation values: float32, ``size`` x ``size``, values in [0, 1]."""
+    return fit_square(window(values.astype(np.float32, copy=False), preprocessing), preprocessing.size)
+
+
 def preprocess(dataset: pydicom.Dataset, preprocessing: Preprocessing) -> np.ndarray:
-    """The analysis image of a dataset: float32, ``size`` x ``size``, values in [0, 1]."""
-    return fit_square(window(presentation_values(dataset), preprocessing), preprocessing.size)
+    """The analysis image of a dataset."""
+    return analysis_image(presentation_values(dataset), preprocessing)
 
 
 class ImageCache:

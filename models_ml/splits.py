@@ -4,7 +4,8 @@ Patients, not images, are assigned to splits, so no patient's images are in two 
 in images (a patient with many images weighs more). Two schemes:
 
 - ``standard``: within each label group, patients in a seeded random order each go to the split whose image count is
-  furthest below its target share (60 / 20 / 20 by default).
+  furthest below its target share (60 / 20 / 20 by default). A patient with images in several label groups is one
+  unit of its own stratum (the set of its labels), never split.
 - ``balanced``: every label group gets the same number of training images, 60% of the smallest group's images (and
   20% each for validation and test); the larger groups' remaining patients are marked ``unused``.
 
@@ -88,21 +89,31 @@ def split_cohort(
     if not rows:
         known = [r[0] for r in conn.execute("select distinct cohort_name from experiment_cohorts order by 1")]
         raise ValueError(f"cohort {cohort_name!r} has no images; cohorts with images: {known}")
-    images_per_group: dict[int, dict[int, int]] = {}
+    # Patients are stratified by the set of labels their images carry, so a patient whose images fall into two label
+    # groups (a cohort without dedupe_subjects_from_larger_group) still goes to one split with all of them.
+    labels_of: dict[int, set[int]] = {}
     for _, subject, label in rows:
-        group = images_per_group.setdefault(label, {})
-        group[subject] = group.get(subject, 0) + 1
-    smallest = min(sum(group.values()) for group in images_per_group.values())
+        labels_of.setdefault(subject, set()).add(label)
+    strata: dict[tuple[int, ...], dict[int, int]] = {}
+    for _, subject, _ in rows:
+        stratum = strata.setdefault(tuple(sorted(labels_of[subject])), {})
+        stratum[subject] = stratum.get(subject, 0) + 1
+    mixed = sum(len(subjects) for labels, subjects in strata.items() if len(labels) > 1)
+    if scheme == "balanced" and mixed:
+        raise ValueError(
+            f"cohort {cohort_name!r} has {mixed} patients with images in more than one label group; the balanced "
+            "scheme needs each patient in one group (dedupe_subjects_from_larger_group: true)"
+        )
+    smallest = min(sum(subjects.values()) for subjects in strata.values())
     rng = np.random.default_rng(seed)
-    split_of: dict[tuple[int, int], str] = {}
-    for label in sorted(images_per_group):
-        group = images_per_group[label]
-        total = smallest if scheme == "balanced" else sum(group.values())
+    split_of: dict[int, str] = {}
+    for labels in sorted(strata):
+        subjects = strata[labels]
+        total = smallest if scheme == "balanced" else sum(subjects.values())
         quotas = {name: share * total for name, share in zip(SPLITS, shares, strict=True)}
-        for subject, split in assign_subjects(group, quotas, rng).items():
-            split_of[(label, subject)] = split
+        split_of.update(assign_subjects(subjects, quotas, rng))
     records = [
-        (run_id, cohort_name, scheme, seed, dicom_id, subject, label, split_of[(label, subject)])
+        (run_id, cohort_name, scheme, seed, dicom_id, subject, label, split_of[subject])
         for dicom_id, subject, label in rows
     ]
     with write_transaction(conn):

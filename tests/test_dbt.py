@@ -94,6 +94,20 @@ def test_splits_are_patient_level_deterministic_and_weighted(built, scheme):
         assert abs(train[0] - train[1]) <= max(3, 0.2 * max(train.values()))
 
 
+def test_patients_with_images_in_two_label_groups_stay_in_one_split(built):
+    from models_ml.splits import split_cohort
+
+    with connect(built.warehouse) as conn:
+        mixed = conn.execute(
+            "select count(*) from (select subject_id from experiment_cohorts where cohort_name = 'abnormal_vs_healthy'"
+            " group by subject_id having count(distinct label) > 1)"
+        ).fetchone()[0]
+        counts = split_cohort(conn, "abnormal_vs_healthy", seed=3, run_id="test")
+        with pytest.raises(ValueError, match="balanced scheme needs each patient in one group"):
+            split_cohort(conn, "abnormal_vs_healthy", scheme="balanced", seed=3, run_id="test")
+    assert mixed > 0 and counts.subjects_in_two_splits == 0
+
+
 def test_split_of_an_unknown_cohort_is_a_clear_error(built):
     from models_ml.splits import split_cohort
 

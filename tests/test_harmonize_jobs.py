@@ -57,6 +57,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built):
     )
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+        split_cohort(conn, "abnormal_vs_healthy", run_id="split")
         with recorded_run(conn, "train", config.parameters()) as run:
             train(conn, built, config, run.run_id)
         with recorded_run(conn, "harmonize_evaluate", {"test": True}) as run:
@@ -65,10 +66,12 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built):
                 built,
                 cohort="scanner_d110_vs_s120",
                 reference="D110",
-                methods=["cdf"],
+                methods=["cdf", "combat"],
                 run_id=run.run_id,
                 epochs=2,
                 permutations=20,
+                diagnostic_cohort="abnormal_vs_healthy",
+                external_group="D90",
             )
     metrics = {(method, metric) for _, method, metric, *_ in rows}
     for method in ("none", "cdf"):
@@ -81,10 +84,50 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built):
             "psnr",
         ):
             assert (method, metric) in metrics, (method, metric)
+        for metric in (
+            "diagnostic_auc_internal",
+            "diagnostic_auc_external",
+            "diagnostic_auc_mean",
+            "diagnostic_auc_gap",
+        ):
+            assert (method, metric) in metrics, (method, metric)
+    assert {metric for method, metric in metrics if method == "combat"} == {
+        "probe_balanced_accuracy",
+        "mmd_squared",
+        "frechet_distance",
+    }
+    gaps = [row for row in rows if row[2] == "diagnostic_auc_gap"]
+    assert all(low <= value <= high for *_, value, low, high, _ in gaps)
     ssim = {method: value for _, method, metric, _, value, *_ in rows if metric == "ssim"}
     assert all(-1 <= value <= 1 for value in ssim.values())
     assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
     with connect(built.warehouse, readonly=True) as conn:
         board = conn.execute("select rank, method from harmonization_leaderboard order by rank").fetchall()
-    assert {method for _, method in board} == {"none", "cdf"}
+    assert {method for _, method in board} == {"none", "cdf", "combat"}
+    assert board[-1] == (3, "combat")  # no retrained classifier: ranked last
+
+
+def test_label_matched_test_sets_hold_the_same_count_of_each_label():
+    from pathlib import Path
+
+    from harmonize.diagnostic import label_matched
+    from harmonize.jobs import CohortImage
+
+    def images(group, labels):
+        return [CohortImage(f"{group}{k}", Path("x"), "test", group, k, label) for k, label in enumerate(labels)]
+
+    first, second = images("a", [0] * 10 + [1] * 3), images("b", [0] * 4 + [1] * 8)
+    chosen_first, chosen_second = label_matched(first, second, np.random.default_rng(0))
+    for chosen in (chosen_first, chosen_second):
+        assert sorted(i.label for i in chosen) == [0] * 4 + [1] * 3
+    assert len({i.dicom_id for i in chosen_first}) == 7
+
+
+def test_diagnostic_design_names_a_missing_group(built):
+    from harmonize.diagnostic import diagnostic_design
+
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "abnormal_vs_healthy", run_id="split")
+        with pytest.raises(ValueError, match="has no images of group 'S999'"):
+            diagnostic_design(conn, built.mimic_cxr, "abnormal_vs_healthy", "D110", "S999", seed=0)

@@ -3,6 +3,9 @@
 A run's id is derived from its kind, its parameters and the code version, so the same job with the same inputs is the
 same run: re-running it after a crash resumes that run (and overwrites its rows with the same rows) instead of adding a
 second copy. ``attempts`` counts how often it was started.
+
+An orchestrator (the Prefect flows) wraps its work in :func:`orchestrated_by`, so every run started inside records the
+orchestrator's run id without each job passing it along.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -76,6 +80,19 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+_orchestrator_run_id: ContextVar[str | None] = ContextVar("orchestrator_run_id", default=None)
+
+
+@contextmanager
+def orchestrated_by(flow_run_id: str | None) -> Iterator[None]:
+    """Runs recorded inside this block carry ``flow_run_id`` in ``runs.prefect_flow_run_id``."""
+    token = _orchestrator_run_id.set(flow_run_id)
+    try:
+        yield
+    finally:
+        _orchestrator_run_id.reset(token)
+
+
 @dataclass(frozen=True)
 class Run:
     run_id: str
@@ -98,7 +115,9 @@ def recorded_run(
     """Register a run as ``running``, yield it, then mark it ``succeeded`` or ``failed`` (with the error's last line).
 
     Re-entering with the same kind, parameters and code version reuses the run id and counts another attempt.
+    ``prefect_flow_run_id`` defaults to the one set by :func:`orchestrated_by`.
     """
+    prefect_flow_run_id = prefect_flow_run_id or _orchestrator_run_id.get()
     ensure_runs_table(conn)
     version = code_version()
     run = Run(run_id_for(kind, parameters, version), kind, dict(parameters))

@@ -1,5 +1,6 @@
-{#- One row per study: each CheXpert label as an explicit status, and whether the study is healthy (a label row exists
-    and no disease is positive or uncertain; a disease not mentioned counts as negative). -#}
+{#- One row per study: each CheXpert label as an explicit status, whether the study is healthy (a label row exists
+    and no disease is positive or uncertain; a disease not mentioned counts as negative), and how many diseases are
+    positive. -#}
 with studies as (
     select study_id, subject_id from {{ ref('stg_mimic_cxr__studies') }}
 ),
@@ -22,7 +23,10 @@ encoded as (
                 coalesce(labels.{{ label_name(column) }}, 0) = 0{{ ' and ' if not loop.last }}
                 {%- endfor %} then 1
             else 0
-        end as integer) as is_healthy
+        end as integer) as is_healthy,
+        cast({% for column in var('disease_columns') -%}
+            case when labels.{{ label_name(column) }} = 1 then 1 else 0 end{{ ' + ' if not loop.last }}
+            {%- endfor %} as integer) as positive_diseases
     from studies
     left join labels
         on studies.study_id = labels.study_id

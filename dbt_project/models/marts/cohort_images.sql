@@ -40,6 +40,7 @@ final as (
         {%- endfor %}
         coalesce(labels.has_labels, 0) as has_labels,
         coalesce(labels.is_healthy, 0) as is_healthy,
+        coalesce(labels.positive_diseases, 0) as positive_diseases,
         splits.official_split,
         acquisition.view_position,
         acquisition.view_group,

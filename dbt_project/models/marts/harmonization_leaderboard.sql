@@ -1,6 +1,25 @@
-{#- The harmonization benchmark's latest evaluation per cohort run, one row per method, ranked by how close the
-    retrained scanner classifier comes to chance (0.5): the smaller the scanner signal left, the better.
-    Empty until `xrh harmonize evaluate` has written harm_evaluation. -#}
+{#- The harmonization benchmark's latest evaluation, one row per method, ranked by how close the retrained scanner
+    classifier comes to chance (0.5): the smaller the scanner signal left, the better. Methods without a retrained
+    classifier (combat works on features) rank after the others, by MMD. Empty until `xrh harmonize evaluate` has
+    written harm_evaluation. -#}
+{#- (column, metric, field of harm_evaluation) -#}
+{%- set columns = [
+    ('retrained_balanced_accuracy', 'retrained_balanced_accuracy', 'value'),
+    ('retrained_ci_low', 'retrained_balanced_accuracy', 'ci_low'),
+    ('retrained_ci_high', 'retrained_balanced_accuracy', 'ci_high'),
+    ('probe_balanced_accuracy', 'probe_balanced_accuracy', 'value'),
+    ('mmd_squared', 'mmd_squared', 'value'),
+    ('mmd_p_value', 'mmd_squared', 'p_value'),
+    ('frechet_distance', 'frechet_distance', 'value'),
+    ('ssim', 'ssim', 'value'),
+    ('psnr', 'psnr', 'value'),
+    ('diagnostic_auc_internal', 'diagnostic_auc_internal', 'value'),
+    ('diagnostic_auc_external', 'diagnostic_auc_external', 'value'),
+    ('diagnostic_auc_mean', 'diagnostic_auc_mean', 'value'),
+    ('diagnostic_auc_gap', 'diagnostic_auc_gap', 'value'),
+    ('diagnostic_gap_ci_low', 'diagnostic_auc_gap', 'ci_low'),
+    ('diagnostic_gap_ci_high', 'diagnostic_auc_gap', 'ci_high'),
+] -%}
 {%- set evaluation = source('results', 'harm_evaluation') -%}
 {%- set runs = source('results', 'runs') -%}
 {%- set exists = adapter.get_relation(database=evaluation.database, schema=evaluation.schema,
@@ -21,15 +40,9 @@ pivoted as (
     select
         evaluation.run_id,
         evaluation.method,
-        max(case when metric = 'retrained_balanced_accuracy' then value end) as retrained_balanced_accuracy,
-        max(case when metric = 'retrained_balanced_accuracy' then ci_low end) as retrained_ci_low,
-        max(case when metric = 'retrained_balanced_accuracy' then ci_high end) as retrained_ci_high,
-        max(case when metric = 'probe_balanced_accuracy' then value end) as probe_balanced_accuracy,
-        max(case when metric = 'mmd_squared' then value end) as mmd_squared,
-        max(case when metric = 'mmd_squared' then p_value end) as mmd_p_value,
-        max(case when metric = 'frechet_distance' then value end) as frechet_distance,
-        max(case when metric = 'ssim' then value end) as ssim,
-        max(case when metric = 'psnr' then value end) as psnr
+        {%- for column, metric, field in columns %}
+        max(case when metric = '{{ metric }}' then {{ field }} end) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from evaluation
     inner join latest_run
         on evaluation.run_id = latest_run.run_id
@@ -38,7 +51,9 @@ pivoted as (
 
 final as (
     select
-        cast(rank() over (order by abs(retrained_balanced_accuracy - 0.5), mmd_squared) as integer) as rank,
+        cast(rank() over (
+            order by retrained_balanced_accuracy is null, abs(retrained_balanced_accuracy - 0.5), mmd_squared
+        ) as integer) as rank,
         *
     from pivoted
 )
@@ -49,14 +64,8 @@ select
     cast(null as integer) as rank,
     cast(null as text) as run_id,
     cast(null as text) as method,
-    cast(null as double) as retrained_balanced_accuracy,
-    cast(null as double) as retrained_ci_low,
-    cast(null as double) as retrained_ci_high,
-    cast(null as double) as probe_balanced_accuracy,
-    cast(null as double) as mmd_squared,
-    cast(null as double) as mmd_p_value,
-    cast(null as double) as frechet_distance,
-    cast(null as double) as ssim,
-    cast(null as double) as psnr
+    {%- for column, metric, field in columns %}
+    cast(null as double) as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
 where 1 = 0
 {% endif %}
