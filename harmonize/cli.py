@@ -4,63 +4,44 @@ from __future__ import annotations
 
 import argparse
 
-from xrh.runs import recorded_run, run_id_for
 from xrh.settings import Settings
 from xrh.warehouse import connect, table_columns
 
 
-def _fit_parameters(args: argparse.Namespace) -> dict[str, object]:
-    return {"method": args.method, "cohort": args.cohort, "reference": args.reference}
-
-
 def fit_command(args: argparse.Namespace, settings: Settings) -> int:
     """Fit a harmonization method on the training-split images of a reference group; store harm_params."""
-    from harmonize.jobs import fit
+    from harmonize.jobs import fit_method
 
-    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_fit", _fit_parameters(args)) as run:
-        count = fit(conn, settings.mimic_cxr, args.method, args.cohort, args.reference, run.run_id)
-    print(f"{args.method} fitted on {count} training images of {args.reference} (run {run.run_id})")
+    run_id, count = fit_method(settings, args.method, args.cohort, args.reference)
+    print(f"{args.method} fitted on {count} training images of {args.reference} (run {run_id})")
     return 0
 
 
 def apply_command(args: argparse.Namespace, settings: Settings) -> int:
     """Apply a fitted method to every image of the cohort; write 16-bit PNGs and harm_images."""
-    from harmonize.jobs import apply
+    from harmonize.jobs import apply_method
 
-    fit_run_id = run_id_for("harmonize_fit", _fit_parameters(args))
-    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run:
-        count = apply(conn, settings.mimic_cxr, settings.cache_dir, fit_run_id, run.run_id)
-    print(f"{args.method}: {count} harmonized images under {settings.cache_dir / 'harmonized' / run.run_id}")
+    run_id, count = apply_method(settings, args.method, args.cohort, args.reference)
+    print(f"{args.method}: {count} harmonized images under {settings.cache_dir / 'harmonized' / run_id}")
     return 0
 
 
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     """Benchmark methods on a scanner cohort: retrained classifier, probe, MMD and Frechet distance per method
-    (fitted on the training split only); harm_evaluation rows and a PNG panel."""
-    from harmonize.evaluate import evaluate
+    (fitted on the training split only), optionally the Zech et al. experiment; harm_evaluation rows and a PNG panel."""
+    from harmonize.jobs import evaluate_methods
 
-    parameters = {
-        "cohort": args.cohort,
-        "reference": args.reference,
-        "methods": args.methods,
-        "epochs": args.epochs,
-        "diagnostic_cohort": args.diagnostic_cohort,
-        "external_group": args.external_group,
-    }
-    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_evaluate", parameters) as run:
-        evaluate(
-            conn,
-            settings,
-            cohort=args.cohort,
-            reference=args.reference,
-            methods=args.methods,
-            run_id=run.run_id,
-            epochs=args.epochs,
-            diagnostic_cohort=args.diagnostic_cohort,
-            external_group=args.external_group,
-        )
-    print(f"evaluation {run.run_id} written to harm_evaluation; `xrh harmonize leaderboard` ranks it")
-    print(f"panel: {settings.cache_dir / 'harmonized' / run.run_id / 'panel.png'}")
+    run_id = evaluate_methods(
+        settings,
+        cohort=args.cohort,
+        reference=args.reference,
+        methods=args.methods,
+        epochs=args.epochs,
+        diagnostic_cohort=args.diagnostic_cohort,
+        external_group=args.external_group,
+    )
+    print(f"evaluation {run_id} written to harm_evaluation; `xrh harmonize leaderboard` ranks it")
+    print(f"panel: {settings.cache_dir / 'harmonized' / run_id / 'panel.png'}")
     return 0
 
 

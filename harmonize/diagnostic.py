@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from harmonize.jobs import CohortImage, cohort_images
+from harmonize.fitting import CohortImage, cohort_images
 from ingest.images import Preprocessing, analysis_image
 from models_ml.dataset import ArrayImages
 from models_ml.metrics import auc

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
-from harmonize.jobs import cohort_images, load_values  # noqa: E402
+from harmonize.fitting import cohort_images, load_values  # noqa: E402
 from harmonize.methods import image_method  # noqa: E402
 from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from models_ml.architectures import build_classifier  # noqa: E402

@@ -1,131 +1,73 @@
-"""Fit a method on a cohort's reference group (training split only) and apply it to the cohort's images.
+"""The harmonization steps as recorded runs over the settings: what ``xrh harmonize`` and the ``harmonize`` flow call.
 
-Images are read as presentation values (modality LUT applied, MONOCHROME1 inverted; unsigned 16-bit when the values
-are integers) through ``ingest.images``; harmonized images are written as 16-bit PNG files (values rounded and
-clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``harm_images``. Parameters go to
-``harm_params`` as JSON of plain arrays.
+The apply step's run is keyed on the fit step's run id, so applying the same fitted parameters again is the same run.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-import pydicom
-from PIL import Image
-
-from harmonize.common import params_from_json, params_to_json
-from harmonize.methods import image_method
-from ingest.images import presentation_values
-from xrh.progress import track
-from xrh.warehouse import write_transaction
-
-PARAMS_DDL = """
-create table if not exists harm_params (
-    run_id text primary key,
-    method text not null,
-    cohort_name text not null,
-    reference text not null,
-    reference_images integer not null,
-    parameters text not null
-) strict
-"""
-IMAGES_DDL = """
-create table if not exists harm_images (
-    run_id text not null,
-    dicom_id text not null,
-    method text not null,
-    fit_run_id text not null,
-    path text not null,
-    primary key (run_id, dicom_id)
-) strict
-"""
+from harmonize.evaluate import evaluate
+from harmonize.fitting import apply, fit
+from xrh.batches import BatchMapper, in_this_process
+from xrh.runs import recorded_run, run_id_for
+from xrh.settings import Settings
+from xrh.warehouse import connect
 
 
-def load_values(path: Path) -> np.ndarray:
-    """Presentation values of a DICOM file, as uint16 when they are integers in range (the lookup-table fast path)."""
-    values = presentation_values(pydicom.dcmread(path))
-    if values.min() >= 0 and values.max() <= 65535 and np.array_equal(values, np.round(values)):
-        return values.astype(np.uint16)
-    return values
+def _fit_parameters(method: str, cohort: str, reference: str) -> dict[str, object]:
+    return {"method": method, "cohort": cohort, "reference": reference}
 
 
-def write_png16(path: Path, image: np.ndarray) -> None:
-    """A 16-bit grayscale PNG any viewer opens (values rounded and clipped to 0-65535), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    values = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
-    partial_path = path.with_name(path.name + ".part")
-    Image.fromarray(values).save(partial_path, format="PNG")
-    partial_path.replace(path)
+def fit_method(settings: Settings, method: str, cohort: str, reference: str) -> tuple[str, int]:
+    """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count)."""
+    with (
+        connect(settings.warehouse) as conn,
+        recorded_run(conn, "harmonize_fit", _fit_parameters(method, cohort, reference)) as run,
+    ):
+        return run.run_id, fit(conn, settings.mimic_cxr, method, cohort, reference, run.run_id)
 
 
-def read_png16(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path)).astype(np.uint16)
+def apply_method(
+    settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper = in_this_process
+) -> tuple[str, int]:
+    """Apply the fitted ``method`` to every image of the cohort; (run id, image count). PNGs and harm_images."""
+    fit_run_id = run_id_for("harmonize_fit", _fit_parameters(method, cohort, reference))
+    with (
+        connect(settings.warehouse) as conn,
+        recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run,
+    ):
+        count = apply(conn, settings.mimic_cxr, settings.cache_dir, fit_run_id, run.run_id, map_batches=map_batches)
+        return run.run_id, count
 
 
-@dataclass(frozen=True)
-class CohortImage:
-    dicom_id: str
-    path: Path
-    split: str
-    energy_group: str
-    subject_id: int
-    label: int
-
-
-def cohort_images(
-    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, scheme: str = "standard", seed: int = 0
-) -> list[CohortImage]:
-    rows = conn.execute(
-        """
-        select s.dicom_id, c.dicom_path, s.split, c.energy_group, s.subject_id, s.label
-        from ml_dataset_splits as s join cohort_images as c on c.dicom_id = s.dicom_id
-        where s.cohort_name = ? and s.scheme = ? and s.seed = ? order by s.dicom_id
-        """,
-        (cohort, scheme, seed),
-    ).fetchall()
-    if not rows:
-        raise ValueError(f"cohort {cohort!r} has no split images (scheme {scheme}, seed {seed}); run `xrh split`")
-    return [CohortImage(d, mimic_cxr / p, s, g, subject, label) for d, p, s, g, subject, label in rows]
-
-
-def fit(conn: sqlite3.Connection, mimic_cxr: Path, method: str, cohort: str, reference: str, run_id: str) -> int:
-    """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
-    chosen = image_method(method)
-    images = [i for i in cohort_images(conn, mimic_cxr, cohort) if i.split == "train" and i.energy_group == reference]
-    if not images:
-        groups = sorted({i.energy_group for i in cohort_images(conn, mimic_cxr, cohort)})
-        raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
-    params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
-    with write_transaction(conn):
-        conn.execute(PARAMS_DDL)
-        conn.execute(
-            "insert or replace into harm_params values (?, ?, ?, ?, ?, ?)",
-            (run_id, method, cohort, reference, len(images), params_to_json(params)),
+def evaluate_methods(
+    settings: Settings,
+    *,
+    cohort: str,
+    reference: str,
+    methods: list[str],
+    epochs: int,
+    diagnostic_cohort: str | None = None,
+    external_group: str | None = None,
+) -> str:
+    """The harmonization benchmark (``harmonize.evaluate``); returns the evaluation's run id."""
+    parameters = {
+        "cohort": cohort,
+        "reference": reference,
+        "methods": methods,
+        "epochs": epochs,
+        "diagnostic_cohort": diagnostic_cohort,
+        "external_group": external_group,
+    }
+    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_evaluate", parameters) as run:
+        evaluate(
+            conn,
+            settings,
+            cohort=cohort,
+            reference=reference,
+            methods=methods,
+            run_id=run.run_id,
+            epochs=epochs,
+            diagnostic_cohort=diagnostic_cohort,
+            external_group=external_group,
         )
-    return len(images)
-
-
-def apply(conn: sqlite3.Connection, mimic_cxr: Path, cache_dir: Path, fit_run_id: str, run_id: str) -> int:
-    """Harmonize every image of the fitted cohort with the stored parameters; write PNGs and harm_images."""
-    row = conn.execute(
-        "select method, cohort_name, parameters from harm_params where run_id = ?", (fit_run_id,)
-    ).fetchone()
-    if row is None:
-        raise ValueError(f"no fitted parameters for run {fit_run_id!r} in harm_params; run `xrh harmonize fit`")
-    method, cohort, parameters = row
-    chosen, params = image_method(method), params_from_json(parameters)
-    folder = cache_dir / "harmonized" / run_id
-    records = []
-    images = cohort_images(conn, mimic_cxr, cohort)
-    for image in track(images, len(images), f"applying {method}", unit="images"):
-        path = folder / image.dicom_id[:2] / f"{image.dicom_id}.png"
-        write_png16(path, chosen.apply(load_values(image.path), params))
-        records.append((run_id, image.dicom_id, method, fit_run_id, str(path)))
-    with write_transaction(conn):
-        conn.execute(IMAGES_DDL)
-        conn.execute("delete from harm_images where run_id = ?", (run_id,))
-        conn.executemany("insert into harm_images values (?, ?, ?, ?, ?)", records)
-    return len(records)
+        return run.run_id

@@ -6,7 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from xrh.runs import recorded_run
 from xrh.settings import Settings
 from xrh.warehouse import connect
 
@@ -15,21 +14,13 @@ log = logging.getLogger(__name__)
 
 def csv_step(args: argparse.Namespace, settings: Settings) -> int:
     """Load the MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG CSVs into raw tables (unchanged files are skipped)."""
-    from ingest.csv_load import check_release_counts, load_csv_tables
-    from ingest.schemas import RAW_TABLES_FILE, load_spec
+    from ingest.jobs import load_csv
 
-    spec = load_spec(RAW_TABLES_FILE, *[Path(p) for p in args.spec or ()])
-    parameters = {"step": "csv", "files": str(settings.physionet_files.resolve()), "tables": args.tables or "all"}
-    with connect(settings.warehouse) as conn, recorded_run(conn, "ingest_csv", parameters) as run:
-        results = load_csv_tables(
-            conn, settings.warehouse, settings.physionet_files, spec, tables=args.tables, run_id=run.run_id
-        )
-        checks = check_release_counts(conn, spec)
-    for result in results:
+    outcome = load_csv(settings, tables=args.tables, extra_specs=[Path(p) for p in args.spec or ()])
+    for result in outcome.files:
         print(f"{result.table:32} {result.status:9} {result.rows:>10,} rows  {result.file}")
-    mismatches = [(name, expected, loaded) for name, expected, loaded, status in checks if status != "matches release"]
-    if args.expect_full_release and mismatches:
-        for name, expected, loaded in mismatches:
+    if args.expect_full_release and outcome.mismatches:
+        for name, expected, loaded in outcome.mismatches:
             print(f"release check failed: {name} has {loaded:,} rows, the full release has {expected:,}")
         return 1
     return 0
@@ -37,19 +28,9 @@ def csv_step(args: argparse.Namespace, settings: Settings) -> int:
 
 def dicom_step(args: argparse.Namespace, settings: Settings) -> int:
     """Read the headers of every DICOM file under FOLDER (default: MIMIC-CXR's files/) into raw_dicom_headers."""
-    from ingest.dicom_headers import ingest_dicom_headers
+    from ingest.jobs import read_dicom_headers
 
-    project = settings.mimic_cxr
-    folder = Path(args.folder) if args.folder else project / "files"
-    parameters = {"step": "dicom", "folder": str(folder.resolve())}
-    with connect(settings.warehouse) as conn, recorded_run(conn, "ingest_dicom", parameters):
-        summary = ingest_dicom_headers(
-            conn,
-            folder,
-            stored_relative_to=project,
-            dcm_only=args.folder is None,
-            workers=args.workers or settings.worker_count,
-        )
+    summary = read_dicom_headers(settings, folder=Path(args.folder) if args.folder else None, workers=args.workers)
     print(
         f"{summary.scanned:,} files scanned, {summary.unchanged:,} unchanged, {summary.removed:,} removed; "
         f"raw_dicom_headers has {summary.headers:,} rows, raw_dicom_rejects {summary.rejects:,}"

@@ -30,6 +30,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from xrh.batches import BatchMapper
 from xrh.progress import track
 from xrh.warehouse import write_transaction
 
@@ -282,7 +283,7 @@ def read_file(entry: FileEntry) -> tuple[str, tuple]:
         return "reject", (entry.stored, entry.size, entry.mtime_ns, reason)
 
 
-def _read_files(entries: list[FileEntry]) -> list[tuple[str, tuple]]:
+def read_files(entries: list[FileEntry]) -> list[tuple[str, tuple]]:
     return [read_file(entry) for entry in entries]
 
 
@@ -343,11 +344,14 @@ def ingest_dicom_headers(
     dcm_only: bool = False,
     workers: int = 1,
     files_per_commit: int = FILES_PER_COMMIT,
+    map_batches: BatchMapper | None = None,
 ) -> DicomIngestSummary:
     """Bring ``raw_dicom_headers`` and ``raw_dicom_rejects`` up to date with the files under ``root``.
 
-    New and changed files are read by ``workers`` processes; rows of files that vanished from under ``root`` are
-    removed; everything else is left as it is.
+    New and changed files are read in batches of ``FILES_PER_TASK`` by ``workers`` processes, or by ``map_batches``
+    when given (it maps :func:`read_files` over the batches elsewhere, e.g. on a Dask cluster); rows of files that
+    vanished from under ``root`` are removed; everything else is left as it is. Only this process writes to the
+    warehouse.
     """
     if not root.is_dir():
         raise FileNotFoundError(f"DICOM folder {root} does not exist")
@@ -381,12 +385,14 @@ def ingest_dicom_headers(
     loaded_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     chunks = [todo[i : i + FILES_PER_TASK] for i in range(0, len(todo), FILES_PER_TASK)]
     executor = None
-    if workers > 1 and len(chunks) > 1:
+    if map_batches is not None:
+        batches = map_batches(read_files, chunks)
+    elif workers > 1 and len(chunks) > 1:
         # forkserver: safe with the threads and SQLite connections of the calling process.
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-        batches = executor.map(_read_files, chunks)
+        batches = executor.map(read_files, chunks)
     else:
-        batches = map(_read_files, chunks)
+        batches = map(read_files, chunks)
     pending: list[tuple[str, tuple]] = []
     try:
         for result in track((r for batch in batches for r in batch), len(todo), "reading DICOM headers", unit="files"):

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from xrh.runs import recorded_run
 from xrh.settings import Settings
-from xrh.warehouse import connect
 
 
 def split_command(args: argparse.Namespace, settings: Settings) -> int:
     """Write ml_dataset_splits for a cohort of the experiment_cohorts mart (patient-level, weighted by images)."""
-    from models_ml.splits import split_cohort
+    from models_ml.jobs import split_images
 
     seed = settings.seed if args.seed is None else args.seed
-    parameters = {"cohort": args.cohort, "scheme": args.scheme, "seed": seed}
-    with connect(settings.warehouse) as conn, recorded_run(conn, "split", parameters) as run:
-        counts = split_cohort(conn, args.cohort, scheme=args.scheme, seed=seed, run_id=run.run_id)
+    counts = split_images(settings, args.cohort, scheme=args.scheme, seed=seed)
     print(f"{args.cohort} ({args.scheme}, seed {seed}): images per label and split")
     for (label, split), images in sorted(counts.images.items()):
         print(f"  label {label}  {split:9} {images:6,}")
@@ -27,7 +23,8 @@ def split_command(args: argparse.Namespace, settings: Settings) -> int:
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train a classifier on a cohort (scanner type by default; any cohort_images column with --target) and write
     ml_runs, ml_training_history, ml_predictions and ml_metrics, with PNGs under the cache's runs folder."""
-    from models_ml.train import TrainConfig, train
+    from models_ml.jobs import train_classifier
+    from models_ml.train import TrainConfig
 
     config = TrainConfig(
         cohort=args.cohort,
@@ -45,8 +42,7 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
         seed=settings.seed if args.seed is None else args.seed,
         weights=args.weights,
     )
-    with connect(settings.warehouse) as conn, recorded_run(conn, "train", config.parameters()) as run:
-        result = train(conn, settings, config, run.run_id)
+    result = train_classifier(settings, config)
     print(f"run {result.run_id}: classes {result.class_names}")
     for split, figures in result.metrics.items():
         print(
@@ -60,12 +56,9 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
 def features_command(args: argparse.Namespace, settings: Settings) -> int:
     """Store the penultimate features of a training run (ml_features) and analyse them by scanner group
     (ml_feature_analysis: linear probe, MMD, Frechet distance, silhouette, KS effect sizes) with a t-SNE picture."""
-    from models_ml.features import analyse_features, latest_run
+    from models_ml.jobs import extract_features
 
-    with connect(settings.warehouse) as conn:
-        run_id = latest_run(conn, args.cohort) if args.run == "latest" else args.run
-        with recorded_run(conn, "features", {"training_run": run_id, "permutations": args.permutations}):
-            summary = analyse_features(conn, settings, run_id, permutations=args.permutations)
+    run_id, summary = extract_features(settings, run_id=args.run, cohort=args.cohort, permutations=args.permutations)
     print(f"features of run {run_id}: {summary.images} images")
     print(
         f"  linear probe balanced accuracy (scanner group, patient-grouped 5-fold): "

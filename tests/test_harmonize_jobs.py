@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harmonize.common import params_from_json
-from harmonize.jobs import apply, fit, load_values, read_png16
+from harmonize.fitting import apply, fit, load_values, read_png16
 from harmonize.methods import IMAGE_METHODS, image_method
 from models_ml.splits import split_cohort
 from xrh.warehouse import connect
@@ -112,7 +112,7 @@ def test_label_matched_test_sets_hold_the_same_count_of_each_label():
     from pathlib import Path
 
     from harmonize.diagnostic import label_matched
-    from harmonize.jobs import CohortImage
+    from harmonize.fitting import CohortImage
 
     def images(group, labels):
         return [CohortImage(f"{group}{k}", Path("x"), "test", group, k, label) for k, label in enumerate(labels)]

@@ -20,6 +20,7 @@ def test_environment_overrides_file_and_moves_derived_paths(tmp_path):
     assert settings.device == "cpu"
     assert settings.warehouse == tmp_path / "root" / "warehouse.sqlite"
     assert settings.cache_dir == tmp_path / "root" / "cache"
+    assert settings.prefect_home == tmp_path / "root" / "prefect"
 
 
 def test_explicit_warehouse_is_kept_when_data_root_moves(tmp_path):

@@ -64,9 +64,12 @@ def _dbt_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _build_command(args: argparse.Namespace, settings: Settings) -> int:
     """`dbt build` (seeds, models, tests, unit tests), then print the acquisition statistics report."""
-    from xrh.dbt import run_dbt
+    from xrh.dbt import build_warehouse
 
-    if not run_dbt(settings, ["build", "--target", args.target]):
+    try:
+        build_warehouse(settings, args.target)
+    except RuntimeError as error:
+        print(error)
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
         rows = conn.execute(

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from xrh.runs import recorded_run
 from xrh.settings import Settings
+from xrh.warehouse import connect
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
@@ -54,12 +58,28 @@ def dbt_environment(settings: Settings, target: str = "sqlite") -> dict[str, str
     }
 
 
-def run_dbt(settings: Settings, args: list[str], target: str = "sqlite") -> bool:
-    """Run ``dbt <args>`` in this process; True when every node succeeded."""
+def run_dbt(
+    settings: Settings, args: list[str], target: str = "sqlite", *, invoke: Callable[[list[str]], Any] | None = None
+) -> bool:
+    """Run ``dbt <args>`` in this process; True when every node succeeded.
+
+    ``invoke`` runs the argument list (default: dbt's own ``dbtRunner().invoke``; the flows pass prefect-dbt's runner,
+    which shows each dbt node as a task) and returns dbt's result.
+    """
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_environment(settings, target))
-    result = dbtRunner().invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
+    invoke = invoke or dbtRunner().invoke
+    result = invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
     if result.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception}") from result.exception
     return bool(result.success)
+
+
+def build_warehouse(
+    settings: Settings, target: str = "sqlite", *, invoke: Callable[[list[str]], Any] | None = None
+) -> None:
+    """``dbt build`` (seeds, models, data and unit tests) as a recorded run; raises unless everything passed."""
+    with connect(settings.warehouse) as conn, recorded_run(conn, "build_warehouse", {"target": target}):
+        if not run_dbt(settings, ["build", "--target", target], target, invoke=invoke):
+            raise RuntimeError("dbt build failed: see the log above for the failing models and tests")

@@ -36,6 +36,15 @@ class Settings:
         Where PhysioNet projects are served (``<base>/<project>/<version>/...``).
     workers
         Worker processes or connections for parallel steps (0: one per CPU).
+    prefect_home
+        Prefect's own folder (its database, results and logs); never the warehouse. Default ``<data_root>/prefect``.
+    dask_address
+        A Dask scheduler (``tcp://host:8786``) for the flows' image-heavy tasks; empty: a local cluster of
+        ``workers`` processes.
+    pipeline_cron, ingest_cron
+        Schedules of ``xrh serve``: the whole pipeline, and ingest plus warehouse build alone.
+    retry_delay_seconds
+        First delay before a failed disk or network step of a flow is retried (it doubles on each retry).
     """
 
     data_root: Path = DEFAULT_DATA_DIR
@@ -45,6 +54,11 @@ class Settings:
     device: str = "auto"
     physionet_base_url: str = "https://physionet.org/files/"
     workers: int = 0
+    prefect_home: Path = DEFAULT_DATA_DIR / "prefect"
+    dask_address: str = ""
+    pipeline_cron: str = "0 3 * * 0"
+    ingest_cron: str = "0 1 * * *"
+    retry_delay_seconds: float = 10.0
 
     @property
     def worker_count(self) -> int:
@@ -71,6 +85,11 @@ _CONVERTERS = {
     "device": str,
     "physionet_base_url": str,
     "workers": int,
+    "prefect_home": Path,
+    "dask_address": str,
+    "pipeline_cron": str,
+    "ingest_cron": str,
+    "retry_delay_seconds": float,
 }
 
 
@@ -109,5 +128,9 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
         if variable in environ:
             chosen[field.name] = _coerce(variable, field.name, environ[variable])
     data_root = Path(chosen.get("data_root", DEFAULT_DATA_DIR))
-    derived = {"warehouse": data_root / "warehouse.sqlite", "cache_dir": data_root / "cache"}
+    derived = {
+        "warehouse": data_root / "warehouse.sqlite",
+        "cache_dir": data_root / "cache",
+        "prefect_home": data_root / "prefect",
+    }
     return Settings(**{**derived, **chosen})

@@ -13,6 +13,7 @@ Transactions are visible in the calling code:
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,3 +182,14 @@ def table_counts(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
         " where type in ('table', 'view') and name not like 'sqlite_%' order by name"
     ).fetchall()
     return [(name, kind, conn.execute(f"select count(*) from {quote(name)}").fetchone()[0]) for name, kind in objects]
+
+
+def warehouse_id(conn: sqlite3.Connection) -> str:
+    """A random id given to this warehouse file when first asked for: a rebuilt warehouse gets a new one, so caches
+    keyed on it (the flows' task caches) never reuse results that were written into another file."""
+    with write_transaction(conn):
+        conn.execute("create table if not exists warehouse_meta (key text primary key, value text not null) strict")
+        conn.execute(
+            "insert into warehouse_meta values ('warehouse_id', ?) on conflict (key) do nothing", (uuid.uuid4().hex,)
+        )
+    return conn.execute("select value from warehouse_meta where key = 'warehouse_id'").fetchone()[0]

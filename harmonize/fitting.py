@@ -1,0 +1,158 @@
+"""Fit a method on a cohort's reference group (training split only) and apply it to the cohort's images.
+
+Images are read as presentation values (modality LUT applied, MONOCHROME1 inverted; unsigned 16-bit when the values
+are integers) through ``ingest.images``; harmonized images are written as 16-bit PNG files (values rounded and
+clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``harm_images``. Parameters go to
+``harm_params`` as JSON of plain arrays.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from harmonize.common import Params, params_from_json, params_to_json
+from harmonize.methods import image_method
+from ingest.images import presentation_values
+from xrh.batches import BatchMapper, in_this_process
+from xrh.progress import track
+from xrh.warehouse import write_transaction
+
+PARAMS_DDL = """
+create table if not exists harm_params (
+    run_id text primary key,
+    method text not null,
+    cohort_name text not null,
+    reference text not null,
+    reference_images integer not null,
+    parameters text not null
+) strict
+"""
+IMAGES_DDL = """
+create table if not exists harm_images (
+    run_id text not null,
+    dicom_id text not null,
+    method text not null,
+    fit_run_id text not null,
+    path text not null,
+    primary key (run_id, dicom_id)
+) strict
+"""
+
+
+def load_values(path: Path) -> np.ndarray:
+    """Presentation values of a DICOM file, as uint16 when they are integers in range (the lookup-table fast path)."""
+    values = presentation_values(pydicom.dcmread(path))
+    if values.min() >= 0 and values.max() <= 65535 and np.array_equal(values, np.round(values)):
+        return values.astype(np.uint16)
+    return values
+
+
+def write_png16(path: Path, image: np.ndarray) -> None:
+    """A 16-bit grayscale PNG any viewer opens (values rounded and clipped to 0-65535), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    partial_path = path.with_name(path.name + ".part")
+    Image.fromarray(values).save(partial_path, format="PNG")
+    partial_path.replace(path)
+
+
+def read_png16(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path)).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class CohortImage:
+    dicom_id: str
+    path: Path
+    split: str
+    energy_group: str
+    subject_id: int
+    label: int
+
+
+def cohort_images(
+    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, scheme: str = "standard", seed: int = 0
+) -> list[CohortImage]:
+    rows = conn.execute(
+        """
+        select s.dicom_id, c.dicom_path, s.split, c.energy_group, s.subject_id, s.label
+        from ml_dataset_splits as s join cohort_images as c on c.dicom_id = s.dicom_id
+        where s.cohort_name = ? and s.scheme = ? and s.seed = ? order by s.dicom_id
+        """,
+        (cohort, scheme, seed),
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"cohort {cohort!r} has no split images (scheme {scheme}, seed {seed}); run `xrh split`")
+    return [CohortImage(d, mimic_cxr / p, s, g, subject, label) for d, p, s, g, subject, label in rows]
+
+
+def fit(conn: sqlite3.Connection, mimic_cxr: Path, method: str, cohort: str, reference: str, run_id: str) -> int:
+    """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
+    chosen = image_method(method)
+    images = [i for i in cohort_images(conn, mimic_cxr, cohort) if i.split == "train" and i.energy_group == reference]
+    if not images:
+        groups = sorted({i.energy_group for i in cohort_images(conn, mimic_cxr, cohort)})
+        raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
+    params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
+    with write_transaction(conn):
+        conn.execute(PARAMS_DDL)
+        conn.execute(
+            "insert or replace into harm_params values (?, ?, ?, ?, ?, ?)",
+            (run_id, method, cohort, reference, len(images), params_to_json(params)),
+        )
+    return len(images)
+
+
+IMAGES_PER_BATCH = 16
+
+
+def apply_batch(method: str, params: Params, work: list[tuple[Path, Path]]) -> list[Path]:
+    """Harmonize each ``(source DICOM, target PNG)`` pair: files in, files out, no warehouse."""
+    chosen = image_method(method)
+    for source, target in work:
+        write_png16(target, chosen.apply(load_values(source), params))
+    return [target for _, target in work]
+
+
+def apply(
+    conn: sqlite3.Connection,
+    mimic_cxr: Path,
+    cache_dir: Path,
+    fit_run_id: str,
+    run_id: str,
+    *,
+    map_batches: BatchMapper = in_this_process,
+) -> int:
+    """Harmonize every image of the fitted cohort with the stored parameters; write PNGs and harm_images.
+
+    The images are harmonized in batches by ``map_batches`` (in this process by default; on a Dask cluster from the
+    flows); the index is written here, once every batch is done."""
+    row = conn.execute(
+        "select method, cohort_name, parameters from harm_params where run_id = ?", (fit_run_id,)
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"no fitted parameters for run {fit_run_id!r} in harm_params; run `xrh harmonize fit`")
+    method, cohort, parameters = row
+    folder = cache_dir / "harmonized" / run_id
+    images = cohort_images(conn, mimic_cxr, cohort)
+    work = [(image.path, folder / image.dicom_id[:2] / f"{image.dicom_id}.png") for image in images]
+    batches = [work[k : k + IMAGES_PER_BATCH] for k in range(0, len(work), IMAGES_PER_BATCH)]
+    done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)
+    for _ in track(done, len(batches), f"applying {method}", unit="batches"):
+        pass
+    records = [
+        (run_id, image.dicom_id, method, fit_run_id, str(target))
+        for image, (_, target) in zip(images, work, strict=True)
+    ]
+    with write_transaction(conn):
+        conn.execute(IMAGES_DDL)
+        conn.execute("delete from harm_images where run_id = ?", (run_id,))
+        conn.executemany("insert into harm_images values (?, ?, ?, ?, ?)", records)
+    return len(records)

@@ -1,0 +1,34 @@
+"""The model steps as recorded runs over the settings: what ``xrh split | train | features`` and the flows call."""
+
+from __future__ import annotations
+
+from models_ml.features import FeatureSummary, analyse_features, latest_run
+from models_ml.splits import SplitCounts, split_cohort
+from models_ml.train import TrainConfig, TrainResult, train
+from xrh.runs import recorded_run
+from xrh.settings import Settings
+from xrh.warehouse import connect
+
+
+def split_images(settings: Settings, cohort: str, *, scheme: str = "standard", seed: int | None = None) -> SplitCounts:
+    """Write ml_dataset_splits for a cohort of the experiment_cohorts mart (patient-level, weighted by images)."""
+    seed = settings.seed if seed is None else seed
+    parameters = {"cohort": cohort, "scheme": scheme, "seed": seed}
+    with connect(settings.warehouse) as conn, recorded_run(conn, "split", parameters) as run:
+        return split_cohort(conn, cohort, scheme=scheme, seed=seed, run_id=run.run_id)
+
+
+def train_classifier(settings: Settings, config: TrainConfig) -> TrainResult:
+    """Train a classifier; write ml_runs, ml_training_history, ml_predictions and ml_metrics, and the PNGs."""
+    with connect(settings.warehouse) as conn, recorded_run(conn, "train", config.parameters()) as run:
+        return train(conn, settings, config, run.run_id)
+
+
+def extract_features(
+    settings: Settings, *, run_id: str = "latest", cohort: str | None = None, permutations: int = 200
+) -> tuple[str, FeatureSummary]:
+    """Store and analyse the penultimate features of a training run (the latest one of ``cohort`` by default)."""
+    with connect(settings.warehouse) as conn:
+        training_run = latest_run(conn, cohort) if run_id == "latest" else run_id
+        with recorded_run(conn, "features", {"training_run": training_run, "permutations": permutations}):
+            return training_run, analyse_features(conn, settings, training_run, permutations=permutations)
