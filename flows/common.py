@@ -1,0 +1,67 @@
+"""What every flow shares: the settings, retry policy, task runner for image-heavy work and batch mapping on it.
+
+Settings are read from the environment (``XRH_*``, ``XRH_CONFIG``) when the flows are loaded, the way a served
+deployment starts them too; ``xrh flow`` and ``xrh serve`` set ``PREFECT_HOME`` before Prefect is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prefect import task, unmapped
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+from prefect_dask import DaskTaskRunner
+
+from xrh.settings import Settings, load_settings
+
+RETRIES = 3
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def disk_retries() -> dict[str, Any]:
+    """Task options of steps that touch the network or the disk: three retries, delays doubling from the setting."""
+    return {
+        "retries": RETRIES,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=settings().retry_delay_seconds)(RETRIES),
+    }
+
+
+def image_task_runner() -> DaskTaskRunner:
+    """Dask for the image-heavy tasks: the configured scheduler, or a local cluster of ``workers`` processes."""
+    configured = settings()
+    if configured.dask_address:
+        return DaskTaskRunner(address=configured.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": configured.worker_count, "threads_per_worker": 1})
+
+
+def current_flow_run_id() -> str | None:
+    return flow_run.id
+
+
+@task(name="read batch", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, **disk_retries())
+def read_batch(function: Callable[[Any], Any], batch: Any) -> Any:
+    """A pure read of a batch of files (e.g. DICOM headers): cached on the batch, which names each file's size and
+    modification time, so a re-run after a crash does not read a finished batch again."""
+    return function(batch)
+
+
+@task(name="process batch", cache_policy=NO_CACHE, **disk_retries())
+def process_batch(function: Callable[[Any], Any], batch: Any) -> Any:
+    """A batch that writes files of its own (e.g. harmonized PNGs): never cached, the files are its result."""
+    return function(batch)
+
+
+def mapper_of(batch_task) -> Callable[[Callable[[Any], Any], list[Any]], Iterator[Any]]:
+    """A ``BatchMapper`` (xrh.batches) that runs each batch as a task on the flow's task runner, results in order."""
+
+    def run(function: Callable[[Any], Any], batches: list[Any]) -> Iterator[Any]:
+        futures = batch_task.map(unmapped(function), batches) if batches else []
+        return (future.result() for future in futures)
+
+    return run

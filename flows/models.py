@@ -1,0 +1,103 @@
+"""Flows over the model steps: ``train`` (split, then train the scanner classifier) and ``features``.
+
+Training and feature extraction are cached on their inputs and the code: the run id (a hash of the parameters and
+the code version), the warehouse's identity and the rows they read. An unchanged input is not recomputed; a rebuilt
+warehouse or changed splits are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from prefect import flow, task
+
+from flows.common import current_flow_run_id, settings
+from models_ml.features import latest_run
+from models_ml.jobs import extract_features, split_images, train_classifier
+from models_ml.train import TrainConfig
+from xrh.runs import orchestrated_by, run_id_for
+from xrh.warehouse import connect, warehouse_id
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def training_cache_key(_context, parameters: dict) -> str:
+    config: TrainConfig = parameters["config"]
+    with connect(settings().warehouse) as conn:
+        splits = conn.execute(
+            "select dicom_id, split, label from ml_dataset_splits"
+            " where cohort_name = ? and scheme = ? and seed = ? order by dicom_id",
+            (config.cohort, config.split_scheme, config.split_seed),
+        ).fetchall()
+        return _digest(run_id_for("train", config.parameters()), warehouse_id(conn), splits)
+
+
+def features_cache_key(_context, parameters: dict) -> str:
+    with connect(settings().warehouse) as conn:
+        training_run = latest_run(conn, parameters["cohort"])
+        checkpoint = conn.execute("select checkpoint_sha256 from ml_runs where run_id = ?", (training_run,)).fetchone()
+        run_id = run_id_for("features", {"training_run": training_run, "permutations": parameters["permutations"]})
+        return _digest(run_id, warehouse_id(conn), checkpoint)
+
+
+@task(name="split cohort")
+def split_task(cohort: str, scheme: str) -> dict[str, int]:
+    counts = split_images(settings(), cohort, scheme=scheme)
+    return {f"label {label} {split}": images for (label, split), images in sorted(counts.images.items())}
+
+
+@task(name="train classifier", cache_key_fn=training_cache_key, persist_result=True)
+def train_task(config: TrainConfig) -> dict[str, object]:
+    result = train_classifier(settings(), config)
+    return {"run_id": result.run_id, "metrics": result.metrics, "folder": str(result.folder)}
+
+
+@task(name="extract and analyse features", cache_key_fn=features_cache_key, persist_result=True)
+def features_task(cohort: str, permutations: int) -> dict[str, object]:
+    training_run, summary = extract_features(settings(), cohort=cohort, permutations=permutations)
+    return {
+        "training_run": training_run,
+        "probe_balanced_accuracy": summary.probe_balanced_accuracy,
+        "mmd": summary.mmd,
+        "frechet": summary.frechet,
+    }
+
+
+@flow(name="train", log_prints=True)
+def train_flow(
+    cohort: str = "scanner_d110_vs_s120",
+    architecture: str = "small_cnn",
+    image_size: int = 128,
+    epochs: int = 40,
+    patience: int = 8,
+    split_scheme: str = "standard",
+) -> dict[str, object]:
+    """Split the cohort (patient-level) and train a classifier on it from scratch."""
+    with orchestrated_by(current_flow_run_id()):
+        print(split_task(cohort, split_scheme))
+        config = TrainConfig(
+            cohort=cohort,
+            architecture=architecture,
+            image_size=image_size,
+            epochs=epochs,
+            patience=patience,
+            split_scheme=split_scheme,
+            split_seed=settings().seed,
+            seed=settings().seed,
+        )
+        result = train_task(config)
+    for split, figures in result["metrics"].items():
+        print(f"{split:9} balanced accuracy {figures['balanced_accuracy']:.3f}  AUC {figures['auc']:.3f}")
+    return result
+
+
+@flow(name="features", log_prints=True)
+def features_flow(cohort: str = "scanner_d110_vs_s120", permutations: int = 200) -> dict[str, object]:
+    """Penultimate features of the cohort's latest training run, stored and analysed by scanner group."""
+    with orchestrated_by(current_flow_run_id()):
+        summary = features_task(cohort, permutations)
+    print(summary)
+    return summary

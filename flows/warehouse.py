@@ -1,0 +1,28 @@
+"""The ``build_warehouse`` flow: ``dbt build`` through prefect-dbt's runner, each dbt node a task with its logs."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+from flows.common import current_flow_run_id, settings
+from xrh.dbt import DBT_PROFILES_DIR, DBT_PROJECT_DIR, build_warehouse, run_dbt
+from xrh.runs import orchestrated_by
+
+
+def prefect_dbt_invoke():
+    """prefect-dbt's runner over this project (it raises on a failing node, with the node named)."""
+    runner = PrefectDbtRunner(settings=PrefectDbtSettings(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR))
+    return runner.invoke
+
+
+@flow(name="build_warehouse", log_prints=True)
+def build_warehouse_flow(target: str = "sqlite") -> None:
+    """Seeds, staging, intermediate models, marts and every data and unit test; ``target`` sqlite or duckdb."""
+    with orchestrated_by(current_flow_run_id()):
+        build_warehouse(settings(), target, invoke=prefect_dbt_invoke())
+
+
+def build_selected(selector: str) -> bool:
+    """``dbt build --select`` one part (e.g. the leaderboard after an evaluation), each node a task."""
+    return run_dbt(settings(), ["build", "--select", selector], invoke=prefect_dbt_invoke())

@@ -1,0 +1,145 @@
+"""The real Prefect flows under Prefect's test harness (its own database and PREFECT_HOME) on the tiny simulated
+release: the pipeline completes and records its flow runs, a second run hits the caches, and a step that fails once is
+retried and ends with the same tables as a clean run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from xrh.warehouse import connect, table_columns
+
+TINY = {
+    "image_size": 32,
+    "epochs": 2,
+    "patience": 1,
+    "evaluation_epochs": 2,
+    "evaluate": ["cdf", "combat"],
+    "diagnostic_cohort": "abnormal_vs_healthy",
+    "external_group": "D90",
+}
+
+
+@pytest.fixture(scope="module")
+def flow_settings(simulated, tmp_path_factory):
+    """Environment for the flows (read when they load): the simulated files, a warehouse and cache of their own,
+    short retry delays; Prefect's home and database in a temporary folder, its API exported for the Dask workers."""
+    root, _ = simulated
+    work = tmp_path_factory.mktemp("flows")
+    home = tmp_path_factory.mktemp("prefect_home")
+    environment = {
+        "XRH_DATA_ROOT": str(root),
+        "XRH_WAREHOUSE": str(work / "warehouse.sqlite"),
+        "XRH_CACHE_DIR": str(work / "cache"),
+        "XRH_RETRY_DELAY_SECONDS": "1",
+        "XRH_WORKERS": "2",
+        "PREFECT_HOME": str(home),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        import prefect.settings
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect.settings.temporary_settings({prefect.settings.PREFECT_HOME: home}), prefect_test_harness():
+            patch.setenv("PREFECT_API_URL", prefect.settings.PREFECT_API_URL.value())
+            yield work
+
+
+def _task_states(name: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)))
+    return [run.state.name for run in runs if run.state is not None]
+
+
+def _contents(warehouse: Path, table: str) -> list[tuple]:
+    with connect(warehouse, readonly=True) as conn:
+        columns = ", ".join(c for c in table_columns(conn, table) if c != "_loaded_at")
+        return conn.execute(f"select {columns} from {table} order by 1, 2").fetchall()
+
+
+def test_pipeline_runs_records_reports_and_hits_the_caches_when_run_again(flow_settings):
+    from flows.pipeline import pipeline_flow
+
+    where = pipeline_flow(**TINY)
+    warehouse = flow_settings / "warehouse.sqlite"
+    with connect(warehouse, readonly=True) as conn:
+        runs = dict(conn.execute("select kind, prefect_flow_run_id from runs"))
+        evaluation = conn.execute("select count(*) from harm_evaluation").fetchone()[0]
+        leaderboard = conn.execute("select method from harmonization_leaderboard").fetchall()
+    for kind in ("ingest_csv", "ingest_dicom", "build_warehouse", "split", "train", "features", "harmonize_evaluate"):
+        assert runs[kind], f"{kind} has no Prefect flow run id"
+    assert evaluation > 0 and {m for (m,) in leaderboard} == {"none", "cdf", "combat"}
+    report = Path(where["report"]).read_text()
+    assert "Harmonization leaderboard" in report and "data:image/png;base64," in report
+    assert where["warehouse"] == str(warehouse.resolve())
+    trained = _contents(warehouse, "ml_predictions")
+
+    pipeline_flow(**TINY)
+    assert "Cached" in _task_states("train classifier")
+    assert "Cached" in _task_states("extract and analyse features")
+    assert _contents(warehouse, "ml_predictions") == trained
+
+
+def test_a_step_that_fails_once_is_retried_and_ends_with_the_clean_tables(flow_settings, simulated, monkeypatch):
+    """The patients file is cut short (a copy still being written) until the first attempt has failed."""
+    from flows.ingest import ingest_flow
+
+    root, _ = simulated
+    clean = flow_settings / "clean.sqlite"
+    monkeypatch.setenv("XRH_WAREHOUSE", str(clean))
+    ingest_flow()
+
+    retried = flow_settings / "retried.sqlite"
+    monkeypatch.setenv("XRH_WAREHOUSE", str(retried))
+    patients = root / "physionet.org/files/mimiciv/3.1/hosp/patients.csv.gz"
+    original = patients.read_bytes()
+    patients.write_bytes(original[: len(original) // 2])
+
+    def restore_after_the_first_failure() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if retried.exists():
+                with connect(retried, readonly=True) as conn:
+                    if conn.execute("select 1 from runs where kind = 'ingest_csv' and status = 'failed'").fetchone():
+                        break
+            time.sleep(0.05)
+        patients.write_bytes(original)
+
+    restorer = threading.Thread(target=restore_after_the_first_failure)
+    restorer.start()
+    try:
+        state = ingest_flow(return_state=True)
+    finally:
+        restorer.join()
+        patients.write_bytes(original)
+    assert state.is_completed()
+    with connect(retried, readonly=True) as conn:
+        attempts, status = conn.execute("select attempts, status from runs where kind = 'ingest_csv'").fetchone()
+    assert attempts >= 2 and status == "succeeded"
+    for table in (
+        "raw_mimiciv_hosp__patients",
+        "raw_mimiciv_hosp__admissions",
+        "raw_mimic_cxr_jpg__metadata",
+        "raw_dicom_headers",
+    ):
+        assert _contents(retried, table) == _contents(clean, table), table
+
+
+def test_served_deployments_carry_the_cron_schedules(flow_settings):
+    from flows.cli import deployments
+    from xrh.settings import load_settings
+
+    settings = load_settings()
+    served = {d.name: d for d in deployments(settings)}
+    crons = {name: [s.schedule.cron for s in d.schedules] for name, d in served.items()}
+    assert crons == {
+        "scheduled-pipeline": [settings.pipeline_cron],
+        "nightly-ingest-and-build": [settings.ingest_cron],
+    }
