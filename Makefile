@@ -20,22 +20,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# The main job on simulated data: write the MIMIC stand-in, ingest it, build the warehouse with dbt, split the
-# scanner cohort, train the scanner classifier, analyse its deep features, harmonize the cohort to D110 and end
-# with the harmonization leaderboard.
+# The main job on freshly simulated data, run as the Prefect `pipeline` flow: write the MIMIC stand-in, then ingest it,
+# build the warehouse with dbt, split and train the scanner classifier, analyse its deep features, harmonize the cohort
+# to D110 and evaluate every method (with the Zech et al. experiment), and write the report. It ends with the
+# leaderboard and where the warehouse, the report and the Prefect run are.
 demo: $(STAMP)
+	rm -rf $(DEMO_ROOT)
 	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh simulate --patients $(DEMO_PATIENTS) --image-size 320 --seed 0
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh ingest all
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh build
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh split --cohort scanner_d110_vs_s120
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh train --cohort scanner_d110_vs_s120 --architecture small_cnn \
-		--image-size 128 --epochs 40 --patience 8
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh features --cohort scanner_d110_vs_s120
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize fit --method cdf --reference D110
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize apply --method cdf --reference D110
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize evaluate --methods cdf fda bands --epochs 30
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh runs
-	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh harmonize leaderboard
+	XRH_DATA_ROOT=$(DEMO_ROOT) $(BIN)/xrh flow pipeline --param evaluation_epochs=20
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -55,9 +55,9 @@ def prefect_api() -> Iterator[None]:
     try:
         yield
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # the last log lines, while the server still listens
+        APILogWorker.drain_all(timeout=5)  # the last log lines, while the server still listens
         del os.environ["PREFECT_API_URL"]
         server.stop()
 

@@ -12,9 +12,9 @@ import json
 
 from prefect import flow, task
 
-from flows.common import current_flow_run_id, settings
+from flows.common import current_flow_run_id, image_task_runner, mapper_of, process_batch, settings
 from models_ml.features import latest_run
-from models_ml.jobs import extract_features, split_images, train_classifier
+from models_ml.jobs import cache_cohort_images, extract_features, split_images, train_classifier
 from models_ml.train import TrainConfig
 from xrh.runs import orchestrated_by, run_id_for
 from xrh.warehouse import connect, warehouse_id
@@ -66,7 +66,7 @@ def features_task(cohort: str, permutations: int) -> dict[str, object]:
     }
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=True, task_runner=image_task_runner())
 def train_flow(
     cohort: str = "scanner_d110_vs_s120",
     architecture: str = "small_cnn",
@@ -75,9 +75,12 @@ def train_flow(
     patience: int = 8,
     split_scheme: str = "standard",
 ) -> dict[str, object]:
-    """Split the cohort (patient-level) and train a classifier on it from scratch."""
+    """Split the cohort (patient-level), preprocess its images on the Dask task runner, and train a classifier on it
+    from scratch."""
     with orchestrated_by(current_flow_run_id()):
         print(split_task(cohort, split_scheme))
+        cached = cache_cohort_images(settings(), cohort, image_size, map_batches=mapper_of(process_batch))
+        print(f"{cached} images newly preprocessed into the image cache")
         config = TrainConfig(
             cohort=cohort,
             architecture=architecture,

@@ -22,6 +22,8 @@ def report_flow() -> str:
     for section in sections:
         key = section.title.lower().split(" (")[0].replace(" ", "-")
         create_markdown_artifact(to_markdown(section), key=key, description=section.title)
+    for section in sections[-1:]:  # the leaderboard, where there is one: what a run ends with
+        print(to_markdown(section))
     path = write_html(
         Path(configured.data_root) / "report.html",
         to_html("X-ray harmonization warehouse: run report", sections, f"warehouse: {configured.warehouse.resolve()}"),

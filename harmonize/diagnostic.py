@@ -116,7 +116,8 @@ def diagnostic_rows(
 
     ``analysis_values(image)`` gives the (harmonized or original) presentation values of an image. Returns rows
     ``(metric, grouping, value, ci_low, ci_high)`` for ``diagnostic_auc_internal``, ``diagnostic_auc_external``,
-    ``diagnostic_auc_mean`` and ``diagnostic_auc_gap`` with stratified bootstrap 95% intervals.
+    ``diagnostic_auc_mean`` and ``diagnostic_auc_gap`` with stratified bootstrap 95% intervals, and
+    ``diagnostic_test_images`` and ``diagnostic_test_positives`` per group.
     """
     preprocessing = Preprocessing(size=config.image_size)
 
@@ -146,7 +147,12 @@ def diagnostic_rows(
         return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
 
     pair = f"{design.internal} - {design.external}"
+    internal_labels, external_labels = _labels(design.internal_test), _labels(design.external_test)
     return [
+        ("diagnostic_test_images", design.internal, len(internal_labels), None, None),
+        ("diagnostic_test_images", design.external, len(external_labels), None, None),
+        ("diagnostic_test_positives", design.internal, int(internal_labels.sum()), None, None),
+        ("diagnostic_test_positives", design.external, int(external_labels.sum()), None, None),
         ("diagnostic_auc_internal", design.internal, internal, *interval(internal_samples)),
         ("diagnostic_auc_external", design.external, external, *interval(external_samples)),
         ("diagnostic_auc_mean", pair, (internal + external) / 2, *interval((internal_samples + external_samples) / 2)),

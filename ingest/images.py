@@ -30,6 +30,7 @@ import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
+from xrh.batches import BatchMapper
 from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
@@ -165,15 +166,34 @@ def _cache_one(task: tuple[Path, Preprocessing, str, Path]) -> str | None:
     return None
 
 
+def _cache_batch(tasks: list[tuple[Path, Preprocessing, str, Path]]) -> list[str | None]:
+    return [_cache_one(task) for task in tasks]
+
+
+IMAGES_PER_TASK = 16
+
+
 def fill_cache(
-    cache_dir: Path, preprocessing: Preprocessing, images: list[tuple[str, Path]], *, workers: int = 1
+    cache_dir: Path,
+    preprocessing: Preprocessing,
+    images: list[tuple[str, Path]],
+    *,
+    workers: int = 1,
+    map_batches: BatchMapper | None = None,
 ) -> tuple[int, list[str]]:
-    """Cache every ``(dicom_id, path)`` not cached yet, in ``workers`` processes; return (newly cached, errors)."""
+    """Cache every ``(dicom_id, path)`` not cached yet, in ``workers`` processes or by ``map_batches`` (batches of
+    ``IMAGES_PER_TASK`` elsewhere, e.g. on a Dask cluster); return (newly cached, errors)."""
     cache = ImageCache(cache_dir, preprocessing)
     todo = [(cache_dir, preprocessing, dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
-    if workers > 1 and len(todo) > 1:
+    if map_batches is not None:
+        batches = [todo[k : k + IMAGES_PER_TASK] for k in range(0, len(todo), IMAGES_PER_TASK)]
+        done = track(map_batches(_cache_batch, batches), len(batches), "caching images", unit="batches")
+        outcomes = [outcome for batch in done for outcome in batch]
+    elif workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as executor:
-            outcomes = list(track(executor.map(_cache_one, todo, chunksize=16), len(todo), "caching images"))
+            outcomes = list(
+                track(executor.map(_cache_one, todo, chunksize=IMAGES_PER_TASK), len(todo), "caching images")
+            )
     else:
         outcomes = list(track(map(_cache_one, todo), len(todo), "caching images"))
     errors = [message for message in outcomes if message]

@@ -9,6 +9,7 @@ from pydicom.uid import RLELossless
 
 from ingest.images import ImageCache, Preprocessing, fill_cache, fit_square, preprocess, presentation_values
 from tests.conftest import FILES
+from xrh.batches import in_this_process
 
 
 @pytest.fixture()
@@ -75,3 +76,7 @@ def test_cache_stores_once_per_preprocessing(simulated, tmp_path):
     broken.write_bytes(b"not a dicom file")
     cached, errors = fill_cache(tmp_path, large, [("broken", broken)])
     assert cached == 0 and "broken.dcm" in errors[0]
+    cached, errors = fill_cache(tmp_path, large, [*images, ("broken", broken)], map_batches=in_this_process)
+    assert cached == 6 and len(errors) == 1
+    expected = preprocess(pydicom.dcmread(paths[0]), large)
+    assert np.allclose(ImageCache(tmp_path, large).load(paths[0].stem), expected, atol=1 / 65535)
