@@ -5,6 +5,8 @@ Run: .venv/bin/python benchmarks/scale.py [--files 8000] [--images 240]
 Each step runs inside a real Prefect flow on prefect-dask's ``DaskTaskRunner`` with a local cluster of 1, then 2
 worker processes (one thread each), through the same mappers the ``ingest`` and ``harmonize`` flows use; the time is
 measured inside the flow (the cluster's start-up is printed apart). Batch caching is off so both runs do the work.
+The same batches are then run on plain Dask (``client.map``, no Prefect task around each) to show what the tasks'
+bookkeeping costs.
 Inputs: the DICOM tree of ``benchmarks/ingest.py`` (``data/bench/dicom-20000``, simulated first if missing) and a
 simulated set of 512-pixel images harmonized with exact CDF matching (``data/bench/scale``).
 """
@@ -47,7 +49,7 @@ def main() -> None:
     from flows.common import mapper_of, process_batch, read_batch
     from harmonize.fitting import IMAGES_PER_BATCH, apply_batch, load_values
     from harmonize.methods import image_method
-    from ingest.dicom_headers import FILES_PER_TASK, read_files, walk
+    from ingest.dicom_headers import FILES_PER_REMOTE_TASK, read_files, walk
     from simulate.generate import simulate_dataset
 
     dicom_root = BENCH / "dicom-20000" / "physionet.org/files/mimic-cxr/2.1.0"
@@ -55,7 +57,8 @@ def main() -> None:
         simulate_dataset(BENCH / "dicom-20000", patients=4500, seed=11, image_size=64, workers=2)
     entries = sorted(walk(dicom_root / "files", stored_relative_to=dicom_root, dcm_only=True), key=lambda e: e.stored)
     entries = entries[: args.files]
-    header_batches = [entries[k : k + FILES_PER_TASK] for k in range(0, len(entries), FILES_PER_TASK)]
+    size = FILES_PER_REMOTE_TASK
+    header_batches = [entries[k : k + size] for k in range(0, len(entries), size)]
 
     image_root = BENCH / "scale"
     if not (image_root / "physionet.org").is_dir():
@@ -94,12 +97,28 @@ def main() -> None:
                 seconds = figures[(name, workers)]
                 overhead = time.perf_counter() - started - seconds
                 print(f"{name:9} {workers} worker(s): {seconds:7.2f} s (+{overhead:.1f} s flow and cluster start)")
+        # The same batches on plain Dask (no Prefect task around each): what the tasks' bookkeeping costs.
+        from distributed import Client, LocalCluster
+
+        for workers in (1, 2):
+            with LocalCluster(n_workers=workers, threads_per_worker=1) as cluster, Client(cluster) as client:
+                client.submit(len, [0]).result()
+                for name in ("headers", "harmonize"):
+                    function, batches, _ = function_of(name)
+                    start = time.perf_counter()
+                    client.gather(client.map(function, batches, pure=False))
+                    figures[(f"{name} (plain Dask)", workers)] = time.perf_counter() - start
     print()
-    counts = {"headers": (len(entries), "headers"), "harmonize": (len(sources), "images")}
+    counts = {
+        "headers": (len(entries), "headers"),
+        "harmonize": (len(sources), "images"),
+        "headers (plain Dask)": (len(entries), "headers"),
+        "harmonize (plain Dask)": (len(sources), "images"),
+    }
     for name, (count, unit) in counts.items():
         one, two = figures[(name, 1)], figures[(name, 2)]
         print(
-            f"{name:9} 1 worker {count / one:8.1f} {unit}/s, 2 workers {count / two:8.1f} {unit}/s: "
+            f"{name:22} 1 worker {count / one:8.1f} {unit}/s, 2 workers {count / two:8.1f} {unit}/s: "
             f"speed-up {one / two:.2f}x"
         )
     print(f"cores: {os.cpu_count()}; images {np.asarray(load_values(sources[0])).shape} px")
