@@ -123,6 +123,7 @@ def test_a_step_that_fails_once_is_retried_and_ends_with_the_clean_tables(flow_s
     with connect(retried, readonly=True) as conn:
         attempts, status = conn.execute("select attempts, status from runs where kind = 'ingest_csv'").fetchone()
     assert attempts >= 2 and status == "succeeded"
+    assert "Cached" in _task_states("read batch")  # the same DICOM batches as the clean run: read once
     for table in (
         "raw_mimiciv_hosp__patients",
         "raw_mimiciv_hosp__admissions",
