@@ -18,12 +18,12 @@ from xrh.settings import Settings
 FLOWS = {
     "pipeline": "flows.pipeline:pipeline_flow",
     "ingest_and_build": "flows.pipeline:ingest_and_build_flow",
-    "download": "flows.ingest:download_flow",
-    "ingest": "flows.ingest:ingest_flow",
+    "download": "flows.ingestion:download_flow",
+    "ingest": "flows.ingestion:ingest_flow",
     "build_warehouse": "flows.warehouse:build_warehouse_flow",
     "train": "flows.models:train_flow",
     "features": "flows.models:features_flow",
-    "harmonize": "flows.harmonize:harmonize_flow",
+    "harmonize": "flows.harmonization:harmonize_flow",
     "report": "flows.report:report_flow",
 }
 
@@ -105,7 +105,8 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     prefect_environment(settings, args.config)
     from prefect import serve
 
-    serve(*deployments(settings))
+    with prefect_api():
+        serve(*deployments(settings))
     return 0
 
 

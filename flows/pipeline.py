@@ -6,8 +6,8 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import current_flow_run_id, settings
-from flows.harmonize import harmonize_flow
-from flows.ingest import ingest_flow
+from flows.harmonization import harmonize_flow
+from flows.ingestion import ingest_flow
 from flows.models import features_flow, train_flow
 from flows.report import report_flow
 from flows.warehouse import build_warehouse_flow

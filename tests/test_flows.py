@@ -89,7 +89,7 @@ def test_pipeline_runs_records_reports_and_hits_the_caches_when_run_again(flow_s
 
 def test_a_step_that_fails_once_is_retried_and_ends_with_the_clean_tables(flow_settings, simulated, monkeypatch):
     """The patients file is cut short (a copy still being written) until the first attempt has failed."""
-    from flows.ingest import ingest_flow
+    from flows.ingestion import ingest_flow
 
     root, _ = simulated
     clean = flow_settings / "clean.sqlite"
@@ -144,3 +144,12 @@ def test_served_deployments_carry_the_cron_schedules(flow_settings):
         "scheduled-pipeline": [settings.pipeline_cron],
         "nightly-ingest-and-build": [settings.ingest_cron],
     }
+
+
+def test_flow_modules_never_shadow_the_packages():
+    """A served deployment loads its flow as a script, with ``flows/`` first on the path: a module there named like a
+    package (``ingest``, ``harmonize``) would hide that package from every import."""
+    repository = Path(__file__).resolve().parent.parent
+    packages = {p.name for p in repository.iterdir() if (p / "__init__.py").exists()}
+    assert packages >= {"xrh", "ingest", "harmonize", "models_ml", "simulate", "flows"}
+    assert not {module.stem for module in (repository / "flows").glob("*.py")} & packages
