@@ -70,8 +70,9 @@ def label_matched(
 def diagnostic_design(
     conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, internal: str, external: str, seed: int
 ) -> DiagnosticDesign:
-    """The training, validation and label-matched test images of the experiment (see the module docstring)."""
-    images = cohort_images(conn, mimic_cxr, cohort)
+    """The training, validation and label-matched test images of the experiment (see the module docstring); ``seed``
+    names the cohort's split (``xrh split --seed``) and draws the label-matched subsets."""
+    images = cohort_images(conn, mimic_cxr, cohort, seed=seed)
     labels = sorted({i.label for i in images})
     if labels != [0, 1]:
         raise ValueError(f"diagnostic cohort {cohort!r} must have labels 0 and 1, has {labels}")

@@ -23,7 +23,6 @@ and the intensity histograms of each scanner group before and after.
 from __future__ import annotations
 
 import gzip
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -46,10 +45,9 @@ from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E40
 from harmonize.fitting import cohort_images, load_values  # noqa: E402
 from harmonize.methods import image_method  # noqa: E402
 from ingest.images import Preprocessing, analysis_image  # noqa: E402
-from models_ml.architectures import build_classifier  # noqa: E402
 from models_ml.dataset import ArrayImages  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
-from models_ml.features import latest_run  # noqa: E402
+from models_ml.features import latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, confusion  # noqa: E402
 from models_ml.torch_setup import choose_device  # noqa: E402
 from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all  # noqa: E402
@@ -175,18 +173,10 @@ def evaluate(
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
     ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
     to ``external_group``."""
-    frozen_run = latest_run(conn, cohort)
-    architecture, hyperparameters, checkpoint = conn.execute(
-        "select architecture, hyperparameters, checkpoint_path from ml_runs where run_id = ?", (frozen_run,)
-    ).fetchone()
-    trained = json.loads(hyperparameters)
-    config = replace(TrainConfig(**trained), epochs=epochs, warmup_epochs=min(trained["warmup_epochs"], epochs - 1))
     device = choose_device(settings.device)
-    frozen = build_classifier(architecture, 2)
-    frozen.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    frozen.to(device).eval()
-
-    images = cohort_images(conn, settings.mimic_cxr, cohort)
+    frozen, trained = load_run_model(conn, latest_run(conn, cohort, target="label"), device)
+    config = replace(TrainConfig(**trained), epochs=epochs, warmup_epochs=min(trained["warmup_epochs"], epochs - 1))
+    images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     design = (
         diagnostic_design(conn, settings.mimic_cxr, diagnostic_cohort, reference, external_group, settings.seed)
         if diagnostic_cohort

@@ -78,8 +78,9 @@ class CohortImage:
 
 
 def cohort_images(
-    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, scheme: str = "standard", seed: int = 0
+    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, seed: int, scheme: str = "standard"
 ) -> list[CohortImage]:
+    """The cohort's images in their split (``xrh split`` with this scheme and seed)."""
     rows = conn.execute(
         """
         select s.dicom_id, c.dicom_path, s.split, c.energy_group, s.subject_id, s.label
@@ -93,12 +94,22 @@ def cohort_images(
     return [CohortImage(d, mimic_cxr / p, s, g, subject, label) for d, p, s, g, subject, label in rows]
 
 
-def fit(conn: sqlite3.Connection, mimic_cxr: Path, method: str, cohort: str, reference: str, run_id: str) -> int:
+def fit(
+    conn: sqlite3.Connection,
+    mimic_cxr: Path,
+    method: str,
+    cohort: str,
+    reference: str,
+    run_id: str,
+    *,
+    split_seed: int,
+) -> int:
     """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
     chosen = image_method(method)
-    images = [i for i in cohort_images(conn, mimic_cxr, cohort) if i.split == "train" and i.energy_group == reference]
+    everything = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
+    images = [i for i in everything if i.split == "train" and i.energy_group == reference]
     if not images:
-        groups = sorted({i.energy_group for i in cohort_images(conn, mimic_cxr, cohort)})
+        groups = sorted({i.energy_group for i in everything})
         raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
     params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
     with write_transaction(conn):
@@ -128,6 +139,7 @@ def apply(
     fit_run_id: str,
     run_id: str,
     *,
+    split_seed: int,
     map_batches: BatchMapper = in_this_process,
 ) -> int:
     """Harmonize every image of the fitted cohort with the stored parameters; write PNGs and harm_images.
@@ -141,7 +153,7 @@ def apply(
         raise ValueError(f"no fitted parameters for run {fit_run_id!r} in harm_params; run `xrh harmonize fit`")
     method, cohort, parameters = row
     folder = cache_dir / "harmonized" / run_id
-    images = cohort_images(conn, mimic_cxr, cohort)
+    images = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
     work = [(image.path, folder / image.dicom_id[:2] / f"{image.dicom_id}.png") for image in images]
     batches = [work[k : k + IMAGES_PER_BATCH] for k in range(0, len(work), IMAGES_PER_BATCH)]
     done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)

@@ -13,29 +13,39 @@ from xrh.settings import Settings
 from xrh.warehouse import connect
 
 
-def _fit_parameters(method: str, cohort: str, reference: str) -> dict[str, object]:
-    return {"method": method, "cohort": cohort, "reference": reference}
+def _fit_parameters(settings: Settings, method: str, cohort: str, reference: str) -> dict[str, object]:
+    return {"method": method, "cohort": cohort, "reference": reference, "split_seed": settings.seed}
 
 
 def fit_method(settings: Settings, method: str, cohort: str, reference: str) -> tuple[str, int]:
     """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count)."""
     with (
         connect(settings.warehouse) as conn,
-        recorded_run(conn, "harmonize_fit", _fit_parameters(method, cohort, reference)) as run,
+        recorded_run(conn, "harmonize_fit", _fit_parameters(settings, method, cohort, reference)) as run,
     ):
-        return run.run_id, fit(conn, settings.mimic_cxr, method, cohort, reference, run.run_id)
+        return run.run_id, fit(
+            conn, settings.mimic_cxr, method, cohort, reference, run.run_id, split_seed=settings.seed
+        )
 
 
 def apply_method(
     settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper = in_this_process
 ) -> tuple[str, int]:
     """Apply the fitted ``method`` to every image of the cohort; (run id, image count). PNGs and harm_images."""
-    fit_run_id = run_id_for("harmonize_fit", _fit_parameters(method, cohort, reference))
+    fit_run_id = run_id_for("harmonize_fit", _fit_parameters(settings, method, cohort, reference))
     with (
         connect(settings.warehouse) as conn,
         recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run,
     ):
-        count = apply(conn, settings.mimic_cxr, settings.cache_dir, fit_run_id, run.run_id, map_batches=map_batches)
+        count = apply(
+            conn,
+            settings.mimic_cxr,
+            settings.cache_dir,
+            fit_run_id,
+            run.run_id,
+            split_seed=settings.seed,
+            map_batches=map_batches,
+        )
         return run.run_id, count
 
 

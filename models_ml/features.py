@@ -45,35 +45,40 @@ class FeatureSummary:
     embedding_png: Path
 
 
-def latest_run(conn: sqlite3.Connection, cohort: str | None = None) -> str:
-    """The most recently finished training run (of a cohort, if given)."""
+def latest_run(conn: sqlite3.Connection, cohort: str | None = None, *, target: str | None = None) -> str:
+    """The most recently finished training run (of a cohort and a target, if given)."""
     row = conn.execute(
         "select ml_runs.run_id from ml_runs join runs on runs.run_id = ml_runs.run_id"
         " where runs.status = 'succeeded' and (? is null or ml_runs.cohort_name = ?)"
+        " and (? is null or ml_runs.target = ?)"
         " order by runs.ended_at desc limit 1",
-        (cohort, cohort),
+        (cohort, cohort, target, target),
     ).fetchone()
     if row is None:
-        which = f" for cohort {cohort!r}" if cohort else ""
+        which = (f" for cohort {cohort!r}" if cohort else "") + (f" with target {target!r}" if target else "")
         raise ValueError(f"no finished training run{which}; run `xrh train`")
     return row[0]
 
 
-def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
-    """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
+def load_run_model(conn: sqlite3.Connection, run_id: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A run's trained classifier, in evaluation mode on ``device``, and the run's hyperparameters."""
     run = conn.execute(
-        "select cohort_name, architecture, hyperparameters, class_names, checkpoint_path from ml_runs where run_id = ?",
-        (run_id,),
+        "select architecture, hyperparameters, class_names, checkpoint_path from ml_runs where run_id = ?", (run_id,)
     ).fetchone()
     if run is None:
         raise ValueError(f"no training run {run_id!r} in ml_runs")
-    cohort, architecture, hyperparameters, class_names, checkpoint = run
-    parameters = json.loads(hyperparameters)
-    seed_everything(parameters["seed"])
-    device = choose_device(settings.device)
+    architecture, hyperparameters, class_names, checkpoint = run
     model = build_classifier(architecture, len(json.loads(class_names)))
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    model.to(device).eval()
+    return model.to(device).eval(), json.loads(hyperparameters)
+
+
+def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
+    """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
+    device = choose_device(settings.device)
+    model, parameters = load_run_model(conn, run_id, device)
+    seed_everything(parameters["seed"])
+    cohort = parameters["cohort"]
     rows = conn.execute(
         """
         select e.dicom_id, e.subject_id, e.label, c.dicom_path, c.energy_group, c.sex, c.race

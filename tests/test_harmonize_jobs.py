@@ -16,8 +16,8 @@ from xrh.warehouse import connect
 def test_fit_then_apply_writes_parameters_images_and_index(built, method):
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
-        fitted = fit(conn, built.mimic_cxr, method, "scanner_d110_vs_s120", "D110", f"fit-{method}")
-        count = apply(conn, built.mimic_cxr, built.cache_dir, f"fit-{method}", f"apply-{method}")
+        fitted = fit(conn, built.mimic_cxr, method, "scanner_d110_vs_s120", "D110", f"fit-{method}", split_seed=0)
+        count = apply(conn, built.mimic_cxr, built.cache_dir, f"fit-{method}", f"apply-{method}", split_seed=0)
         reference_images = conn.execute(
             "select reference_images from harm_params where run_id = ?", (f"fit-{method}",)
         ).fetchone()[0]
@@ -34,15 +34,27 @@ def test_fit_then_apply_writes_parameters_images_and_index(built, method):
     assert np.abs(harmonized.astype(float) - np.rint(expected)).max() <= 1
 
 
+def test_fitting_reads_the_split_of_the_seed_it_is_given(built):
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", seed=5, run_id="split-5")
+        training = conn.execute(
+            "select count(*) from ml_dataset_splits join cohort_images using (dicom_id) where cohort_name ="
+            " 'scanner_d110_vs_s120' and scheme = 'standard' and seed = 5 and split = 'train' and energy_group = 'D110'"
+        ).fetchone()[0]
+        assert fit(conn, built.mimic_cxr, "minmax", "scanner_d110_vs_s120", "D110", "fit-5", split_seed=5) == training
+        with pytest.raises(ValueError, match="seed 6"):
+            fit(conn, built.mimic_cxr, "minmax", "scanner_d110_vs_s120", "D110", "fit-6", split_seed=6)
+
+
 def test_unknown_method_and_missing_reference_are_clear_errors(built):
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
         with pytest.raises(ValueError, match="unknown harmonization method 'magic'"):
-            fit(conn, built.mimic_cxr, "magic", "scanner_d110_vs_s120", "D110", "x")
+            fit(conn, built.mimic_cxr, "magic", "scanner_d110_vs_s120", "D110", "x", split_seed=0)
         with pytest.raises(ValueError, match="no training images of reference group 'D90'"):
-            fit(conn, built.mimic_cxr, "cdf", "scanner_d110_vs_s120", "D90", "x")
+            fit(conn, built.mimic_cxr, "cdf", "scanner_d110_vs_s120", "D90", "x", split_seed=0)
         with pytest.raises(ValueError, match="no fitted parameters for run 'nope'"):
-            apply(conn, built.mimic_cxr, built.cache_dir, "nope", "y")
+            apply(conn, built.mimic_cxr, built.cache_dir, "nope", "y", split_seed=0)
     assert len(IMAGE_METHODS) == 8
 
 
