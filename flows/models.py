@@ -79,8 +79,7 @@ def train_flow(
     from scratch."""
     with orchestrated_by(current_flow_run_id()):
         print(split_task(cohort, split_scheme))
-        cached = cache_cohort_images(settings(), cohort, image_size, map_batches=mapper_of(process_batch))
-        print(f"{cached} images newly preprocessed into the image cache")
+        cache_cohort_images(settings(), cohort, image_size, map_batches=mapper_of(process_batch))
         config = TrainConfig(
             cohort=cohort,
             architecture=architecture,

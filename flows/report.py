@@ -8,7 +8,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import settings
-from xrh.report import collect, latest_pictures, to_html, to_markdown, write_html
+from xrh.files import write_bytes_atomic
+from xrh.report import collect, to_html, to_markdown
 from xrh.warehouse import connect
 
 
@@ -18,15 +19,13 @@ def report_flow() -> str:
     the PNGs), and ``<data_root>/report.html``. Returns the HTML file's path."""
     configured = settings()
     with connect(configured.warehouse) as conn:
-        sections = collect(conn, latest_pictures(conn, configured.cache_dir))
+        sections = collect(conn, configured.cache_dir)
     for section in sections:
-        key = section.title.lower().split(" (")[0].replace(" ", "-")
-        create_markdown_artifact(to_markdown(section), key=key, description=section.title)
-    for section in sections[-1:]:  # the leaderboard, where there is one: what a run ends with
-        print(to_markdown(section))
-    path = write_html(
-        Path(configured.data_root) / "report.html",
-        to_html("X-ray harmonization warehouse: run report", sections, f"warehouse: {configured.warehouse.resolve()}"),
-    )
+        create_markdown_artifact(to_markdown(section), key=section.key, description=section.title)
+        if section.key == "leaderboard":  # what a run ends with
+            print(to_markdown(section))
+    path = Path(configured.data_root) / "report.html"
+    footer = f"warehouse: {configured.warehouse.resolve()}"
+    write_bytes_atomic(path, to_html("X-ray harmonization warehouse: run report", sections, footer).encode())
     print(f"report: {path.resolve()}")
     return str(path.resolve())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from xrh.report import collect, to_markdown
 from xrh.settings import Settings
-from xrh.warehouse import connect, table_columns
+from xrh.warehouse import connect
 
 
 def fit_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,27 +53,12 @@ def leaderboard_command(args: argparse.Namespace, settings: Settings) -> int:
     if not run_dbt(settings, ["build", "--select", "harmonization_leaderboard", "--quiet"]):
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
-        leaderboard = conn.execute("select * from harmonization_leaderboard order by rank").fetchall()
-        columns = [c for c in table_columns(conn, "harmonization_leaderboard") if c != "run_id"]
-    if not leaderboard:
+        (leaderboard,) = collect(conn, settings.cache_dir, keys=["leaderboard"])
+    if not leaderboard.rows:
         print("the leaderboard is empty: run `xrh harmonize evaluate` first")
         return 0
-    print(render_leaderboard(columns, [row[:1] + row[2:] for row in leaderboard]))
+    print(to_markdown(leaderboard))
     return 0
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def render_leaderboard(columns: list[str], rows: list[tuple]) -> str:
-    """A plain-text table: one row per method, the metric columns that have at least one value."""
-    shown = [k for k, _ in enumerate(columns) if any(row[k] is not None for row in rows)]
-    cells = [[columns[k] for k in shown], *([_cell(row[k]) for k in shown] for row in rows)]
-    widths = [max(len(line[k]) for line in cells) for k in range(len(shown))]
-    return "\n".join("  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in cells)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -29,10 +29,8 @@ from torch.utils.data import DataLoader
 from harmonize.fitting import CohortImage, cohort_images
 from ingest.images import Preprocessing, analysis_image
 from models_ml.dataset import ArrayImages
-from models_ml.metrics import auc
+from models_ml.metrics import auc, bootstrap, percentile_interval
 from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all
-
-BOOTSTRAP = 500
 
 
 @dataclass(frozen=True)
@@ -96,13 +94,9 @@ def diagnostic_design(
 
 
 def _bootstrap_aucs(labels: np.ndarray, probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """AUCs of stratified bootstrap samples (positives and negatives resampled separately, so none is one-class)."""
-    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    values = np.empty(BOOTSTRAP)
-    for k in range(BOOTSTRAP):
-        index = np.concatenate([rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))])
-        values[k] = auc(labels[index], probabilities[index])
-    return values
+    """AUCs of bootstrap samples stratified by label (positives and negatives resampled separately)."""
+    strata = [np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)]
+    return bootstrap(lambda index: auc(labels[index], probabilities[index]), strata, rng)
 
 
 def diagnostic_rows(
@@ -144,9 +138,6 @@ def diagnostic_rows(
         results[name] = (auc(labels, probabilities), _bootstrap_aucs(labels, probabilities, rng))
     (internal, internal_samples), (external, external_samples) = results["internal"], results["external"]
 
-    def interval(samples: np.ndarray) -> tuple[float, float]:
-        return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
-
     pair = f"{design.internal} - {design.external}"
     internal_labels, external_labels = _labels(design.internal_test), _labels(design.external_test)
     return [
@@ -154,8 +145,13 @@ def diagnostic_rows(
         ("diagnostic_test_images", design.external, len(external_labels), None, None),
         ("diagnostic_test_positives", design.internal, int(internal_labels.sum()), None, None),
         ("diagnostic_test_positives", design.external, int(external_labels.sum()), None, None),
-        ("diagnostic_auc_internal", design.internal, internal, *interval(internal_samples)),
-        ("diagnostic_auc_external", design.external, external, *interval(external_samples)),
-        ("diagnostic_auc_mean", pair, (internal + external) / 2, *interval((internal_samples + external_samples) / 2)),
-        ("diagnostic_auc_gap", pair, internal - external, *interval(internal_samples - external_samples)),
+        ("diagnostic_auc_internal", design.internal, internal, *percentile_interval(internal_samples)),
+        ("diagnostic_auc_external", design.external, external, *percentile_interval(external_samples)),
+        (
+            "diagnostic_auc_mean",
+            pair,
+            (internal + external) / 2,
+            *percentile_interval((internal_samples + external_samples) / 2),
+        ),
+        ("diagnostic_auc_gap", pair, internal - external, *percentile_interval(internal_samples - external_samples)),
     ]

@@ -48,7 +48,7 @@ from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from models_ml.dataset import ArrayImages  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
 from models_ml.features import latest_run, load_run_model  # noqa: E402
-from models_ml.metrics import balanced_accuracy, confusion  # noqa: E402
+from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device  # noqa: E402
 from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.progress import track  # noqa: E402
@@ -67,16 +67,15 @@ create table if not exists harm_evaluation (
     p_value real
 ) strict
 """
-BOOTSTRAP = 500
 
 
 def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(BOOTSTRAP):
-        index = rng.integers(0, len(labels), len(labels))
-        values.append(balanced_accuracy(confusion(labels[index], predicted[index], 2)))
-    return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
+    samples = bootstrap(
+        lambda index: balanced_accuracy(confusion(labels[index], predicted[index], 2)),
+        [np.arange(len(labels))],
+        np.random.default_rng(seed),
+    )
+    return percentile_interval(samples)
 
 
 def paired_references(settings: Settings, images, reference: str) -> dict[str, Path]:
@@ -110,8 +109,8 @@ def _fidelity(harmonized: dict[str, np.ndarray], pairs: dict[str, np.ndarray], s
     out = []
     for metric, values in scores.items():
         values = np.array(values)
-        means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(BOOTSTRAP)]
-        out.append((metric, float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))))
+        means = bootstrap(lambda index, values=values: values[index].mean(), [np.arange(len(values))], rng)
+        out.append((metric, float(values.mean()), *percentile_interval(means)))
     return out
 
 

@@ -8,6 +8,7 @@ clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from harmonize.common import Params, params_from_json, params_to_json
 from harmonize.methods import image_method
 from ingest.images import presentation_values
 from xrh.batches import BatchMapper, in_this_process
+from xrh.files import write_bytes_atomic
 from xrh.progress import track
 from xrh.warehouse import write_transaction
 
@@ -56,11 +58,9 @@ def load_values(path: Path) -> np.ndarray:
 
 def write_png16(path: Path, image: np.ndarray) -> None:
     """A 16-bit grayscale PNG any viewer opens (values rounded and clipped to 0-65535), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    values = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
-    partial_path = path.with_name(path.name + ".part")
-    Image.fromarray(values).save(partial_path, format="PNG")
-    partial_path.replace(path)
+    encoded = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(image), 0, 65535).astype(np.uint16)).save(encoded, format="PNG")
+    write_bytes_atomic(path, encoded.getvalue())
 
 
 def read_png16(path: Path) -> np.ndarray:

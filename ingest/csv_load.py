@@ -28,13 +28,20 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from ingest.checksums import sha256_file
 from ingest.schemas import FORMAT_NAMES, LINEAGE_COLUMNS, Fixup, RawSpec, RawTable
-from xrh.warehouse import BUSY_TIMEOUT_MS, quote, replace_table, table_columns, table_exists, write_transaction
+from xrh.warehouse import (
+    BUSY_TIMEOUT_MS,
+    quote,
+    replace_table,
+    table_columns,
+    table_exists,
+    timestamp_now,
+    write_transaction,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -329,7 +336,7 @@ def load_file(
     start = time.perf_counter()
     check_header(path, table)
     _ensure_table(conn, table)
-    loaded_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    loaded_at = timestamp_now()
     source = _Source(path, digest, stat.st_size, stat.st_mtime_ns, loaded_at, run_id)
     try:
         rows, counts = loader.submit(_bulk_load, warehouse, source, table, fixups).result()

@@ -23,7 +23,6 @@ import struct
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pydicom
@@ -32,7 +31,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from xrh.batches import BatchMapper
 from xrh.progress import track
-from xrh.warehouse import write_transaction
+from xrh.warehouse import timestamp_now, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +384,7 @@ def ingest_dicom_headers(
             conn.executemany("delete from raw_dicom_rejects where path = ?", vanished)
         summary.removed = len(vanished)
 
-    loaded_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    loaded_at = timestamp_now()
     size = FILES_PER_TASK if map_batches is None else FILES_PER_REMOTE_TASK
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     executor = None

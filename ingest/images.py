@@ -18,8 +18,8 @@ and harmonization runs never decode a DICOM twice.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -31,6 +31,7 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
 from xrh.batches import BatchMapper
+from xrh.files import write_bytes_atomic
 from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
@@ -142,25 +143,16 @@ class ImageCache:
         return np.load(self.path_of(dicom_id)).astype(np.float32) / 65535.0
 
     def store(self, dicom_id: str, image: np.ndarray) -> None:
-        path = self.path_of(dicom_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + f".{os.getpid()}.part")
-        with partial.open("wb") as handle:
-            np.save(handle, np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16))
-        os.replace(partial, path)
-
-    def get(self, dicom_id: str, dicom_path: Path) -> np.ndarray:
-        """The cached image, decoding and storing it first if it is not cached yet."""
-        if dicom_id not in self:
-            self.store(dicom_id, preprocess(pydicom.dcmread(dicom_path), self.preprocessing))
-        return self.load(dicom_id)
+        encoded = io.BytesIO()
+        np.save(encoded, np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16))
+        write_bytes_atomic(self.path_of(dicom_id), encoded.getvalue())
 
 
 def _cache_one(task: tuple[Path, Preprocessing, str, Path]) -> str | None:
     """Worker: cache one image; return an error message instead of raising, so one bad file never stops a run."""
     cache_dir, preprocessing, dicom_id, dicom_path = task
     try:
-        ImageCache(cache_dir, preprocessing).get(dicom_id, dicom_path)
+        ImageCache(cache_dir, preprocessing).store(dicom_id, preprocess(pydicom.dcmread(dicom_path), preprocessing))
     except Exception as error:
         return f"{dicom_path}: {error}"
     return None

@@ -12,13 +12,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ingest.images import ImageCache, Preprocessing, fill_cache
+from xrh.batches import BatchMapper
 from xrh.warehouse import quote, table_columns
 
 
 @dataclass(frozen=True)
 class Example:
     dicom_id: str
-    subject_id: int
     path: Path
     label: int
     split: str
@@ -28,7 +28,6 @@ class Example:
 class CohortData:
     examples: list[Example]
     class_names: list[str]
-    target: str
 
     def split(self, name: str) -> list[Example]:
         return [e for e in self.examples if e.split == name]
@@ -59,7 +58,7 @@ def load_cohort(
     target_sql = "s.label" if target == "label" else f"c.{quote(target)}"
     rows = conn.execute(
         f"""
-        select s.dicom_id, s.subject_id, c.dicom_path, {target_sql} as target, s.split
+        select s.dicom_id, c.dicom_path, {target_sql} as target, s.split
         from ml_dataset_splits as s
         join cohort_images as c on c.dicom_id = s.dicom_id
         where s.cohort_name = ? and s.scheme = ? and s.seed = ? and s.split != 'unused' and {target_sql} is not null
@@ -76,18 +75,28 @@ def load_cohort(
         class_names = [str(n[0]) for n in names]
         index = {int(n[0]): i for i, n in enumerate(names)}
     else:
-        class_names = sorted({str(r[3]) for r in rows})
+        class_names = sorted({str(r[2]) for r in rows})
         index = {name: i for i, name in enumerate(class_names)}
     examples = [
-        Example(dicom_id, subject, mimic_cxr / path, index[value if target == "label" else str(value)], split)
-        for dicom_id, subject, path, value, split in rows
+        Example(dicom_id, mimic_cxr / path, index[value if target == "label" else str(value)], split)
+        for dicom_id, path, value, split in rows
     ]
-    return CohortData(examples, class_names, target)
+    return CohortData(examples, class_names)
 
 
-def cache_images(examples: list[Example], cache_dir: Path, preprocessing: Preprocessing, workers: int) -> ImageCache:
-    """Make sure every example is in the preprocessed-image cache (decoding each DICOM once)."""
-    _, errors = fill_cache(cache_dir, preprocessing, [(e.dicom_id, e.path) for e in examples], workers=workers)
+def cache_images(
+    examples: list[Example],
+    cache_dir: Path,
+    preprocessing: Preprocessing,
+    workers: int,
+    *,
+    map_batches: BatchMapper | None = None,
+) -> ImageCache:
+    """Make sure every example is in the preprocessed-image cache (decoding each DICOM once), in ``workers``
+    processes or by ``map_batches``."""
+    _, errors = fill_cache(
+        cache_dir, preprocessing, [(e.dicom_id, e.path) for e in examples], workers=workers, map_batches=map_batches
+    )
     if errors:
         raise RuntimeError(f"{len(errors)} images could not be preprocessed, e.g. {errors[0]}")
     return ImageCache(cache_dir, preprocessing)

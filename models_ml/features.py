@@ -73,13 +73,9 @@ def load_run_model(conn: sqlite3.Connection, run_id: str, device: torch.device) 
     return model.to(device).eval(), json.loads(hyperparameters)
 
 
-def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
-    """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
-    device = choose_device(settings.device)
-    model, parameters = load_run_model(conn, run_id, device)
-    seed_everything(parameters["seed"])
-    cohort = parameters["cohort"]
-    rows = conn.execute(
+def cohort_rows(conn: sqlite3.Connection, cohort: str) -> list[tuple]:
+    """Every image of a cohort (all splits): dicom_id, subject_id, label, dicom_path, energy_group, sex, race."""
+    return conn.execute(
         """
         select e.dicom_id, e.subject_id, e.label, c.dicom_path, c.energy_group, c.sex, c.race
         from experiment_cohorts as e join cohort_images as c on c.dicom_id = e.dicom_id
@@ -87,7 +83,20 @@ def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, 
         """,
         (cohort,),
     ).fetchall()
-    examples = [Example(r[0], r[1], settings.mimic_cxr / r[3], 0, "all") for r in rows]
+
+
+def cohort_examples(rows: list[tuple], mimic_cxr: Path) -> list[Example]:
+    """Examples of :func:`cohort_rows` for embedding: the class index is not needed, so it is 0."""
+    return [Example(row[0], mimic_cxr / row[3], 0, "all") for row in rows]
+
+
+def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
+    """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
+    device = choose_device(settings.device)
+    model, parameters = load_run_model(conn, run_id, device)
+    seed_everything(parameters["seed"])
+    rows = cohort_rows(conn, parameters["cohort"])
+    examples = cohort_examples(rows, settings.mimic_cxr)
     cache = cache_images(
         examples, settings.cache_dir, Preprocessing(size=parameters["image_size"]), settings.worker_count
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ingest.images import Preprocessing, fill_cache
-from models_ml.features import FeatureSummary, analyse_features, latest_run
+from ingest.images import Preprocessing
+from models_ml.dataset import cache_images
+from models_ml.features import FeatureSummary, analyse_features, cohort_examples, cohort_rows, latest_run
 from models_ml.splits import SplitCounts, split_cohort
 from models_ml.train import TrainConfig, TrainResult, train
 from xrh.batches import BatchMapper
@@ -22,26 +23,14 @@ def split_images(settings: Settings, cohort: str, *, scheme: str = "standard", s
 
 def cache_cohort_images(
     settings: Settings, cohort: str, image_size: int, *, map_batches: BatchMapper | None = None
-) -> int:
+) -> None:
     """Preprocess every image of the cohort into the image cache ahead of training and feature extraction (which
-    would otherwise do it themselves, in this process); returns how many were newly cached."""
+    would otherwise do it themselves, in this process)."""
     with connect(settings.warehouse) as conn:
-        rows = conn.execute(
-            "select e.dicom_id, c.dicom_path from experiment_cohorts as e"
-            " join cohort_images as c on c.dicom_id = e.dicom_id where e.cohort_name = ? order by e.dicom_id",
-            (cohort,),
-        ).fetchall()
-    images = [(dicom_id, settings.mimic_cxr / path) for dicom_id, path in rows]
-    cached, errors = fill_cache(
-        settings.cache_dir,
-        Preprocessing(size=image_size),
-        images,
-        workers=settings.worker_count,
-        map_batches=map_batches,
+        examples = cohort_examples(cohort_rows(conn, cohort), settings.mimic_cxr)
+    cache_images(
+        examples, settings.cache_dir, Preprocessing(size=image_size), settings.worker_count, map_batches=map_batches
     )
-    if errors:
-        raise RuntimeError(f"{len(errors)} images of cohort {cohort!r} could not be preprocessed, e.g. {errors[0]}")
-    return cached
 
 
 def train_classifier(settings: Settings, config: TrainConfig) -> TrainResult:

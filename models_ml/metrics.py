@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -52,3 +54,24 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
         if in_bin.any():
             error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(error)
+
+
+BOOTSTRAP_SAMPLES = 500
+
+
+def bootstrap(
+    statistic: Callable[[np.ndarray], float], strata: list[np.ndarray], rng: np.random.Generator
+) -> np.ndarray:
+    """``statistic(index)`` over ``BOOTSTRAP_SAMPLES`` resamples: each stratum (an array of indices) is drawn with
+    replacement to its own size, so stratifying by class keeps every resample two-class."""
+    return np.array(
+        [
+            statistic(np.concatenate([stratum[rng.integers(0, len(stratum), len(stratum))] for stratum in strata]))
+            for _ in range(BOOTSTRAP_SAMPLES)
+        ]
+    )
+
+
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap samples (NaN samples ignored)."""
+    return float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))

@@ -29,7 +29,6 @@ from simulate.layout import (
     csv_gz_bytes,
     cxr_study_folder,
     sha256_hex,
-    write_bytes_atomic,
 )
 from simulate.phantom import FINDINGS
 from simulate.population import LABEL_COLUMNS, Population, build_population, negbio_labels
@@ -37,6 +36,7 @@ from simulate.profiles import ScannerProfile, load_profiles
 from simulate.render import ImageTask, counterpart_task, render
 from simulate.reports import report_text
 from simulate.spectra import tube_spectrum
+from xrh.files import write_bytes_atomic
 from xrh.progress import track
 
 PATIENTS_COLUMNS = ("subject_id", "gender", "anchor_age", "anchor_year", "anchor_year_group", "dod")

@@ -1,4 +1,4 @@
-"""Writers of the PhysioNet file layout: gzip CSVs byte for byte reproducible, SHA256SUMS.txt, atomic file writes."""
+"""Writers of the PhysioNet file layout: gzip CSVs byte for byte reproducible, SHA256SUMS.txt (files written whole)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import csv
 import gzip
 import hashlib
 import io
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from xrh.files import write_bytes_atomic
 
 MIMICIV = Path("mimiciv/3.1")
 MIMIC_CXR = Path("mimic-cxr/2.1.0")
@@ -18,14 +19,6 @@ MIMIC_CXR_JPG = Path("mimic-cxr-jpg/2.1.0")
 def cxr_study_folder(subject_id: int, study_id: int) -> str:
     """``files/p10/p10000032/s50414267``: the MIMIC-CXR folder of one study (p-folder = first two digits)."""
     return f"files/p{str(subject_id)[:2]}/p{subject_id}/s{study_id}"
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to ``<path>.part`` and rename into place, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
 
 
 def csv_gz_bytes(header: Sequence[str], rows: Iterable[Mapping[str, object] | Sequence[object]]) -> bytes:

@@ -58,7 +58,8 @@ def test_unknown_method_and_missing_reference_are_clear_errors(built):
     assert len(IMAGE_METHODS) == 8
 
 
-def test_evaluation_writes_results_and_the_leaderboard_mart(built):
+def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
+    from harmonize.cli import leaderboard_command
     from harmonize.evaluate import evaluate
     from models_ml.train import TrainConfig, train
     from xrh.dbt import run_dbt
@@ -118,6 +119,12 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built):
         board = conn.execute("select rank, method from harmonization_leaderboard order by rank").fetchall()
     assert {method for _, method in board} == {"none", "cdf", "combat"}
     assert board[-1] == (3, "combat")  # no retrained classifier: ranked last
+    capsys.readouterr()
+    assert leaderboard_command(None, built) == 0
+    printed = capsys.readouterr().out.splitlines()
+    header = printed[printed.index("## Harmonization leaderboard") + 2]
+    assert "retrained_balanced_accuracy" in header and "ssim" in header and "psnr" in header
+    assert sum(line.startswith("| 3 |") and "combat" in line for line in printed) == 1
 
 
 def test_label_matched_test_sets_hold_the_same_count_of_each_label():

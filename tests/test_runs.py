@@ -1,6 +1,6 @@
 import pytest
 
-from xrh.runs import recorded_run, run_id_for
+from xrh.runs import orchestrated_by, recorded_run, run_id_for
 from xrh.warehouse import connect
 
 
@@ -17,7 +17,7 @@ def test_failed_then_repeated_run_is_one_row_with_two_attempts(tmp_path):
             raise ValueError("bad header in a.csv")
         status, error = conn.execute("select status, error from runs where run_id = ?", (run.run_id,)).fetchone()
         assert status == "failed" and "bad header in a.csv" in error
-        with recorded_run(conn, "ingest", {"folder": "x"}, prefect_flow_run_id="abc") as again:
+        with orchestrated_by("abc"), recorded_run(conn, "ingest", {"folder": "x"}) as again:
             assert again.run_id == run.run_id
         row = conn.execute("select status, attempts, error, ended_at, prefect_flow_run_id from runs").fetchall()
         assert len(row) == 1

@@ -13,6 +13,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
+from xrh.report import collect, markdown_table
 from xrh.settings import Settings, load_settings
 from xrh.warehouse import connect, table_counts
 
@@ -72,13 +73,8 @@ def _build_command(args: argparse.Namespace, settings: Settings) -> int:
         print(error)
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
-        rows = conn.execute(
-            "select view_position, kvp_group, detector_type, images, patients, percent_of_images"
-            " from report_acquisition_statistics order by images desc"
-        ).fetchall()
-    print(f"{'view':10} {'kVp':>9} {'detector':14} {'images':>8} {'patients':>8} {'%':>7}")
-    for view, kvp_group, detector, images, patients, percent in rows:
-        print(f"{view:10} {kvp_group:>9} {detector:14} {images:8,} {patients:8,} {percent:7.2f}")
+        (acquisition,) = collect(conn, settings.cache_dir, keys=["acquisition"])
+    print(markdown_table(acquisition.columns, acquisition.rows))
     return 0
 
 

@@ -7,67 +7,53 @@ from __future__ import annotations
 import base64
 import html
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xrh.runs import latest_succeeded_run
 from xrh.warehouse import table_exists
 
-# (title, table the section needs, query)
+# (key, title, table the section needs, query; :training_run is the latest succeeded training run)
 SECTIONS = (
     (
+        "cohort-counts",
         "Cohort counts",
         "experiment_cohorts",
         "select cohort_name, label, count(*) as images, count(distinct subject_id) as patients"
         " from experiment_cohorts group by cohort_name, label order by cohort_name, label",
     ),
     (
+        "acquisition",
         "Acquisition statistics",
         "report_acquisition_statistics",
         "select view_position, kvp_group, detector_type, images, patients, percent_of_images"
         " from report_acquisition_statistics order by images desc",
     ),
     (
+        "classifier-metrics",
         "Scanner classifier metrics (latest training run)",
         "ml_metrics",
         "select run_id, split, metric, round(value, 4) as value from ml_metrics"
-        " where run_id = (select run_id from runs where kind = 'train' and status = 'succeeded'"
-        " order by ended_at desc limit 1) and true_class is null order by split, metric",
+        " where run_id = :training_run and true_class is null order by split, metric",
     ),
     (
+        "leaderboard",
         "Harmonization leaderboard",
         "harmonization_leaderboard",
         "select * from harmonization_leaderboard order by rank",
     ),
 )
-
-
 TRAINING_PICTURES = ("confusion_matrix.png", "training_curves.png", "feature_embedding.png")
 
 
 @dataclass
 class Section:
+    key: str
     title: str
     columns: list[str]
     rows: list[tuple]
     pictures: list[Path] = field(default_factory=list)
-
-
-def latest_pictures(conn: sqlite3.Connection, cache_dir: Path) -> dict[str, list[Path]]:
-    """The PNGs of the latest training and harmonization evaluation runs, by the section they illustrate."""
-
-    def latest(kind: str) -> str | None:
-        row = conn.execute(
-            "select run_id from runs where kind = ? and status = 'succeeded' order by ended_at desc limit 1", (kind,)
-        ).fetchone()
-        return row[0] if row else None
-
-    pictures: dict[str, list[Path]] = {}
-    if table_exists(conn, "runs") and (training := latest("train")):
-        folder = cache_dir / "runs" / training
-        pictures[SECTIONS[2][0]] = [folder / name for name in TRAINING_PICTURES]
-    if table_exists(conn, "runs") and (evaluation := latest("harmonize_evaluate")):
-        pictures[SECTIONS[3][0]] = [cache_dir / "harmonized" / evaluation / "panel.png"]
-    return pictures
 
 
 def _cell(value: object) -> str:
@@ -76,21 +62,33 @@ def _cell(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def collect(conn: sqlite3.Connection, pictures: dict[str, list[Path]]) -> list[Section]:
-    """The sections whose tables exist, with the pictures given per section title."""
+def collect(conn: sqlite3.Connection, cache_dir: Path, keys: Iterable[str] | None = None) -> list[Section]:
+    """The sections (all, or those of ``keys``) whose tables exist, with the PNGs of the latest training run and
+    harmonization evaluation."""
+    training_run = latest_succeeded_run(conn, "train")
+    evaluation_run = latest_succeeded_run(conn, "harmonize_evaluate")
+    pictures = {
+        "classifier-metrics": [cache_dir / "runs" / training_run / name for name in TRAINING_PICTURES]
+        if training_run
+        else [],
+        "leaderboard": [cache_dir / "harmonized" / evaluation_run / "panel.png"] if evaluation_run else [],
+    }
     sections = []
-    for title, table, query in SECTIONS:
-        if not table_exists(conn, table):
+    for key, title, table, query in SECTIONS:
+        if (keys is not None and key not in keys) or not table_exists(conn, table):
             continue
-        cursor = conn.execute(query)
+        cursor = conn.execute(query, {"training_run": training_run} if ":training_run" in query else {})
         columns = [d[0] for d in cursor.description]
-        sections.append(Section(title, columns, cursor.fetchall(), [p for p in pictures.get(title, []) if p.exists()]))
+        shown = [p for p in pictures.get(key, []) if p.exists()]
+        sections.append(Section(key, title, columns, cursor.fetchall(), shown))
     return sections
 
 
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    """The columns that hold at least one value (all of them when there are no rows)."""
+    shown = [k for k in range(len(columns)) if not rows or any(row[k] is not None for row in rows)]
+    lines = ["| " + " | ".join(columns[k] for k in shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_cell(row[k]) for k in shown) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -120,12 +118,3 @@ def to_html(title: str, sections: list[Section], footer: str) -> str:
             parts.append(f"<figcaption>{html.escape(picture.name)}</figcaption></figure>")
     parts.append(f"<p>{html.escape(footer)}</p></body></html>")
     return "\n".join(parts)
-
-
-def write_html(path: Path, text: str) -> Path:
-    """Written aside and renamed, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-    return path

@@ -19,12 +19,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from xrh.warehouse import write_transaction
+from xrh.warehouse import table_exists, timestamp_now, write_transaction
 
 RUNS_DDL = """
 create table if not exists runs (
@@ -76,10 +75,6 @@ def run_id_for(kind: str, parameters: Mapping[str, object], version: str | None 
     return f"{kind}-{digest[:12]}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 _orchestrator_run_id: ContextVar[str | None] = ContextVar("orchestrator_run_id", default=None)
 
 
@@ -109,15 +104,13 @@ def recorded_run(
     conn: sqlite3.Connection,
     kind: str,
     parameters: Mapping[str, object],
-    *,
-    prefect_flow_run_id: str | None = None,
 ) -> Iterator[Run]:
     """Register a run as ``running``, yield it, then mark it ``succeeded`` or ``failed`` (with the error's last line).
 
     Re-entering with the same kind, parameters and code version reuses the run id and counts another attempt.
-    ``prefect_flow_run_id`` defaults to the one set by :func:`orchestrated_by`.
+    Inside :func:`orchestrated_by`, the run records the orchestrator's flow-run id.
     """
-    prefect_flow_run_id = prefect_flow_run_id or _orchestrator_run_id.get()
+    prefect_flow_run_id = _orchestrator_run_id.get()
     ensure_runs_table(conn)
     version = code_version()
     run = Run(run_id_for(kind, parameters, version), kind, dict(parameters))
@@ -130,7 +123,7 @@ def recorded_run(
                 started_at = excluded.started_at, ended_at = null, status = 'running', error = null,
                 attempts = runs.attempts + 1, prefect_flow_run_id = excluded.prefect_flow_run_id
             """,
-            (run.run_id, kind, canonical_json(parameters), version, _now(), prefect_flow_run_id),
+            (run.run_id, kind, canonical_json(parameters), version, timestamp_now(), prefect_flow_run_id),
         )
     try:
         yield run
@@ -139,8 +132,20 @@ def recorded_run(
         with write_transaction(conn):
             conn.execute(
                 "update runs set status = 'failed', ended_at = ?, error = ? where run_id = ?",
-                (_now(), message, run.run_id),
+                (timestamp_now(), message, run.run_id),
             )
         raise
     with write_transaction(conn):
-        conn.execute("update runs set status = 'succeeded', ended_at = ? where run_id = ?", (_now(), run.run_id))
+        conn.execute(
+            "update runs set status = 'succeeded', ended_at = ? where run_id = ?", (timestamp_now(), run.run_id)
+        )
+
+
+def latest_succeeded_run(conn: sqlite3.Connection, kind: str) -> str | None:
+    """The run id of the most recently finished successful run of ``kind``, or None."""
+    if not table_exists(conn, "runs"):
+        return None
+    row = conn.execute(
+        "select run_id from runs where kind = ? and status = 'succeeded' order by ended_at desc limit 1", (kind,)
+    ).fetchone()
+    return row[0] if row else None

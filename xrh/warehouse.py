@@ -16,6 +16,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,8 @@ def warehouse_id(conn: sqlite3.Connection) -> str:
             "insert into warehouse_meta values ('warehouse_id', ?) on conflict (key) do nothing", (uuid.uuid4().hex,)
         )
     return conn.execute("select value from warehouse_meta where key = 'warehouse_id'").fetchone()[0]
+
+
+def timestamp_now() -> str:
+    """The current UTC time as the warehouse stores times (``YYYY-MM-DD HH:MM:SS``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
