@@ -62,8 +62,8 @@ def per_image_ms(function, image: np.ndarray) -> float:
 
 
 def main() -> None:
-    references, sources = images(4)[:3], images(6)[3:6]
-    source = sources[0]
+    rendered = images(4)
+    references, source = rendered[:3], rendered[3]
     quantile_params = distribution.fit_quantiles(references)
     landmark_params = distribution.fit_landmarks(references)
     intensity_params = intensity.fit(references)

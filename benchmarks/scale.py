@@ -51,14 +51,14 @@ def main() -> None:
     from harmonize.methods import image_method
     from ingest.dicom_headers import FILES_PER_REMOTE_TASK, read_files, walk
     from simulate.generate import simulate_dataset
+    from xrh.batches import batches_of
 
     dicom_root = BENCH / "dicom-20000" / "physionet.org/files/mimic-cxr/2.1.0"
     if not (dicom_root / "files").is_dir():
         simulate_dataset(BENCH / "dicom-20000", patients=4500, seed=11, image_size=64, workers=2)
     entries = sorted(walk(dicom_root / "files", stored_relative_to=dicom_root, dcm_only=True), key=lambda e: e.stored)
     entries = entries[: args.files]
-    size = FILES_PER_REMOTE_TASK
-    header_batches = [entries[k : k + size] for k in range(0, len(entries), size)]
+    header_batches = batches_of(entries, FILES_PER_REMOTE_TASK)
 
     image_root = BENCH / "scale"
     if not (image_root / "physionet.org").is_dir():
@@ -68,7 +68,7 @@ def main() -> None:
     params = method.fit(load_values(path) for path in sources[:40])
     out = Path(tempfile.mkdtemp(prefix="xrh-scale-png-"))
     work = [(path, out / f"{path.stem}.png") for path in sources]
-    image_batches = [work[k : k + IMAGES_PER_BATCH] for k in range(0, len(work), IMAGES_PER_BATCH)]
+    image_batches = batches_of(work, IMAGES_PER_BATCH)
 
     def function_of(name: str):
         if name == "headers":

@@ -1,7 +1,8 @@
 """What every flow shares: the settings, retry policy, task runner for image-heavy work and batch mapping on it.
 
-Settings are read from the environment (``XRH_*``, ``XRH_CONFIG``) when the flows are loaded, the way a served
-deployment starts them too; ``xrh flow`` and ``xrh serve`` set ``PREFECT_HOME`` before Prefect is imported.
+Settings come from the environment (``XRH_*``, ``XRH_CONFIG``), as in a served deployment: the task runner and the
+retry delays are fixed when the flows are loaded, the paths are read again by each flow and task (so one process can
+run flows on several warehouses). ``xrh flow`` and ``xrh serve`` set ``PREFECT_HOME`` before Prefect is imported.
 """
 
 from __future__ import annotations

@@ -52,10 +52,11 @@ def harmonize_flow(
 ) -> str:
     """Fit and apply ``apply_methods`` (default cdf), evaluate ``evaluate`` (default cdf, fda, bands, combat) against no
     harmonization; with a diagnostic cohort also the Zech et al. experiment. Returns the evaluation run id."""
+    configured = settings()
     with orchestrated_by(current_flow_run_id()):
         for method in apply_methods or ["cdf"]:
             fit_task(method, cohort, reference)
-            run_id, count = apply_method(settings(), method, cohort, reference, map_batches=mapper_of(process_batch))
+            run_id, count = apply_method(configured, method, cohort, reference, map_batches=mapper_of(process_batch))
             print(f"{method}: {count} harmonized images (run {run_id})")
         if diagnostic_cohort:
             split_task(diagnostic_cohort, "standard")

@@ -6,24 +6,20 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import current_flow_run_id, disk_retries, image_task_runner, mapper_of, read_batch, settings
-from ingest.credentials import find_credentials
-from ingest.download import PROJECT_NAMES, PhysioNetClient, SubjectSelection, download, summary_lines
+from ingest.download import PROJECT_NAMES, SubjectSelection, download_release, summary_lines
 from ingest.jobs import load_csv, read_dicom_headers
 from xrh.runs import orchestrated_by
 
 
 @task(name="download from PhysioNet", cache_policy=NO_CACHE, **disk_retries())
 def download_task(projects: list[str], first_subjects: int | None, dicom: bool) -> list[str]:
-    configured = settings()
     # Credentials come from the environment or the netrc file of the machine running the flow, never parameters.
-    credentials = find_credentials(configured.physionet_base_url, interactive=False)
-    reports = download(
-        configured.physionet_files,
-        PhysioNetClient(configured.physionet_base_url, credentials),
+    reports = download_release(
+        settings(),
         projects=projects,
         selection=SubjectSelection(first=first_subjects) if first_subjects else SubjectSelection(),
         dicom=dicom,
-        connections=configured.worker_count,
+        interactive=False,
     )
     lines = summary_lines(reports)
     if not all(report.complete for report in reports):

@@ -79,7 +79,8 @@ def train_flow(
     from scratch."""
     with orchestrated_by(current_flow_run_id()):
         print(split_task(cohort, split_scheme))
-        cache_cohort_images(settings(), cohort, image_size, map_batches=mapper_of(process_batch))
+        configured = settings()
+        cache_cohort_images(configured, cohort, image_size, map_batches=mapper_of(process_batch))
         config = TrainConfig(
             cohort=cohort,
             architecture=architecture,
@@ -87,8 +88,8 @@ def train_flow(
             epochs=epochs,
             patience=patience,
             split_scheme=split_scheme,
-            split_seed=settings().seed,
-            seed=settings().seed,
+            split_seed=configured.seed,
+            seed=configured.seed,
         )
         result = train_task(config)
     for split, figures in result["metrics"].items():

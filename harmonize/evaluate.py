@@ -203,7 +203,7 @@ def evaluate(
     for method in ["none", *(m for m in methods if m != "combat")]:
         transform = _unchanged if method == "none" else _fitted(method, [originals[i] for i in reference_ids])
         harmonized = {i: transform(originals[i]) for i in everything}
-        panels[method] = harmonized
+        panels[method] = panel_column(harmonized, images)
         analysis = _analysis_images(harmonized, everything, config.image_size)  # each image preprocessed once
         arrays = {name: analysis[index] for name, index in positions.items()}
         fitted = fit_classifier(
@@ -221,7 +221,8 @@ def evaluate(
         low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
         rows.append((run_id, method, "retrained_balanced_accuracy", "test", accuracy, low, high, None))
         features = _embed(frozen, analysis, device)
-        unharmonized_features = features if method == "none" else unharmonized_features
+        if method == "none":
+            unharmonized_features = features
         rows += _feature_rows(run_id, method, features, groups, subjects, permutations, settings.seed)
         if pairs:
             for metric, value, low, high in _fidelity(harmonized, pairs, settings.seed):
@@ -229,7 +230,9 @@ def evaluate(
         if design:
             for row in diagnostic_rows(
                 design,
-                lambda image, transform=transform: transform(originals[image.dicom_id]),
+                lambda image, transform=transform, harmonized=harmonized: (
+                    harmonized[image.dicom_id] if image.dicom_id in harmonized else transform(originals[image.dicom_id])
+                ),
                 config,
                 device,
                 folder / f"{method}-diagnostic.pt",
@@ -237,11 +240,11 @@ def evaluate(
             ):
                 rows.append((run_id, method, *row, None))
     if "combat" in methods:
-        training = np.isin(np.arange(len(images)), positions["train"])
+        training = np.array([i.split == "train" for i in images])
         params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
         adjusted = combat.apply(unharmonized_features, groups, params)
         rows += _feature_rows(run_id, "combat", adjusted, groups, subjects, permutations, settings.seed)
-    write_panel(panels, images, folder / "panel.png", reference)
+    write_panel(panels, folder / "panel.png", reference)
     with write_transaction(conn):
         conn.execute(EVALUATION_DDL)
         conn.execute("delete from harm_evaluation where run_id = ?", (run_id,))
@@ -249,25 +252,40 @@ def evaluate(
     return rows
 
 
-def write_panel(panels: dict[str, dict[str, np.ndarray]], images, path: Path, reference: str) -> Path:
-    """One test image per scanner group before and after each method, and each group's mean intensity histogram."""
+PanelColumn = tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+def panel_column(harmonized: dict[str, np.ndarray], images) -> PanelColumn:
+    """What the panel shows of one method: the first test image of each scanner group, and each group's intensity
+    histogram (above its 5th percentile, which drops the background), so the harmonized images need not be kept."""
     groups = sorted({i.energy_group for i in images})
-    examples = [next(i.dicom_id for i in images if i.split == "test" and i.energy_group == g) for g in groups]
+    examples = {
+        g: harmonized[next(i.dicom_id for i in images if i.split == "test" and i.energy_group == g)] for g in groups
+    }
+    histograms = {}
+    for group in groups:
+        values = np.concatenate([harmonized[i.dicom_id].ravel() for i in images if i.energy_group == group])
+        histograms[group] = np.histogram(values[values > np.percentile(values, 5)], bins=64, density=True)
+    return examples, histograms
+
+
+def write_panel(panels: dict[str, PanelColumn], path: Path, reference: str) -> Path:
+    """One test image per scanner group before and after each method, and each group's intensity histogram."""
     methods = list(panels)
+    groups = list(panels[methods[0]][0])
     figure, axes = plt.subplots(
         len(groups) + 1, len(methods), figsize=(2.2 * len(methods), 2.4 * (len(groups) + 1)), squeeze=False
     )
     for column, method in enumerate(methods):
-        for row, dicom_id in enumerate(examples):
-            axes[row][column].imshow(panels[method][dicom_id], cmap="gray")
-            axes[row][column].set_title(f"{method}\n{groups[row]}", fontsize=7)
+        examples, histograms = panels[method]
+        for row, group in enumerate(groups):
+            axes[row][column].imshow(examples[group], cmap="gray")
+            axes[row][column].set_title(f"{method}\n{group}", fontsize=7)
             axes[row][column].axis("off")
         histogram_axis = axes[len(groups)][column]
         for group in groups:
-            values = np.concatenate([panels[method][i.dicom_id].ravel() for i in images if i.energy_group == group])
-            histogram_axis.hist(
-                values[values > np.percentile(values, 5)], bins=64, histtype="step", density=True, label=group
-            )
+            counts, edges = histograms[group]
+            histogram_axis.stairs(counts, edges, label=group)
         histogram_axis.set_yticks([])
         histogram_axis.tick_params(labelsize=6)
         histogram_axis.legend(fontsize=6)

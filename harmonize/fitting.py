@@ -21,7 +21,7 @@ from PIL import Image
 from harmonize.common import Params, params_from_json, params_to_json
 from harmonize.methods import image_method
 from ingest.images import presentation_values
-from xrh.batches import BatchMapper, in_this_process
+from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import write_bytes_atomic
 from xrh.progress import track
 from xrh.warehouse import write_transaction
@@ -155,7 +155,7 @@ def apply(
     folder = cache_dir / "harmonized" / run_id
     images = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
     work = [(image.path, folder / image.dicom_id[:2] / f"{image.dicom_id}.png") for image in images]
-    batches = [work[k : k + IMAGES_PER_BATCH] for k in range(0, len(work), IMAGES_PER_BATCH)]
+    batches = batches_of(work, IMAGES_PER_BATCH)
     done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)
     for _ in track(done, len(batches), f"applying {method}", unit="batches"):
         pass

@@ -29,7 +29,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from xrh.batches import BatchMapper
+from xrh.batches import BatchMapper, batches_of
 from xrh.progress import track
 from xrh.warehouse import timestamp_now, write_transaction
 
@@ -386,7 +386,7 @@ def ingest_dicom_headers(
 
     loaded_at = timestamp_now()
     size = FILES_PER_TASK if map_batches is None else FILES_PER_REMOTE_TASK
-    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    chunks = batches_of(todo, size)
     executor = None
     if map_batches is not None:
         batches = map_batches(read_files, chunks)

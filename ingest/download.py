@@ -504,6 +504,30 @@ def _selection(args: argparse.Namespace) -> SubjectSelection:
     )
 
 
+def download_release(
+    settings: Settings,
+    *,
+    projects: Sequence[str] = PROJECT_NAMES,
+    hosp_tables: Sequence[str] = DEFAULT_HOSP_TABLES,
+    selection: SubjectSelection = ALL_SUBJECTS,
+    dicom: bool = True,
+    connections: int = 0,
+    interactive: bool | None = None,
+) -> list[ProjectReport]:
+    """:func:`download` into the settings' data root from their base URL, with credentials found by
+    :func:`find_credentials` (a prompt only when ``interactive``); ``connections`` 0 means the workers setting."""
+    credentials = find_credentials(settings.physionet_base_url, interactive=interactive)
+    return download(
+        settings.physionet_files,
+        PhysioNetClient(settings.physionet_base_url, credentials),
+        projects=projects,
+        hosp_tables=hosp_tables,
+        selection=selection,
+        dicom=dicom,
+        connections=connections or settings.worker_count,
+    )
+
+
 def download_command(args: argparse.Namespace, settings: Settings) -> int:
     """Fetch MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG files from PhysioNet into the data root's wget mirror layout.
 
@@ -512,15 +536,13 @@ def download_command(args: argparse.Namespace, settings: Settings) -> int:
     files already correct are kept, partial downloads resume. Exit status 0 when every wanted file is correct.
     """
     try:
-        credentials = find_credentials(settings.physionet_base_url)
-        reports = download(
-            settings.physionet_files,
-            PhysioNetClient(settings.physionet_base_url, credentials),
+        reports = download_release(
+            settings,
             projects=args.projects,
             hosp_tables=args.hosp_tables,
             selection=_selection(args),
             dicom=not args.no_dicom,
-            connections=args.connections or settings.worker_count,
+            connections=args.connections,
         )
     except CredentialsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -30,7 +30,7 @@ import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
-from xrh.batches import BatchMapper
+from xrh.batches import BatchMapper, batches_of
 from xrh.files import write_bytes_atomic
 from xrh.progress import track
 
@@ -180,7 +180,7 @@ def fill_cache(
     todo = [(cache_dir, preprocessing, dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
     if map_batches is not None:
         size = IMAGES_PER_REMOTE_TASK
-        batches = [todo[k : k + size] for k in range(0, len(todo), size)]
+        batches = batches_of(todo, size)
         done = track(map_batches(_cache_batch, batches), len(batches), "caching images", unit="batches")
         outcomes = [outcome for batch in done for outcome in batch]
     elif workers > 1 and len(todo) > 1:

@@ -47,15 +47,17 @@ def dbt_environment(settings: Settings, target: str = "sqlite") -> dict[str, str
     """The variables ``profiles.yml`` reads, for this warehouse."""
     schema_dir = (settings.cache_dir / "dbt_schemas").resolve()
     schema_dir.mkdir(parents=True, exist_ok=True)
-    return {
+    environment = {
         "XRH_WAREHOUSE": str(settings.warehouse.resolve()),
-        "XRH_DUCKDB_EXTENSION_DIR": str(duckdb_extension_directory(settings.cache_dir)),
         "XRH_DBT_SCHEMA_DIR": str(schema_dir),
         "XRH_DBT_TARGET": target,
         "DBT_PROFILES_DIR": str(DBT_PROFILES_DIR),
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+    if target == "duckdb":  # only that target reads it, and preparing it imports duckdb
+        environment["XRH_DUCKDB_EXTENSION_DIR"] = str(duckdb_extension_directory(settings.cache_dir))
+    return environment
 
 
 def run_dbt(
