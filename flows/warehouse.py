@@ -17,10 +17,15 @@ def prefect_dbt_invoke():
 
 
 @flow(name="build_warehouse", log_prints=True)
-def build_warehouse_flow(target: str = "sqlite") -> None:
-    """Seeds, staging, intermediate models, marts and every data and unit test; ``target`` sqlite or duckdb."""
+def build_warehouse_flow(target: str = "sqlite") -> list[tuple[str, int]]:
+    """Seeds, staging, intermediate models, marts and every data and unit test; ``target`` sqlite or duckdb.
+
+    Returns the tests that warned (source values the warehouse nulled, mapped or excluded; see data_quality)."""
     with orchestrated_by(current_flow_run_id()):
-        build_warehouse(settings(), target, invoke=prefect_dbt_invoke())
+        warnings = build_warehouse(settings(), target, invoke=prefect_dbt_invoke())
+    for name, rows in warnings:
+        print(f"warning: {name}: {rows:,} row(s); see the data_quality mart")
+    return warnings
 
 
 def build_selected(selector: str) -> bool:

@@ -2,6 +2,12 @@
 
 dbt reads its profile (``profiles.yml`` at the repository root) through environment variables; this module sets them
 from the settings with absolute paths, so dbt runs from any working directory.
+
+dbt-sqlite opens its own ``sqlite3`` connection: a 5 s lock timeout and deferred transactions, so a build that meets
+another writer (a second build, an ingest) fails with "database is locked". :func:`wait_like_the_project_writers`
+gives its connections the project's busy timeout and makes its transactions ``BEGIN IMMEDIATE`` (a deferred
+transaction that read before another connection committed cannot wait for the lock at all); every dbt run through this
+module gets it, so concurrent builds and ingests serialize instead of failing.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 from xrh.runs import recorded_run
 from xrh.settings import Settings
-from xrh.warehouse import connect
+from xrh.warehouse import BUSY_TIMEOUT_MS, connect
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
@@ -60,28 +66,67 @@ def dbt_environment(settings: Settings, target: str = "sqlite") -> dict[str, str
     return environment
 
 
-def run_dbt(
-    settings: Settings, args: list[str], target: str = "sqlite", *, invoke: Callable[[list[str]], Any] | None = None
-) -> bool:
-    """Run ``dbt <args>`` in this process; True when every node succeeded.
+def wait_like_the_project_writers() -> None:
+    """Make dbt-sqlite's connections wait for the write lock as :func:`xrh.warehouse.connect`'s do (idempotent)."""
+    from dbt.adapters.sqlite.connections import SQLiteConnectionManager
 
-    ``invoke`` runs the argument list (default: dbt's own ``dbtRunner().invoke``; the flows pass prefect-dbt's runner,
-    which shows each dbt node as a task) and returns dbt's result.
-    """
+    if getattr(SQLiteConnectionManager, "_xrh_waits", False):
+        return
+    adapter_open = SQLiteConnectionManager.open.__func__
+
+    def open_waiting(cls, connection):
+        connection = adapter_open(cls, connection)
+        if connection.handle is not None:
+            connection.handle.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+        return connection
+
+    def begin_immediate(self) -> None:
+        self.add_query("BEGIN IMMEDIATE", auto_begin=False)
+
+    SQLiteConnectionManager.open = classmethod(open_waiting)
+    SQLiteConnectionManager.add_begin_query = begin_immediate
+    SQLiteConnectionManager._xrh_waits = True
+
+
+def _invoke(settings: Settings, args: list[str], target: str, invoke: Callable[[list[str]], Any] | None) -> Any:
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_environment(settings, target))
+    if target == "sqlite":
+        wait_like_the_project_writers()
     invoke = invoke or dbtRunner().invoke
     result = invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
     if result.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception}") from result.exception
-    return bool(result.success)
+    return result
+
+
+def run_dbt(
+    settings: Settings, args: list[str], target: str = "sqlite", *, invoke: Callable[[list[str]], Any] | None = None
+) -> bool:
+    """Run ``dbt <args>`` in this process; True when every node succeeded (warnings are success).
+
+    ``invoke`` runs the argument list (default: dbt's own ``dbtRunner().invoke``; the flows pass prefect-dbt's runner,
+    which shows each dbt node as a task) and returns dbt's result.
+    """
+    return bool(_invoke(settings, args, target, invoke).success)
+
+
+def warned_tests(result: Any) -> list[tuple[str, int]]:
+    """``(test name, failing rows)`` of every test that warned in a dbt result (source-value checks warn, keys fail)."""
+    nodes = getattr(getattr(result, "result", None), "results", None) or []
+    return sorted((node.node.name, int(node.failures or 0)) for node in nodes if str(node.status) == "warn")
 
 
 def build_warehouse(
     settings: Settings, target: str = "sqlite", *, invoke: Callable[[list[str]], Any] | None = None
-) -> None:
-    """``dbt build`` (seeds, models, data and unit tests) as a recorded run; raises unless everything passed."""
+) -> list[tuple[str, int]]:
+    """``dbt build`` (seeds, models, data and unit tests) as a recorded run; return the tests that warned.
+
+    Raises unless every model and every error-severity test passed.
+    """
     with connect(settings.warehouse) as conn, recorded_run(conn, "build_warehouse", {"target": target}):
-        if not run_dbt(settings, ["build", "--target", target], target, invoke=invoke):
+        result = _invoke(settings, ["build", "--target", target], target, invoke)
+        if not result.success:
             raise RuntimeError("dbt build failed: see the log above for the failing models and tests")
+        return warned_tests(result)

@@ -1,16 +1,17 @@
 {#- Compile one declared cohort (var 'cohorts', see dbt_project.yml) into a select over cohort_images:
-    the images that pass every filter and have a label, minus, if asked, the images of patients who also appear in
+    the projection chest radiographs that pass every filter and have a label, minus, if asked, the images of patients who also appear in
     another label group, taken out of the larger group (the original study's rule). -#}
 {% macro cohort_select(name, definition) -%}
     with candidates as (
         select
-            '{{ name }}' as cohort_name,
+            cast('{{ name }}' as text) as cohort_name,
             dicom_id,
             subject_id,
             study_id,
             cast({{ definition.label }} as integer) as label
         from {{ ref('cohort_images') }}
-        where {{ definition.filters | join('\n          and ') }}
+        where is_chest_radiograph = 1
+          and {{ definition.filters | join('\n          and ') }}
     ),
 
     labelled as (

@@ -1,7 +1,8 @@
-{#- Each image's energy group from the rules seed (first matching rule by priority); 'other' when kVp and detector
-    type are known but no rule matches, 'unknown' when either is missing. -#}
+{#- Each image's energy group from the rules seed (first matching rule by priority) over the normalised kVp, detector
+    type and view; 'other' when kVp and detector type are known but no rule matches, 'unknown' when either is missing
+    (a "not recorded" sentinel such as KVP = 0 counts as missing). -#}
 with headers as (
-    select dicom_id, detector_type, view_position, kvp from {{ ref('stg_dicom__headers') }}
+    select dicom_id, detector_type, view_position, kvp from {{ ref('int_images_normalized') }}
 ),
 
 rules as (

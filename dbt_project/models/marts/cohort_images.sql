@@ -1,6 +1,7 @@
 {#- One row per image with everything an experiment filters on: subject and demographics, the stay at study time, the
     CheXpert labels, the official split and the acquisition. Images of subjects missing from MIMIC-IV patients are kept
-    (in_mimiciv = 0), never dropped. -#}
+    (in_mimiciv = 0), never dropped. Images that are not projection chest radiographs are here too, flagged
+    (is_chest_radiograph = 0, with the reason); experiment cohorts never take them. -#}
 with acquisition as (
     select * from {{ ref('acquisition') }}
 ),
@@ -43,6 +44,7 @@ final as (
         coalesce(labels.positive_diseases, 0) as positive_diseases,
         splits.official_split,
         acquisition.view_position,
+        acquisition.view_position_source,
         acquisition.view_group,
         acquisition.projection,
         acquisition.is_portable,
@@ -57,7 +59,9 @@ final as (
         acquisition.energy_group,
         acquisition.scanner_id,
         acquisition.dicom_path,
-        acquisition.has_dicom_header
+        acquisition.has_dicom_header,
+        acquisition.is_chest_radiograph,
+        acquisition.exclusion_reason
     from acquisition
     left join patients
         on acquisition.subject_id = patients.subject_id

@@ -1,13 +1,14 @@
 {#- The original study's acquisition statistics: images and patients by view, kVp group and detector type. kVp is
-    grouped to the nearest 10 kV (a measured float, never compared for equality). -#}
+    grouped to the nearest 10 kV (a measured float, never compared for equality); projection chest radiographs only. -#}
 with acquisition as (
     select
-        case when view_position = '' then '(blank)' else view_position end as view_position,
+        coalesce(view_position, '(unknown)') as view_position,
         case when kvp is null then '(missing)' else cast(cast(round(kvp / 10.0) * 10 as integer) as varchar) end
             as kvp_group,
         coalesce(detector_type, '(missing)') as detector_type,
         subject_id
     from {{ ref('acquisition') }}
+    where is_chest_radiograph = 1
 ),
 
 totals as (
