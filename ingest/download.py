@@ -5,8 +5,15 @@ so an existing mirror is reused as it is. Each project's ``SHA256SUMS.txt`` is f
 a file already on disk with the listed digest is not fetched again. Downloads go to ``<file>.part``, resume with an
 HTTP ``Range`` request, and are renamed into place only when complete and verified; a file with the wrong digest is
 fetched once more, then reported wrong. MIMIC-CXR's per-study files (DICOM images and reports) can be limited to a
-subset of subjects chosen from ``cxr-record-list.csv.gz``. HTTP is the standard library's ``urllib`` with a basic-auth
-header built here (see :mod:`ingest.credentials`).
+subset of subjects chosen from ``cxr-record-list.csv.gz``.
+
+HTTP is the standard library's ``urllib``. The basic-auth header goes only to the origin the credentials are bound to
+(see :mod:`ingest.credentials`: HTTPS, or a loopback test server named in ``PHYSIONET_TEST_SERVER``); it is added to
+each request, redirected ones included, by :class:`_AuthorizationFor`, because urllib itself copies every header of a
+request to wherever a redirect points. A server is not trusted beyond that: every name it supplies (in
+``SHA256SUMS.txt`` and the MIMIC-CXR lists) must be a plain relative path inside its project folder, each file has a
+size cap and an overall deadline (:class:`Limits`), and whatever it answers ends as one line in the report, never a
+traceback. A file past its deadline keeps its ``.part`` for the next run to resume.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ingest.checksums import sha256_file
 from ingest.credentials import Credentials, CredentialsError, find_credentials, refused
@@ -49,6 +56,13 @@ CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 60.0
 TRANSFER_TRIES = 4
 RETRY_PAUSE_SECONDS = 1.0
+# A whole file may take an hour; a slower one is resumed by the next run. MIMIC-IV's largest hosp table is a few GB.
+FILE_DEADLINE_SECONDS = 3600.0
+CHECKSUMS_MAX_BYTES = 1 << 30  # MIMIC-CXR's SHA256SUMS.txt is 77 MB
+STUDY_FILE_MAX_BYTES = 256 << 20  # a MIMIC-CXR DICOM image is about 15 MB, a report a few KB
+TABLE_MAX_BYTES = 16 << 30  # CSV tables; SHA256SUMS.txt lists no sizes, so caps go by the kind of file
+STUDY_FILES = "files/"
+PART_SUFFIX = ".part"
 DOWNLOAD_TRIES = 2
 LISTED_PER_KIND = 20
 USER_AGENT = "xrh-download/0.1 (urllib)"
@@ -56,6 +70,10 @@ BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 CHECKSUM_LINE = re.compile(r"(?P<digest>[0-9a-fA-F]{64})[ \t]+\*?(?P<path>\S.*)")
 CONTENT_RANGE = re.compile(r"bytes (?P<start>\d+)-\d+/(?P<total>\d+|\*)")
+# Control characters (NUL included) and backslashes have no place in a PhysioNet path and break or confuse file APIs.
+UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+REASON_CHARACTERS = 200
 PFOLDER = re.compile(r"p1\d")
 
 Status = Literal["present", "fetched", "wrong", "missing"]
@@ -73,57 +91,155 @@ class NotOnServer(DownloadError):
     """The server answered 404 or 410."""
 
 
-class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but send the ``Authorization`` header only to the scheme and host it was meant for."""
+class TooLarge(DownloadError):
+    """The server announced or sent more bytes than the file's size cap."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        """urllib's redirected request, without ``Authorization`` when the scheme or host changes."""
-        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
-        old, new = urlsplit(req.full_url), urlsplit(newurl)
-        if redirected is not None and (old.scheme, old.netloc) != (new.scheme, new.netloc):
-            redirected.remove_header("Authorization")
-        return redirected
+
+class DeadlinePassed(DownloadError):
+    """A file was not complete within its deadline; its ``.part`` keeps what arrived."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much one file may take before the downloader gives up on it (and reports it).
+
+    Attributes
+    ----------
+    read_timeout
+        Seconds a connection may stay silent: connecting, waiting for the answer, between two reads of the body.
+    retry_pause
+        The pause before the third request for a file; it grows by as much before each further request.
+    file_seconds
+        The overall deadline of one file, every request, retry and pause included. The last read may pass it by at
+        most ``read_timeout``.
+    checksums_bytes, study_file_bytes, table_bytes
+        Size caps of ``SHA256SUMS.txt``, of a MIMIC-CXR per-study file (``files/...``: a DICOM image or a report) and
+        of any other file (the CSV tables).
+    """
+
+    read_timeout: float = TIMEOUT_SECONDS
+    retry_pause: float = RETRY_PAUSE_SECONDS
+    file_seconds: float = FILE_DEADLINE_SECONDS
+    checksums_bytes: int = CHECKSUMS_MAX_BYTES
+    study_file_bytes: int = STUDY_FILE_MAX_BYTES
+    table_bytes: int = TABLE_MAX_BYTES
+
+    def budget(self, relative: str) -> FileBudget:
+        """What fetching the project file ``relative`` may take, its deadline starting now."""
+        if relative == CHECKSUMS:
+            cap = self.checksums_bytes
+        elif relative.startswith(STUDY_FILES):
+            cap = self.study_file_bytes
+        else:
+            cap = self.table_bytes
+        return FileBudget(self, cap, time.monotonic() + self.file_seconds)
+
+
+@dataclass(frozen=True)
+class FileBudget:
+    """What fetching one file may still take: ``max_bytes`` in all, until ``until`` on the monotonic clock."""
+
+    limits: Limits
+    max_bytes: int
+    until: float
+
+    def seconds_left(self) -> float:
+        """The seconds left before the deadline.
+
+        Raises
+        ------
+        DeadlinePassed
+            None are left.
+        """
+        left = self.until - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(
+                f"not complete within the deadline of {self.limits.file_seconds:g} s per file; anything that arrived "
+                f"is kept as {PART_SUFFIX} and a re-run resumes it"
+            )
+        return left
+
+    def check_size(self, size: int) -> None:
+        """Raise :class:`TooLarge` when the file would hold ``size`` bytes, more than its cap."""
+        if size > self.max_bytes:
+            raise TooLarge(f"the server offers more than {human_bytes(self.max_bytes)}, this kind of file's size cap")
+
+
+class _AuthorizationFor(urllib.request.BaseHandler):
+    """Adds the basic-auth header to each request on the credentials' own origin, and to no other request.
+
+    urllib runs this for every request it opens, a redirected one included; the header is an "unredirected" one,
+    which urllib does not copy to the request a redirect makes, so each hop is judged afresh.
+    """
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        """``request``, with the ``Authorization`` header when its URL is on the credentials' origin."""
+        if self._credentials.belong_to(request.full_url):
+            request.add_unredirected_header("Authorization", self._credentials.authorization_header())
+        return request
+
+    https_request = http_request
 
 
 class PhysioNetClient:
-    """Authenticated GET requests for files under one PhysioNet base URL."""
+    """GET requests for files under one PhysioNet base URL, authenticated on the credentials' origin only.
 
-    def __init__(self, base_url: str, credentials: Credentials, timeout: float = TIMEOUT_SECONDS) -> None:
+    Raises
+    ------
+    CredentialsError
+        The credentials are bound to another origin than ``base_url``'s.
+    """
+
+    def __init__(self, base_url: str, credentials: Credentials, limits: Limits = Limits()) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        if not credentials.belong_to(self.base_url):
+            raise CredentialsError(
+                f"credentials from {credentials.source} are for {credentials.origin}, not {base_url}"
+            )
+        self.limits = limits
         self._credentials = credentials
-        self._timeout = timeout
-        self._opener = urllib.request.build_opener(_SameOriginRedirects)
+        handlers: list[urllib.request.BaseHandler] = [_AuthorizationFor(credentials)]
+        if credentials.origin.scheme == "http":  # a loopback test server: never through a proxy, in the clear
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def url(self, project: str, relative: str) -> str:
         """``<base>/<project>/<version>/<relative path>``."""
         return self.base_url + quote(f"{project}/{relative}")
 
-    def get(self, url: str, offset: int = 0) -> http.client.HTTPResponse:
-        """Open ``url``, asking for the bytes from ``offset`` on when it is not 0.
+    def get(self, url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
+        """Open ``url``, asking for the bytes from ``offset`` on when it is not 0; ``timeout`` bounds each wait.
 
         Raises
         ------
         CredentialsError
-            401 or 403.
+            401 or 403 from the credentials' origin.
         NotOnServer
             404 or 410.
-        urllib.error.HTTPError, OSError
+        TransferError
+            An unusable answer, such as a redirect to a malformed URL, or a 401 or 403 from another origin.
+        urllib.error.HTTPError, OSError, http.client.HTTPException
             Any other error status, or a network failure.
         """
-        request = urllib.request.Request(
-            url, headers={"Authorization": self._credentials.authorization_header(), "User-Agent": USER_AGENT}
-        )
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         if offset:
             request.add_header("Range", f"bytes={offset}-")
         try:
-            return self._opener.open(request, timeout=self._timeout)
+            return self._opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as error:
             error.close()
-            if error.code in (401, 403):
+            if error.code in (401, 403) and self._credentials.belong_to(error.url):
                 raise refused(self._credentials, url) from None
+            if error.code in (401, 403):
+                raise TransferError(f"HTTP {error.code} from {error.url}, where a redirect led") from None
             if error.code in (404, 410):
                 raise NotOnServer(f"HTTP {error.code}") from None
             raise
+        except ValueError as error:  # urllib's answer to a malformed redirect, such as a bad IPv6 address
+            raise TransferError(f"unusable answer from the server: {describe(error)}") from None
 
 
 @dataclass(frozen=True)
@@ -202,13 +318,47 @@ class ProjectReport:
         return not (self.problems or self.unlisted or self.with_status("wrong", "missing"))
 
 
+def describe(error: BaseException) -> str:
+    """An error as one short line: its text may quote the server (a status line, a reason, a URL), so control
+    characters become spaces and it stops after ``REASON_CHARACTERS``."""
+    text = " ".join(CONTROL_CHARACTERS.sub(" ", str(error)).split()) or type(error).__name__
+    return text if len(text) <= REASON_CHARACTERS else text[: REASON_CHARACTERS - 3] + "..."
+
+
+def unsafe_path_reason(relative: str) -> str:
+    """Why ``relative`` (a name the server supplied) cannot be a file inside a project folder; "" when it can.
+
+    A plain relative path has no control characters or backslashes, is not absolute, has no empty, ``.`` or ``..``
+    parts, and does not end in ``.part``, the suffix of this downloader's partial files.
+    """
+    if UNSAFE_CHARACTER.search(relative):
+        return "it holds a control character or a backslash"
+    if relative.startswith("/"):
+        return "it is absolute"
+    if any(part in ("", ".", "..") for part in relative.split("/")):
+        return "it has an empty, '.' or '..' part"
+    if relative.endswith(PART_SUFFIX):
+        return f"it ends in {PART_SUFFIX}, the suffix of partial downloads"
+    return ""
+
+
+def _folders_listed_as_files(relatives: Iterable[str]) -> list[str]:
+    """The names that are also a folder of another name (``files`` beside ``files/p10/...``): one would block the
+    other on disk."""
+    names = set(relatives)
+    folders = {folder for name in names for folder in map(str, PurePosixPath(name).parents)}
+    return sorted(names & folders)
+
+
 def parse_sha256sums(lines: Iterable[str], source: str) -> dict[str, str]:
-    """``{relative path: lowercase hex digest}`` from ``SHA256SUMS.txt`` lines (``<64 hex> <path>``, one or two spaces).
+    """``{relative path: lowercase hex digest}`` from ``SHA256SUMS.txt`` lines (``<64 hex> <path>``, one or two spaces;
+    a leading ``./`` is dropped).
 
     Raises
     ------
     DownloadError
-        A line that does not fit, or a path that is absolute or climbs out of the project (``..``).
+        A line that does not fit, a path that is not a plain relative path (see :func:`unsafe_path_reason`), or a
+        path that is also a folder of another.
     """
     digests: dict[str, str] = {}
     for number, line in enumerate(lines, 1):
@@ -219,16 +369,19 @@ def parse_sha256sums(lines: Iterable[str], source: str) -> dict[str, str]:
         if match is None:
             raise DownloadError(f"{source} line {number}: expected '<64 hex digits> <path>', got {line[:100]!r}")
         relative = match["path"].removeprefix("./")
-        path = PurePosixPath(relative)
-        if path.is_absolute() or ".." in path.parts:
-            raise DownloadError(f"{source} line {number}: refusing the path {relative!r}")
+        reason = unsafe_path_reason(relative)
+        if reason:
+            raise DownloadError(f"{source} line {number}: refusing the path {relative[:100]!r}: {reason}")
         digests[relative] = match["digest"].lower()
+    both = _folders_listed_as_files(digests)
+    if both:
+        raise DownloadError(f"{source}: refusing {both[0]!r}, listed both as a file and as a folder of other files")
     return digests
 
 
 def part_path(target: Path) -> Path:
     """``<file>.part``: where ``target`` is downloaded before it is verified and renamed into place."""
-    return target.with_name(target.name + ".part")
+    return target.with_name(target.name + PART_SUFFIX)
 
 
 def _body_placement(response: http.client.HTTPResponse, offset: int) -> tuple[int, int | None]:
@@ -245,21 +398,28 @@ def _body_placement(response: http.client.HTTPResponse, offset: int) -> tuple[in
     return 0, int(length) if length.isdigit() else None
 
 
-def _receive(client: PhysioNetClient, url: str, part: Path) -> bool:
-    """One request that continues ``part``; True when the file is complete (or its size is unknown)."""
+def _receive(client: PhysioNetClient, url: str, part: Path, budget: FileBudget) -> bool:
+    """One request that continues ``part``; True when the file is complete (or its size is unknown).
+
+    The body is read with one system call per chunk, so a server that trickles bytes meets the deadline too.
+    """
     offset = part.stat().st_size if part.exists() else 0
-    with client.get(url, offset) as response:
+    with client.get(url, offset, min(client.limits.read_timeout, budget.seconds_left())) as response:
         start, total = _body_placement(response, offset)
+        if total is not None:
+            budget.check_size(total)
         part.parent.mkdir(parents=True, exist_ok=True)
         with part.open("r+b" if start else "wb") as sink:
             sink.seek(start)
             sink.truncate()
-            while chunk := response.read(CHUNK_BYTES):
+            while chunk := response.read1(CHUNK_BYTES):
+                budget.check_size(sink.tell() + len(chunk))
                 sink.write(chunk)
+                budget.seconds_left()
     return total is None or part.stat().st_size == total
 
 
-def transfer(client: PhysioNetClient, url: str, part: Path) -> None:
+def transfer(client: PhysioNetClient, url: str, part: Path, budget: FileBudget) -> None:
     """Fill ``part`` with the whole body of ``url``, resuming with ``Range`` from what it already holds.
 
     A failed or short response is continued by the next request, up to ``TRANSFER_TRIES`` requests. Nothing is
@@ -269,37 +429,47 @@ def transfer(client: PhysioNetClient, url: str, part: Path) -> None:
     ------
     CredentialsError, NotOnServer
         From :meth:`PhysioNetClient.get`, at once.
+    TooLarge
+        At once; ``part`` is removed, as it cannot become the file.
+    DeadlinePassed
+        ``part`` keeps what arrived, for the next run to resume.
     TransferError
         Every try failed or came short; ``part`` keeps what arrived, for the next run to resume.
     """
     failure = ""
     for attempt in range(TRANSFER_TRIES):
-        time.sleep(RETRY_PAUSE_SECONDS * max(attempt - 1, 0))
+        time.sleep(min(client.limits.retry_pause * max(attempt - 1, 0), budget.seconds_left()))
         try:
-            if _receive(client, url, part):
+            if _receive(client, url, part, budget):
                 return
             failure = "the connection closed before the end of the file"
         except urllib.error.HTTPError as error:
             if error.code == 416:  # the .part is not a prefix of the file (it is as long or longer): start over
                 part.unlink(missing_ok=True)
-            failure = str(error)
+            failure = describe(error)
+        except TooLarge:
+            part.unlink(missing_ok=True)
+            raise
         except (OSError, http.client.HTTPException, TransferError) as error:
-            failure = str(error) or type(error).__name__
+            failure = describe(error)
     raise TransferError(f"{failure} (after {TRANSFER_TRIES} requests)")
 
 
 def sync_file(client: PhysioNetClient, url: str, target: Path, digest: str, relative: str) -> FileOutcome:
     """Make ``target`` a correct copy of ``url``: keep it when its digest matches, else download and verify it.
 
-    A download with the wrong digest is fetched once more from the start; a file never verified is not renamed into
-    place. Raises :class:`CredentialsError` when the server refuses the credentials.
+    A download with the wrong digest is fetched once more from the start, within the same deadline; a file never
+    verified is not renamed into place. Raises :class:`CredentialsError` when the server refuses the credentials.
     """
     if target.is_file() and sha256_file(target) == digest:
         return FileOutcome(relative, "present")
     part = part_path(target)
+    budget = client.limits.budget(relative)
     for attempt in range(1, DOWNLOAD_TRIES + 1):
         try:
-            transfer(client, url, part)
+            transfer(client, url, part, budget)
+        except TooLarge as error:
+            return FileOutcome(relative, "wrong", reason=str(error))
         except DownloadError as error:
             return FileOutcome(relative, "missing", reason=str(error))
         if sha256_file(part) == digest:
@@ -312,17 +482,31 @@ def sync_file(client: PhysioNetClient, url: str, target: Path, digest: str, rela
 
 
 def fetch_checksums(client: PhysioNetClient, project_root: Path, project: str) -> dict[str, str]:
-    """Fetch ``<project>/SHA256SUMS.txt`` afresh into the mirror and parse it.
+    """Fetch ``<project>/SHA256SUMS.txt`` afresh and parse it; only a listing that parses replaces the mirror's.
 
     This is a project's first request; when it fails (401 included) nothing has been written.
+
+    Raises
+    ------
+    DownloadError
+        The transfer failed, or the listing is not UTF-8 text of checksum lines with plain relative paths.
     """
+    source = f"{project}/{CHECKSUMS}"
     target = project_root / CHECKSUMS
     part = part_path(target)
     part.unlink(missing_ok=True)
-    transfer(client, client.url(project, CHECKSUMS), part)
+    transfer(client, client.url(project, CHECKSUMS), part, client.limits.budget(CHECKSUMS))
+    try:
+        with part.open(encoding="utf-8") as lines:
+            digests = parse_sha256sums(lines, source)
+    except UnicodeDecodeError:
+        part.unlink()
+        raise DownloadError(f"{source}: not UTF-8 text") from None
+    except DownloadError:
+        part.unlink()
+        raise
     os.replace(part, target)
-    with target.open(encoding="utf-8") as lines:
-        return parse_sha256sums(lines, f"{project}/{CHECKSUMS}")
+    return digests
 
 
 def iter_csv_gz(path: Path) -> Iterator[dict[str, str]]:
@@ -331,18 +515,42 @@ def iter_csv_gz(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
+def _subject_paths(listing: Path) -> Iterator[tuple[int, str]]:
+    """``(subject_id, path)`` per row of a MIMIC-CXR list (a server-supplied file, so checked row by row).
+
+    Raises
+    ------
+    DownloadError
+        The file is not a gzip CSV in UTF-8, or a row lacks a numeric subject id or a plain relative path.
+    """
+    try:
+        for number, row in enumerate(iter_csv_gz(listing), 1):
+            subject, path = row.get("subject_id") or "", row.get("path") or ""
+            if not subject.isdecimal() or unsafe_path_reason(path):
+                raise DownloadError(
+                    f"{listing.name} row {number}: expected a numeric subject_id and a plain relative path, "
+                    f"got {subject[:20]!r} and {path[:100]!r}"
+                )
+            yield int(subject), path
+    except (OSError, EOFError, csv.Error, UnicodeDecodeError) as error:
+        raise DownloadError(f"{listing.name}: not a readable gzip CSV file ({describe(error)})") from None
+
+
 def cxr_study_files(project_root: Path, selection: SubjectSelection) -> list[str]:
-    """The DICOM files (record list) and reports (study list) of the chosen MIMIC-CXR subjects."""
+    """The DICOM files (record list) and reports (study list) of the chosen MIMIC-CXR subjects.
+
+    Raises
+    ------
+    DownloadError
+        A list that cannot be read, or a row in it that does not fit (see :func:`_subject_paths`).
+    """
     record_list, study_list = project_root / CXR_RECORD_LIST, project_root / CXR_STUDY_LIST
-    chosen = selection.choose(int(row["subject_id"]) for row in iter_csv_gz(record_list))
+    chosen = selection.choose(subject for subject, _ in _subject_paths(record_list))
     unknown = selection.subject_ids - chosen
     if unknown:
         log.warning("subject ids not in %s: %s", CXR_RECORD_LIST, " ".join(map(str, sorted(unknown))))
     return [
-        row["path"]
-        for listing in (record_list, study_list)
-        for row in iter_csv_gz(listing)
-        if int(row["subject_id"]) in chosen
+        path for listing in (record_list, study_list) for subject, path in _subject_paths(listing) if subject in chosen
     ]
 
 
@@ -381,6 +589,20 @@ class _ProjectDownload:
             pool.shutdown(cancel_futures=True)
 
 
+def _chosen_study_files(root: Path, report: ProjectReport, selection: SubjectSelection) -> list[str]:
+    """:func:`cxr_study_files`, once the record and study lists are on disk and correct.
+
+    Raises
+    ------
+    DownloadError
+        A list is not correct on disk, or cannot be read.
+    """
+    unusable = [listing for listing in (CXR_RECORD_LIST, CXR_STUDY_LIST) if not report.is_correct(listing)]
+    if unusable:
+        raise DownloadError(f"{', '.join(unusable)} not correct")
+    return cxr_study_files(root, selection)
+
+
 def _download_project(
     client: PhysioNetClient,
     files_root: Path,
@@ -398,7 +620,9 @@ def _download_project(
     try:
         digests = fetch_checksums(client, root, project)
     except DownloadError as error:
-        report.problems.append(f"cannot fetch {CHECKSUMS}: {error}")
+        report.problems.append(
+            f"nothing fetched, as {CHECKSUMS} is unusable: {error} (check physionet_base_url, then re-run)"
+        )
         return report
     download = _ProjectDownload(client, project, root, digests, connections, report)
     if name == "mimiciv":
@@ -409,11 +633,12 @@ def _download_project(
         download.sync(CXR_LISTS)
         if not dicom:
             return report
-        unusable = [listing for listing in (CXR_RECORD_LIST, CXR_STUDY_LIST) if not report.is_correct(listing)]
-        if unusable:
-            report.problems.append(f"DICOM files and reports not chosen: {', '.join(unusable)} not correct")
+        try:
+            study_files = _chosen_study_files(root, report, selection)
+        except DownloadError as error:
+            report.problems.append(f"DICOM files and reports not chosen: {error}")
         else:
-            download.sync(cxr_study_files(root, selection))
+            download.sync(study_files)
     return report
 
 
@@ -515,7 +740,13 @@ def download_release(
     interactive: bool | None = None,
 ) -> list[ProjectReport]:
     """:func:`download` into the settings' data root from their base URL, with credentials found by
-    :func:`find_credentials` (a prompt only when ``interactive``); ``connections`` 0 means the workers setting."""
+    :func:`find_credentials` (a prompt only when ``interactive``); ``connections`` 0 means the workers setting.
+
+    Raises
+    ------
+    CredentialsError
+        The base URL may not receive credentials, none are found for it, or the server refuses them.
+    """
     credentials = find_credentials(settings.physionet_base_url, interactive=interactive)
     return download(
         settings.physionet_files,
@@ -531,9 +762,10 @@ def download_release(
 def download_command(args: argparse.Namespace, settings: Settings) -> int:
     """Fetch MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG files from PhysioNet into the data root's wget mirror layout.
 
-    Credentials come from PHYSIONET_USERNAME / PHYSIONET_PASSWORD, the netrc file ($NETRC or ~/.netrc; machine
-    physionet.org or the base URL's host) or a prompt. Every file is checked against its project's SHA256SUMS.txt;
-    files already correct are kept, partial downloads resume. Exit status 0 when every wanted file is correct.
+    Credentials come from PHYSIONET_USERNAME / PHYSIONET_PASSWORD (sent to physionet.org only), the netrc entry of
+    the base URL's host ($NETRC or ~/.netrc) or a prompt, and travel over https only (plain http only to a loopback
+    test server named in PHYSIONET_TEST_SERVER). Every file is checked against its project's SHA256SUMS.txt; files
+    already correct are kept, partial downloads resume. Exit status 0 when every wanted file is correct.
     """
     try:
         reports = download_release(
