@@ -78,7 +78,11 @@ def generate(warehouse: Path) -> dict:
     view = rng.choice(["AP", "PA", "LATERAL", "LL", ""], IMAGES, p=[0.391, 0.254, 0.219, 0.094, 0.042])
     detector = np.where(view == "", None, rng.choice(["DIRECT", "SCINTILLATOR"], IMAGES, p=[0.8, 0.2])).tolist()
     kvp = np.where(view == "AP", 90.0, np.where(view == "PA", rng.choice([110.0, 120.0], IMAGES), 120.0))
-    kvp_list = [None if v == "" or r < 0.1 else float(k) for v, k, r in zip(view, kvp, rng.random(IMAGES), strict=True)]
+    # About 10% without KVP, half of those written as the "not recorded" sentinel 0, as real archives do.
+    kvp_list = [
+        None if v == "" or r < 0.05 else 0.0 if r < 0.1 else float(k)
+        for v, k, r in zip(view, kvp, rng.random(IMAGES), strict=True)
+    ]
     study_stamp = stamp(study_time)
     image_paths = [
         f"files/p{str(study_subject[s])[:2]}/p{study_subject[s]}/s{study_ids[s]}/{dicom_ids[i]}.dcm"
@@ -220,6 +224,7 @@ def generate(warehouse: Path) -> dict:
                 b"placeholder",
                 image_paths[i],
                 "bench",
+                len(b"placeholder"),
             )
         )
     assert len(headers[0]) == len(HEADER_COLUMNS)

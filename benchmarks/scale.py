@@ -43,7 +43,6 @@ def main() -> None:
 
     import numpy as np
     from prefect import flow
-    from prefect.cache_policies import NO_CACHE
     from prefect_dask import DaskTaskRunner
 
     from flows.common import mapper_of, process_batch, read_batch
@@ -72,7 +71,7 @@ def main() -> None:
 
     def function_of(name: str):
         if name == "headers":
-            return read_files, header_batches, read_batch.with_options(cache_policy=NO_CACHE)
+            return read_files, header_batches, read_batch
 
         def harmonize_batch(batch):
             return apply_batch("cdf", params, batch)

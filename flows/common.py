@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect import task, unmapped
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
-from xrh.runs import code_version
 from xrh.settings import Settings, load_settings
 
 RETRIES = 3
@@ -46,19 +45,11 @@ def current_flow_run_id() -> str | None:
     return flow_run.id
 
 
-def _code_version_key(_context, _parameters) -> str:
-    return code_version()
-
-
-# The function is hashed by name only: the project's code version (git commit, and whether the checkout is dirty)
-# stands for its code, so a changed reader reads again.
-CODE_AND_INPUTS = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_code_version_key)
-
-
-@task(name="read batch", cache_policy=CODE_AND_INPUTS, persist_result=True, **disk_retries())
+@task(name="read batch", cache_policy=NO_CACHE, persist_result=False, **disk_retries())
 def read_batch(function: Callable[[Any], Any], batch: Any) -> Any:
-    """A pure read of a batch of files (e.g. DICOM headers): cached on the batch, which names each file's size and
-    modification time, and on the code, so a re-run after a crash does not read a finished batch again."""
+    """A pure read of a batch of files (e.g. DICOM headers). Its result is raw rows of credentialed data: it goes back
+    to the flow in memory and into the warehouse only, never into Prefect's result storage (a re-run after a crash
+    reads the unfinished files again; the finished ones were committed and are skipped as unchanged)."""
     return function(batch)
 
 

@@ -14,11 +14,21 @@ log = logging.getLogger(__name__)
 
 def csv_step(args: argparse.Namespace, settings: Settings) -> int:
     """Load the MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG CSVs into raw tables (unchanged files are skipped)."""
+    from ingest.csv_load import CsvLoadFailed
     from ingest.jobs import load_csv
 
-    outcome = load_csv(settings, tables=args.tables, extra_specs=[Path(p) for p in args.spec or ()])
-    for result in outcome.files:
+    try:
+        outcome = load_csv(settings, tables=args.tables, extra_specs=[Path(p) for p in args.spec or ()])
+    except CsvLoadFailed as failed:  # every other file loaded; list the failures, one line each, and exit with 1
+        results, failures = failed.results, failed.errors
+    else:
+        results, failures = outcome.files, []
+    for result in results:
         print(f"{result.table:32} {result.status:9} {result.rows:>10,} rows  {result.file}")
+    for error in failures:
+        log.error("%s", error)
+    if failures:
+        return 1
     if args.expect_full_release and outcome.mismatches:
         for name, expected, loaded in outcome.mismatches:
             print(f"release check failed: {name} has {loaded:,} rows, the full release has {expected:,}")
@@ -28,9 +38,15 @@ def csv_step(args: argparse.Namespace, settings: Settings) -> int:
 
 def dicom_step(args: argparse.Namespace, settings: Settings) -> int:
     """Read the headers of every DICOM file under FOLDER (default: MIMIC-CXR's files/) into raw_dicom_headers."""
+    from ingest.dicom_headers import RemovalsRefused
     from ingest.jobs import read_dicom_headers
 
-    summary = read_dicom_headers(settings, folder=Path(args.folder) if args.folder else None, workers=args.workers)
+    folder = Path(args.folder) if args.folder else None
+    try:
+        summary = read_dicom_headers(settings, folder=folder, workers=args.workers, allow_removals=args.allow_removals)
+    except (FileNotFoundError, RemovalsRefused) as error:
+        log.error("%s", error)
+        return 1
     print(
         f"{summary.scanned:,} files scanned, {summary.unchanged:,} unchanged, {summary.removed:,} removed; "
         f"raw_dicom_headers has {summary.headers:,} rows, raw_dicom_rejects {summary.rejects:,}"
@@ -62,9 +78,10 @@ def cache_step(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def all_step(args: argparse.Namespace, settings: Settings) -> int:
-    """CSV loads, then DICOM headers."""
+    """CSV loads, then DICOM headers (also when a CSV failed: each step lists its own failures)."""
     args.folder = None
-    return csv_step(args, settings) or dicom_step(args, settings)
+    csv_status = csv_step(args, settings)
+    return dicom_step(args, settings) or csv_status
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +106,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help="exit with 1 unless every table has the full release's row count",
         )
 
+    def add_removals(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--allow-removals",
+            action="store_true",
+            help="remove the rows of vanished files even when the walk finds none or only part of the known files"
+            " (without it such a walk is taken for an unmounted or half-copied disk and changes nothing)",
+        )
+
     def add_workers(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--workers", type=int, default=0, help="worker processes (default: the workers setting)")
 
@@ -98,6 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     dicom = steps.add_parser("dicom", help="DICOM headers into raw_dicom_headers", description=dicom_step.__doc__)
     dicom.add_argument("folder", nargs="?", help="any folder of DICOM files, any depth and file names")
+    add_removals(dicom)
     add_workers(dicom)
     dicom.set_defaults(handler=dicom_step)
 
@@ -115,5 +141,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     everything = steps.add_parser("all", help="csv, then dicom", description=all_step.__doc__)
     add_csv_options(everything)
+    add_removals(everything)
     add_workers(everything)
     everything.set_defaults(handler=all_step)

@@ -1,27 +1,34 @@
 """DICOM headers into ``raw_dicom_headers``: typed acquisition columns plus the raw header bytes, in parallel.
 
-Each file is read once, up to its pixel data: the first 64 KiB are parsed from memory (a DX header is a few KiB), the
-pixel data element's length is checked against the file size (a truncated file is rejected, although a header-only read
-alone would not notice), and the bytes before the pixel data are kept as they are, so any tag can be read later with
-``pydicom.dcmread(io.BytesIO(header_bytes))`` without touching the file again.
+Each file is read once, up to its pixel data: the first 64 KiB are parsed from memory (a DX header is a few KiB); a
+longer header is parsed from the file with large values left unread (``defer_size``), so memory stays bounded whatever
+private elements a file carries. The pixel data element's length is checked against the file size (a truncated file is
+rejected, although a header-only read alone would not notice), and the bytes before the pixel data are kept as they are
+when they fit in ``HEAD_BYTES`` (64 KiB; the typed columns are always kept, and ``header_length`` says how long
+the header was), so any tag can be read later with ``pydicom.dcmread(io.BytesIO(header_bytes))`` without touching the
+file again.
 
 Files that are not DICOM (gzip, text, a forced read that finds no header), truncated, missing required tags, or that
-cannot be parsed go to ``raw_dicom_rejects`` with the reason; they never stop the run and never become rows. The walk is
+cannot be parsed go to ``raw_dicom_rejects`` with the reason; they never stop the run and never become rows. So do
+entries the walk cannot use: symlink loops, broken links, FIFOs, sockets and devices, unreadable folders. The walk is
 incremental (unchanged path, size and modification time are skipped) and rows are committed in batches, so an
-interrupted run loses at most the batch in flight and a re-run completes it.
+interrupted run loses at most the batch in flight and a re-run completes it; at most a few batches are in flight, so
+memory is bounded by the batch size, not by the number of files.
+
+A walk that finds none of the files it knew, or loses more than ``MAX_REMOVED_SHARE`` of them, is taken for an
+unmounted or half-copied disk: it removes nothing and raises :class:`RemovalsRefused`, unless ``allow_removals``.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import multiprocessing
 import os
 import re
 import sqlite3
+import stat
 import struct
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +37,23 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from xrh.batches import BatchMapper, batches_of
+from xrh.files import file_kind
+from xrh.processes import ordered_results, worker_pool
 from xrh.progress import track
-from xrh.warehouse import timestamp_now, write_transaction
+from xrh.warehouse import table_columns, timestamp_now, write_transaction
 
 log = logging.getLogger(__name__)
+# Values that break a VR's rules ('pa' as a CS, 'Scintillator') are what real archives write; the warehouse keeps them
+# as written and dbt judges them. pydicom would log a warning for each one.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
+# Parsed from memory in one read, and the cap on the header bytes stored (a DX header is a few KiB; files with large
+# private elements exceed it and keep their typed columns only).
 HEAD_BYTES = 1 << 16
+# Values longer than this are not read while parsing a long header (the typed columns are all short).
+DEFER_BYTES = 1 << 12
+# A walk that loses more than this share of the files it knew under its folder removes nothing unless told to.
+MAX_REMOVED_SHARE = 0.10
 FILES_PER_TASK = 64
 # A batch handed to another mapper (a Prefect task on Dask) pays its bookkeeping, some 0.1-0.3 s: make it worth it.
 FILES_PER_REMOTE_TASK = 1024
@@ -144,9 +162,10 @@ FILE_COLUMNS = (
     ("TransferSyntaxUID", "TEXT"),
 )
 TRAILING_COLUMNS = (
-    ("header_bytes", "BLOB NOT NULL"),
+    ("header_bytes", "BLOB NOT NULL"),  # empty when the header is longer than HEAD_BYTES
     ("_source_file", "TEXT NOT NULL"),
     ("_loaded_at", "TEXT NOT NULL"),
+    ("header_length", "INTEGER"),  # added after the first release: last, so ALTER TABLE can add it to old warehouses
 )
 HEADER_COLUMNS = FILE_COLUMNS + tuple((name, sql_type) for name, sql_type, _ in TAG_COLUMNS) + TRAILING_COLUMNS
 REJECT_COLUMNS = (
@@ -164,12 +183,14 @@ def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A file found by the walk: its absolute path, the path stored in the warehouse, size and mtime."""
+    """An entry found by the walk: its absolute path, the path stored in the warehouse, size and mtime, and why it
+    cannot be read (``problem``; None for a regular file)."""
 
     absolute: str
     stored: str
     size: int
     mtime_ns: int
+    problem: str | None = None
 
 
 class Rejected(Exception):
@@ -187,31 +208,46 @@ def _non_dicom_reason(head: bytes) -> str:
     return "not DICOM: no 'DICM' marker after the preamble and no readable data elements"
 
 
-def _read_dataset(data: bytes) -> tuple[pydicom.Dataset, int]:
-    """The dataset in ``data`` up to the pixel data, and where it stopped; raises :class:`Rejected` for non-DICOM."""
-    buffer = io.BytesIO(data)
+def _read_dataset(source: io.BufferedIOBase, head: bytes, *, defer: bool) -> tuple[pydicom.Dataset, int]:
+    """The dataset in ``source`` up to the pixel data, and where it stopped; raises :class:`Rejected` for non-DICOM.
+
+    ``defer`` leaves values longer than ``DEFER_BYTES`` unread (pydicom reads them from the file when asked for).
+    """
+    options = {"stop_before_pixels": True, "defer_size": DEFER_BYTES if defer else None}
     try:
-        ds = pydicom.dcmread(buffer, stop_before_pixels=True)
+        ds = pydicom.dcmread(source, **options)
     except InvalidDicomError:
-        buffer.seek(0)
-        ds = pydicom.dcmread(buffer, stop_before_pixels=True, force=True)  # no preamble, or not DICOM at all
+        source.seek(0)
+        ds = pydicom.dcmread(source, force=True, **options)  # no preamble, or not DICOM at all
         if not any(tag in ds for tag in REQUIRED_TAGS):
-            raise Rejected(_non_dicom_reason(data)) from None
-    return ds, buffer.tell()
+            raise Rejected(_non_dicom_reason(head)) from None
+    return ds, source.tell()
 
 
-def _parse(entry: FileEntry) -> tuple[pydicom.Dataset, bytes, int]:
-    """The dataset up to the pixel data, the bytes read and the header's length in them; raises :class:`Rejected`.
+@dataclass(frozen=True)
+class _Header:
+    """A parsed header: the dataset, its length in bytes, the bytes when they fit in ``HEAD_BYTES`` (else empty), and
+    the first 12 bytes after it (the pixel data element's tag, VR and length, when present)."""
+
+    dataset: pydicom.Dataset
+    length: int
+    raw: bytes
+    next_element: bytes
+
+
+def _parse(entry: FileEntry) -> _Header:
+    """Parse a file's header; raises :class:`Rejected`.
 
     The first ``HEAD_BYTES`` are parsed from memory, once; only when the parse ran to the end of them in a longer file
-    (a header longer than ``HEAD_BYTES``, or no pixel data) is the whole file read and parsed again.
+    (a header longer than ``HEAD_BYTES``, or no pixel data) is the file parsed again from disk, with long values left
+    unread, so a file with megabytes of private elements costs no more memory than a plain one.
     """
     try:
         with open(entry.absolute, "rb") as handle:
             head = handle.read(HEAD_BYTES)
             more = entry.size > len(head)
             try:
-                ds, length = _read_dataset(head)
+                ds, length = _read_dataset(io.BytesIO(head), head, defer=False)
                 complete = not more or length < len(head)
             except Rejected:
                 raise
@@ -221,33 +257,33 @@ def _parse(entry: FileEntry) -> tuple[pydicom.Dataset, bytes, int]:
                 complete = False
             if not complete:
                 handle.seek(0)
-                head = handle.read()
-                ds, length = _read_dataset(head)
+                ds, length = _read_dataset(handle, head, defer=True)
+            next_element = head[length : length + 12]
+            if len(next_element) < 12 and more:
+                handle.seek(length)
+                next_element = handle.read(12)
     except Rejected:
         raise
     except Exception as error:
         raise Rejected(f"cannot be parsed: {type(error).__name__}: {error}") from None
-    return ds, head, length
+    return _Header(ds, length, head[:length] if length <= len(head) else b"", next_element)
 
 
-def _check_pixel_data(entry: FileEntry, ds: pydicom.Dataset, head: bytes, header_length: int) -> None:
+def _check_pixel_data(entry: FileEntry, header: _Header) -> None:
     """Reject a file whose pixel data is missing or shorter than its element says (a truncated file)."""
+    ds = header.dataset
     transfer_syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if transfer_syntax == DeflatedExplicitVRLittleEndian:
         return  # the dataset is deflated; its length cannot be checked without inflating it
-    element = head[header_length : header_length + 12]
-    if len(element) < 12 and entry.size > len(head):
-        with open(entry.absolute, "rb") as handle:
-            handle.seek(header_length)
-            element = handle.read(12)
+    element = header.next_element
     if len(element) < 8 or element[:4] != _PIXEL_DATA_TAG:
-        if entry.size <= header_length + 8:
-            remaining = entry.size - header_length
+        if entry.size <= header.length + 8:
+            remaining = entry.size - header.length
             raise Rejected(f"truncated or no pixel data: the file ends {remaining} bytes after the header")
         raise Rejected("no pixel data element after the header")
     explicit = element[4:6] in (b"OB", b"OW", b"OF", b"UN")
     length = struct.unpack("<I", element[8:12] if explicit else element[4:8])[0]
-    value_start = header_length + (12 if explicit else 8)
+    value_start = header.length + (12 if explicit else 8)
     if length == 0xFFFFFFFF:
         with open(entry.absolute, "rb") as handle:
             handle.seek(max(entry.size - 8, 0))
@@ -258,13 +294,19 @@ def _check_pixel_data(entry: FileEntry, ds: pydicom.Dataset, head: bytes, header
 
 
 def read_file(entry: FileEntry) -> tuple[str, tuple]:
-    """``("header", row)`` for a good file, ``("reject", (path, size, mtime, reason))`` otherwise. Never raises."""
+    """``("header", row)`` for a good file, ``("reject", (path, size, mtime, reason))`` otherwise. Never raises.
+
+    A header row holds the file columns, the typed tag columns, the header bytes and the header's length.
+    """
+    if entry.problem is not None:
+        return "reject", (entry.stored, entry.size, entry.mtime_ns, entry.problem)
     try:
-        ds, head, header_length = _parse(entry)
+        header = _parse(entry)
+        ds = header.dataset
         missing = [tag for tag in REQUIRED_TAGS if tag not in ds]
         if missing:
             raise Rejected(f"missing required tags: {', '.join(missing)}")
-        _check_pixel_data(entry, ds, head, header_length)
+        _check_pixel_data(entry, header)
         match = MIMIC_PATH.search(entry.stored)
         file_values = (
             entry.stored,
@@ -276,7 +318,7 @@ def read_file(entry: FileEntry) -> tuple[str, tuple]:
             _text(ds.file_meta.get("TransferSyntaxUID")) if hasattr(ds, "file_meta") else None,
         )
         tag_values = tuple(extract(ds) for _, _, extract in TAG_COLUMNS)
-        return "header", file_values + tag_values + (head[:header_length],)
+        return "header", file_values + tag_values + (header.raw, header.length)
     except Rejected as reason:
         return "reject", (entry.stored, entry.size, entry.mtime_ns, str(reason))
     except Exception as error:  # anything pydicom raises while decoding values
@@ -291,24 +333,51 @@ def read_files(entries: list[FileEntry]) -> list[tuple[str, tuple]]:
 def walk(root: Path, *, stored_relative_to: Path | None, dcm_only: bool) -> Iterator[FileEntry]:
     """Every regular file under ``root`` (any depth, any name; only ``*.dcm`` when ``dcm_only``), in sorted order.
 
-    Paths are stored relative to ``stored_relative_to`` when the file lies under it (the MIMIC-CXR project folder, so
-    they read like ``cxr-record-list.path``), otherwise as absolute paths.
+    Symlinks are followed, each folder walked once (a link back up the tree is a loop, reported once). What cannot be
+    used (a loop, a broken link, a FIFO, socket or device, a folder that cannot be listed) comes as an entry with a
+    ``problem``, which becomes a row of ``raw_dicom_rejects``; it never stops the walk, and is never opened (a FIFO
+    would block). Partial downloads (``*.part``) are skipped. Paths are stored relative to ``stored_relative_to`` when
+    the file lies under it (the MIMIC-CXR project folder, so they read like ``cxr-record-list.path``), otherwise as
+    absolute paths.
     """
     base = str(stored_relative_to.resolve()) + os.sep if stored_relative_to else None
+
+    def entry(path: str, status: os.stat_result | None, problem: str | None = None) -> FileEntry:
+        stored = path[len(base) :] if base and path.startswith(base) else path
+        return FileEntry(path, stored, status.st_size if status else 0, status.st_mtime_ns if status else 0, problem)
+
+    walked: set[tuple[int, int]] = set()
     stack = [str(root.resolve())]
     while stack:
         folder = stack.pop()
-        with os.scandir(folder) as listing:
-            items = sorted(listing, key=lambda item: item.name)
-        for item in reversed(items):
-            if item.is_dir(follow_symlinks=False):
-                stack.append(item.path)
-        for item in items:
-            if not item.is_file() or (dcm_only and not item.name.endswith(".dcm")) or item.name.endswith(".part"):
+        try:
+            status = os.stat(folder)
+            if (status.st_dev, status.st_ino) in walked:
+                yield entry(folder, status, "symlink loop: this folder was already walked through another path")
                 continue
-            stat = item.stat()
-            stored = item.path[len(base) :] if base and item.path.startswith(base) else item.path
-            yield FileEntry(item.path, stored, stat.st_size, stat.st_mtime_ns)
+            walked.add((status.st_dev, status.st_ino))
+            with os.scandir(folder) as listing:
+                items = sorted(listing, key=lambda item: item.name)
+        except OSError as error:
+            yield entry(folder, None, f"folder cannot be listed ({error.strerror}): check that it is readable")
+            continue
+        folders, files = [], []
+        for item in items:
+            try:
+                status = item.stat()  # follows symlinks
+            except OSError as error:
+                yield entry(item.path, None, f"broken symlink or symlink loop ({error.strerror})")
+                continue
+            if stat.S_ISDIR(status.st_mode):
+                folders.append(item.path)
+            elif (dcm_only and not item.name.endswith(".dcm")) or item.name.endswith(".part"):
+                continue
+            elif not stat.S_ISREG(status.st_mode):
+                yield entry(item.path, status, f"{file_kind(status.st_mode)}, not a regular file: skipped unopened")
+            else:
+                files.append(entry(item.path, status))
+        stack.extend(reversed(folders))  # popped in sorted order
+        yield from files
 
 
 @dataclass
@@ -320,13 +389,23 @@ class DicomIngestSummary:
     removed: int = 0
 
 
+class RemovalsRefused(RuntimeError):
+    """The walk lost too many of the files it knew (an unmounted or half-copied disk?); nothing was changed."""
+
+
 def ensure_tables(conn: sqlite3.Connection) -> None:
+    """Create the raw tables; add columns that later releases appended (an older warehouse keeps its rows)."""
     conn.execute(_ddl("raw_dicom_headers", HEADER_COLUMNS))
     conn.execute(_ddl("raw_dicom_rejects", REJECT_COLUMNS))
+    present = set(table_columns(conn, "raw_dicom_headers"))
+    for name, sql_type in HEADER_COLUMNS:
+        if name not in present:
+            conn.execute(f'alter table raw_dicom_headers add column "{name}" {sql_type}')
 
 
 def _write_batch(conn: sqlite3.Connection, results: list[tuple[str, tuple]], loaded_at: str) -> None:
-    headers = [row + (row[0], loaded_at) for kind, row in results if kind == "header"]
+    # A header row ends with (header bytes, header length); the lineage columns stand between them (see HEADER_COLUMNS).
+    headers = [row[:-1] + (row[0], loaded_at, row[-1]) for kind, row in results if kind == "header"]
     rejects = [row + (loaded_at,) for kind, row in results if kind == "reject"]
     with write_transaction(conn):
         conn.executemany(
@@ -335,6 +414,31 @@ def _write_batch(conn: sqlite3.Connection, results: list[tuple[str, tuple]], loa
         conn.executemany("delete from raw_dicom_rejects where path = ?", [(row[0],) for row in headers])
         conn.executemany("insert or replace into raw_dicom_rejects values (?, ?, ?, ?, ?)", rejects)
         conn.executemany("delete from raw_dicom_headers where path = ?", [(row[0],) for row in rejects])
+
+
+def _refuse_mass_removal(root: Path, known_here: int, vanished: int, found: int) -> None:
+    """Raise :class:`RemovalsRefused` when the walk found nothing it knew, or lost more than ``MAX_REMOVED_SHARE``."""
+    if vanished and (found == 0 or vanished > MAX_REMOVED_SHARE * known_here):
+        raise RemovalsRefused(
+            f"{root}: {vanished:,} of the {known_here:,} files known under it are gone"
+            f"{' (the folder is empty)' if found == 0 else ''}; is the disk mounted and complete? Nothing was changed. "
+            "If the files were removed on purpose, run again with --allow-removals."
+        )
+
+
+def _read_in_batches(
+    todo: list[FileEntry], workers: int, map_batches: BatchMapper | None
+) -> Iterator[list[tuple[str, tuple]]]:
+    """Results of :func:`read_files` over ``todo``, batch by batch and in order, read where the caller chose."""
+    if map_batches is not None:
+        yield from map_batches(read_files, batches_of(todo, FILES_PER_REMOTE_TASK))
+        return
+    chunks = batches_of(todo, FILES_PER_TASK)
+    if workers > 1 and len(chunks) > 1:
+        with worker_pool(workers) as executor:
+            yield from ordered_results(executor, read_files, chunks, ahead=2 * workers)
+    else:
+        yield from map(read_files, chunks)
 
 
 def ingest_dicom_headers(
@@ -346,17 +450,25 @@ def ingest_dicom_headers(
     workers: int = 1,
     files_per_commit: int = FILES_PER_COMMIT,
     map_batches: BatchMapper | None = None,
+    allow_removals: bool = False,
 ) -> DicomIngestSummary:
     """Bring ``raw_dicom_headers`` and ``raw_dicom_rejects`` up to date with the files under ``root``.
 
     New and changed files are read in batches of ``FILES_PER_TASK`` by ``workers`` processes, or by ``map_batches``
     when given (it maps :func:`read_files` over batches of ``FILES_PER_REMOTE_TASK`` elsewhere, e.g. on a Dask
-    cluster); rows of files that
-    vanished from under ``root`` are removed; everything else is left as it is. Only this process writes to the
-    warehouse.
+    cluster); rows of files that vanished from under ``root`` are removed; everything else is left as it is. Only this
+    process writes to the warehouse.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` is not a folder.
+    RemovalsRefused
+        The walk found none of the files known under ``root``, or lost more than ``MAX_REMOVED_SHARE`` of them, and
+        ``allow_removals`` is false. Nothing was written.
     """
     if not root.is_dir():
-        raise FileNotFoundError(f"DICOM folder {root} does not exist")
+        raise FileNotFoundError(f"DICOM folder {root} does not exist: check the path (and that its disk is mounted)")
     ensure_tables(conn)
     summary = DicomIngestSummary()
     known = dict(
@@ -377,7 +489,10 @@ def ingest_dicom_headers(
     base = str(stored_relative_to.resolve()) + os.sep if stored_relative_to else None
     prefix = (resolved_root[len(base) :] if base and resolved_root.startswith(base) else resolved_root) + os.sep
     present = {entry.stored for entry in entries}
-    vanished = [(path,) for path in known if path.startswith(prefix) and path not in present]
+    known_here = [path for path in known if path.startswith(prefix)]
+    vanished = [(path,) for path in known_here if path not in present]
+    if not allow_removals:
+        _refuse_mass_removal(root, len(known_here), len(vanished), len(present & set(known_here)))
     if vanished:
         with write_transaction(conn):
             conn.executemany("delete from raw_dicom_headers where path = ?", vanished)
@@ -385,29 +500,15 @@ def ingest_dicom_headers(
         summary.removed = len(vanished)
 
     loaded_at = timestamp_now()
-    size = FILES_PER_TASK if map_batches is None else FILES_PER_REMOTE_TASK
-    chunks = batches_of(todo, size)
-    executor = None
-    if map_batches is not None:
-        batches = map_batches(read_files, chunks)
-    elif workers > 1 and len(chunks) > 1:
-        # forkserver: safe with the threads and SQLite connections of the calling process.
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-        batches = executor.map(read_files, chunks)
-    else:
-        batches = map(read_files, chunks)
     pending: list[tuple[str, tuple]] = []
-    try:
-        for result in track((r for batch in batches for r in batch), len(todo), "reading DICOM headers", unit="files"):
-            pending.append(result)
-            if len(pending) >= files_per_commit:
-                _write_batch(conn, pending, loaded_at)
-                pending.clear()
-        if pending:
+    results = (result for batch in _read_in_batches(todo, workers, map_batches) for result in batch)
+    for result in track(results, len(todo), "reading DICOM headers", unit="files"):
+        pending.append(result)
+        if len(pending) >= files_per_commit:
             _write_batch(conn, pending, loaded_at)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+            pending.clear()
+    if pending:
+        _write_batch(conn, pending, loaded_at)
     counts = dict(
         conn.execute(
             "select 'headers', count(*) from raw_dicom_headers"

@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from pydicom.pixels import apply_modality_lut
 
 from xrh.batches import BatchMapper, batches_of
 from xrh.files import write_bytes_atomic
+from xrh.processes import worker_pool
 from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
@@ -184,7 +183,7 @@ def fill_cache(
         done = track(map_batches(_cache_batch, batches), len(batches), "caching images", unit="batches")
         outcomes = [outcome for batch in done for outcome in batch]
     elif workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as executor:
+        with worker_pool(workers) as executor:
             outcomes = list(
                 track(executor.map(_cache_one, todo, chunksize=IMAGES_PER_TASK), len(todo), "caching images")
             )

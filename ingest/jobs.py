@@ -31,7 +31,13 @@ class CsvOutcome:
 
 
 def load_csv(settings: Settings, *, tables: list[str] | None = None, extra_specs: Iterable[Path] = ()) -> CsvOutcome:
-    """Load the MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG CSVs into raw tables (unchanged files are skipped)."""
+    """Load the MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG CSVs into raw tables (unchanged files are skipped).
+
+    Raises
+    ------
+    CsvLoadFailed
+        Files that could not be loaded, raised after every other file was loaded (the run is recorded as failed).
+    """
     spec = load_spec(RAW_TABLES_FILE, *extra_specs)
     parameters = {"step": "csv", "files": str(settings.physionet_files.resolve()), "tables": tables or "all"}
     with connect(settings.warehouse) as conn, recorded_run(conn, "ingest_csv", parameters) as run:
@@ -47,8 +53,12 @@ def read_dicom_headers(
     folder: Path | None = None,
     workers: int = 0,
     map_batches: BatchMapper | None = None,
+    allow_removals: bool = False,
 ) -> DicomIngestSummary:
-    """Bring raw_dicom_headers up to date with the DICOM files under ``folder`` (default: MIMIC-CXR's files/)."""
+    """Bring raw_dicom_headers up to date with the DICOM files under ``folder`` (default: MIMIC-CXR's files/).
+
+    Refuses (:class:`ingest.dicom_headers.RemovalsRefused`) to remove the rows of most known files at once unless
+    ``allow_removals``: an unmounted disk must not wipe the study."""
     project = settings.mimic_cxr
     root = folder or project / "files"
     parameters = {"step": "dicom", "folder": str(root.resolve())}
@@ -60,4 +70,5 @@ def read_dicom_headers(
             dcm_only=folder is None,
             workers=workers or settings.worker_count,
             map_batches=map_batches,
+            allow_removals=allow_removals,
         )

@@ -13,7 +13,7 @@ RAW_TABLES_FILE = Path(__file__).with_name("raw_tables.yaml")
 
 # Spec type -> (STRICT column type, regular expression a text value must match, or None).
 COLUMN_TYPES: dict[str, tuple[str, str | None]] = {
-    "integer": ("INTEGER", r"^[+-]?[0-9]+$"),
+    "integer": ("INTEGER", r"^-?[0-9]+$"),  # as Arrow casts it: no leading "+"
     "real": ("REAL", None),
     "text": ("TEXT", None),
     "date": ("TEXT", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
@@ -25,6 +25,11 @@ FORMAT_NAMES = {
     "date": "a date 'YYYY-MM-DD'",
     "timestamp": "a timestamp 'YYYY-MM-DD HH:MM:SS'",
 }
+# Spec type -> strptime format, and the calendar rules in words, of the types whose values must be real dates and times;
+# a value that matches the layout but not the calendar (2150-02-30, 25:00:00) is refused.
+CALENDAR_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%d %H:%M:%S"}
+_DATE_RULES = "month 01-12, a day the month has, February 29 in leap years only"
+CALENDAR_RULES = {"date": _DATE_RULES, "timestamp": f"{_DATE_RULES}, hour 00-23, minute and second 00-59"}
 LINEAGE_COLUMNS = (("_source_file", "TEXT"), ("_loaded_at", "TEXT"))
 
 
@@ -38,6 +43,11 @@ class Column:
     def pattern(self) -> str | None:
         """The regular expression a text value of this column must match (checked by the loader)."""
         return COLUMN_TYPES[self.type][1]
+
+    @property
+    def calendar_format(self) -> str | None:
+        """The strptime format of a date or timestamp column (its values must exist on the calendar), else None."""
+        return CALENDAR_FORMATS.get(self.type)
 
     def sql(self) -> str:
         return f"{quote(self.name)} {COLUMN_TYPES[self.type][0]}{' not null' if self.required else ''}"

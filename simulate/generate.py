@@ -9,10 +9,8 @@ byte-identical files.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +35,7 @@ from simulate.render import ImageTask, counterpart_task, render
 from simulate.reports import report_text
 from simulate.spectra import tube_spectrum
 from xrh.files import write_bytes_atomic
+from xrh.processes import worker_pool
 from xrh.progress import track
 
 PATIENTS_COLUMNS = ("subject_id", "gender", "anchor_age", "anchor_year", "anchor_year_group", "dod")
@@ -244,18 +243,11 @@ def simulate_dataset(
         tube_spectrum(kvp, filtration)  # warm the cache once, before the workers fork
     workers = workers or os.cpu_count() or 1
     if workers > 1:
-        executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_single_threaded_worker
-        )
-        written_iter = executor.map(_render_and_write, jobs, chunksize=4)
+        with worker_pool(workers, start_method="fork", initializer=_single_threaded_worker) as executor:
+            written_iter = executor.map(_render_and_write, jobs, chunksize=4)
+            written = list(track(written_iter, len(jobs), "simulating images", unit="images"))
     else:
-        executor = None
-        written_iter = map(_render_and_write, jobs)
-    try:
-        written = list(track(written_iter, len(jobs), "simulating images", unit="images"))
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+        written = list(track(map(_render_and_write, jobs), len(jobs), "simulating images", unit="images"))
     for result in written:
         cxr.record(str(result["relative"]), str(result["digest"]))
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from ingest.dicom_headers import ingest_dicom_headers
+from ingest.dicom_headers import RemovalsRefused, ingest_dicom_headers, read_file, walk
 from tests.conftest import FILES
 from xrh.warehouse import connect
 
@@ -125,7 +127,7 @@ def test_bad_files_go_to_rejects_with_a_reason_and_good_ones_still_load(simulate
 RESUME_SCRIPT = """
 import sys
 from pathlib import Path
-from ingest.dicom_headers import ingest_dicom_headers
+from ingest.dicom_headers import RemovalsRefused, ingest_dicom_headers, read_file, walk
 from xrh.warehouse import connect
 with connect(Path(sys.argv[1])) as conn:
     ingest_dicom_headers(conn, Path(sys.argv[2]), dcm_only=True, workers=1, files_per_commit=10)
@@ -166,3 +168,86 @@ def test_killed_run_resumes_to_the_same_table_as_an_uninterrupted_run(simulated,
     assert interrupted < rerun.scanned, "the run should have been killed part-way"
     assert rerun.unchanged == interrupted
     assert table_rows(resumed) == table_rows(clean)
+
+
+def test_loops_fifos_and_broken_links_become_reason_rows_and_never_stop_the_walk(simulated, tmp_path):
+    root, _ = simulated
+    valid = next((root / FILES / PROJECT / "files").rglob("*.dcm"))
+    folder = tmp_path / "incoming"
+    (folder / "a" / "b").mkdir(parents=True)
+    shutil.copy(valid, folder / "a" / "b" / "good.dcm")
+    (folder / "a" / "b" / "up").symlink_to(folder / "a")  # a folder loop
+    (folder / "self.dcm").symlink_to(folder / "self.dcm")  # a link to itself
+    (folder / "dangling.dcm").symlink_to(folder / "nowhere.dcm")
+    os.mkfifo(folder / "pipe.dcm")
+    (folder / "linked.dcm").symlink_to(folder / "a" / "b" / "good.dcm")
+    with connect(tmp_path / "w.sqlite") as conn:
+        summary = ingest(conn, folder)
+        rejects = conn.execute("select path, reason from raw_dicom_rejects")
+        reasons = {Path(path).name: reason for path, reason in rejects}
+        headers = {Path(path).name for (path,) in conn.execute("select path from raw_dicom_headers")}
+        again = ingest(conn, folder)
+    assert headers == {"good.dcm", "linked.dcm"} and summary.headers == 2
+    assert "symlink loop" in reasons["up"]
+    assert "symlink loop" in reasons["self.dcm"] and "broken symlink" in reasons["dangling.dcm"]
+    assert "FIFO" in reasons["pipe.dcm"]
+    assert again.removed == 0 and again.headers == 2
+
+
+def test_an_empty_or_unmounted_folder_removes_nothing_unless_told(simulated, tmp_path):
+    root, _ = simulated
+    folder = tmp_path / "mount"
+    shutil.copytree(root / FILES / PROJECT / "files", folder)
+    with connect(tmp_path / "w.sqlite") as conn:
+        first = ingest(conn, folder)
+        shutil.rmtree(folder)
+        folder.mkdir()  # the mount point is there, the disk is not
+        with pytest.raises(RemovalsRefused, match="is the disk mounted"):
+            ingest(conn, folder)
+        assert conn.execute("select count(*) from raw_dicom_headers").fetchone()[0] == first.headers
+        shutil.copytree(root / FILES / PROJECT / "files", folder, dirs_exist_ok=True)
+        victims = sorted(folder.rglob("*.dcm"))[: first.headers // 5]
+        for path in victims:  # a fifth of the files gone: a half-copied disk
+            path.unlink()
+        with pytest.raises(RemovalsRefused, match="--allow-removals"):
+            ingest(conn, folder)
+        allowed = ingest(conn, folder, allow_removals=True)
+    assert allowed.removed == len(victims) and allowed.headers == first.headers - len(victims)
+
+
+def test_cli_refusal_is_one_line_and_exits_1(simulated, tmp_path):
+    root, _ = simulated
+    folder = tmp_path / "mount"
+    shutil.copytree(root / FILES / PROJECT / "files", folder)
+    environment = {**os.environ, "XRH_DATA_ROOT": str(tmp_path), "XRH_WAREHOUSE": str(tmp_path / "w.sqlite")}
+    command = [sys.executable, "-m", "xrh.cli", "ingest", "dicom", str(folder), "--workers", "1"]
+    assert subprocess.run(command, env=environment, capture_output=True).returncode == 0
+    shutil.rmtree(folder)
+    folder.mkdir()
+    refused = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "Nothing was changed" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_header_with_megabytes_of_private_data_keeps_its_columns_and_bounded_memory(simulated, tmp_path):
+    root, _ = simulated
+    valid = next((root / FILES / PROJECT / "files").rglob("*.dcm"))
+    ds = pydicom.dcmread(valid)
+    ds.KVP = "110"
+    ds.private_block(0x0029, "XRH TEST", create=True).add_new(0x01, "OB", b"\x01" * (24 << 20))
+    folder = tmp_path / "large"
+    folder.mkdir()
+    ds.save_as(folder / "private.dcm", enforce_file_format=True)
+    entry = next(walk(folder, stored_relative_to=None, dcm_only=True))
+    tracemalloc.start()
+    kind, row = read_file(entry)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert kind == "header"
+    assert peak < 4 << 20, f"parsing a 24 MiB private element used {peak / 2**20:.1f} MiB"
+    with connect(tmp_path / "w.sqlite") as conn:
+        ingest(conn, folder)
+        kvp, header_bytes, header_length = conn.execute(
+            "select KVP, header_bytes, header_length from raw_dicom_headers"
+        ).fetchone()
+    assert kvp == float(ds.KVP) and header_bytes == b"" and header_length > 24 << 20

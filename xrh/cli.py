@@ -13,9 +13,11 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
+from xrh.processes import Terminated, terminate_gracefully
 from xrh.report import collect, markdown_table
+from xrh.runs import mark_interrupted_runs
 from xrh.settings import Settings, load_settings
-from xrh.warehouse import connect, table_counts
+from xrh.warehouse import connect, table_counts, table_exists
 
 ENTRY_POINT_GROUP = "xrh.commands"
 
@@ -41,18 +43,20 @@ def _tables_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _runs_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the most recent runs from the ``runs`` table."""
+    """Print the most recent runs from the ``runs`` table (runs whose process is gone are marked interrupted first)."""
     if not settings.warehouse.exists():
         print(f"no warehouse at {settings.warehouse} yet", file=sys.stderr)
         return 1
-    with connect(settings.warehouse, readonly=True) as conn:
+    with connect(settings.warehouse) as conn:
+        if table_exists(conn, "runs"):
+            mark_interrupted_runs(conn)
         rows = conn.execute(
             "select run_id, kind, status, attempts, started_at, ended_at, coalesce(error, '') from runs "
             "order by started_at desc limit ?",
             (args.limit,),
         ).fetchall()
     for run_id, kind, status, attempts, started, ended, error in rows:
-        print(f"{run_id:28} {kind:12} {status:9} attempts={attempts} {started} -> {ended or '...'} {error}")
+        print(f"{run_id:28} {kind:12} {status:11} attempts={attempts} {started} -> {ended or '...'} {error}")
     return 0
 
 
@@ -64,17 +68,23 @@ def _dbt_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _build_command(args: argparse.Namespace, settings: Settings) -> int:
-    """`dbt build` (seeds, models, tests, unit tests), then print the acquisition statistics report."""
+    """`dbt build` (seeds, models, tests, unit tests), then print the acquisition and data-quality reports and the
+    tests that warned (values real archives write that the warehouse nulled, mapped or excluded)."""
     from xrh.dbt import build_warehouse
 
     try:
-        build_warehouse(settings, args.target)
+        warnings = build_warehouse(settings, args.target)
     except RuntimeError as error:
         print(error)
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
-        (acquisition,) = collect(conn, settings.cache_dir, keys=["acquisition"])
-    print(markdown_table(acquisition.columns, acquisition.rows))
+        for section in collect(conn, settings.cache_dir, keys=["acquisition", "data-quality"]):
+            print(f"\n{section.title}\n")
+            print(markdown_table(section.columns, section.rows))
+    if warnings:
+        print(f"\ndbt build passed with {len(warnings)} warning(s); the rows behind them are in data_quality:")
+        for name, rows in warnings:
+            print(f"  {name}: {rows:,} row(s)")
     return 0
 
 
@@ -128,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    return int(args.handler(args, settings) or 0)
+    terminate_gracefully()  # SIGTERM unwinds like Ctrl-C: runs end 'interrupted', worker pools are torn down
+    try:
+        return int(args.handler(args, settings) or 0)
+    except (KeyboardInterrupt, Terminated) as stop:
+        reason = stop or "interrupted"
+        print(f"xrh {args.command}: {reason}; what was committed is kept, a re-run resumes", file=sys.stderr)
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
 
 
 if __name__ == "__main__":

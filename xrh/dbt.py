@@ -7,20 +7,27 @@ dbt-sqlite opens its own ``sqlite3`` connection: a 5 s lock timeout and deferred
 another writer (a second build, an ingest) fails with "database is locked". :func:`wait_like_the_project_writers`
 gives its connections the project's busy timeout and makes its transactions ``BEGIN IMMEDIATE`` (a deferred
 transaction that read before another connection committed cannot wait for the lock at all); every dbt run through this
-module gets it, so concurrent builds and ingests serialize instead of failing.
+module gets it, so concurrent builds and ingests serialize instead of failing. dbt also writes its artifacts (manifest,
+partial parse, compiled SQL) into the project's ``target/`` folder, which two runs at once would corrupt: runs through
+this module take turns on a lock file there.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from xrh.runs import recorded_run
 from xrh.settings import Settings
 from xrh.warehouse import BUSY_TIMEOUT_MS, connect
+
+log = logging.getLogger(__name__)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
@@ -88,6 +95,20 @@ def wait_like_the_project_writers() -> None:
     SQLiteConnectionManager._xrh_waits = True
 
 
+@contextmanager
+def one_dbt_run_at_a_time() -> Iterator[None]:
+    """Hold the project's lock file (``target/.xrh-lock``) for the block; wait, saying so, while another holds it."""
+    path = DBT_PROJECT_DIR / "target" / ".xrh-lock"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another dbt run of this project is in progress; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
+
+
 def _invoke(settings: Settings, args: list[str], target: str, invoke: Callable[[list[str]], Any] | None) -> Any:
     from dbt.cli.main import dbtRunner
 
@@ -95,7 +116,8 @@ def _invoke(settings: Settings, args: list[str], target: str, invoke: Callable[[
     if target == "sqlite":
         wait_like_the_project_writers()
     invoke = invoke or dbtRunner().invoke
-    result = invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
+    with one_dbt_run_at_a_time():
+        result = invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
     if result.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception}") from result.exception
     return result

@@ -1,9 +1,23 @@
-"""Files the project writes appear whole or not at all."""
+"""Files the project writes appear whole or not at all; files it reads are described when they are not files."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a ``stat`` mode that is not a regular file's is, in words ("a FIFO (named pipe)", ...)."""
+    return next((words for is_kind, words in _KINDS if is_kind(mode)), "a special file")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

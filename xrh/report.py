@@ -31,7 +31,7 @@ SECTIONS = (
         " from report_acquisition_statistics order by images desc",
     ),
     (
-        "data_quality",
+        "data-quality",
         "Data quality: header values nulled, mapped or excluded (rules in dbt seeds)",
         "report_data_quality",
         "select rule, column_name, images, example_raw_values from report_data_quality order by images desc, rule",

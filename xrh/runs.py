@@ -6,12 +6,18 @@ second copy. ``attempts`` counts how often it was started.
 
 An orchestrator (the Prefect flows) wraps its work in :func:`orchestrated_by`, so every run started inside records the
 orchestrator's run id without each job passing it along.
+
+A run records the process that runs it (host, pid and the process's start time). A run interrupted by Ctrl-C or SIGTERM
+ends ``interrupted``; one whose process vanished without a word (SIGKILL, a crash, a power cut) is found by
+:func:`mark_interrupted_runs`, which every new run and ``xrh runs`` call first, and marked ``interrupted`` too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import subprocess
 import traceback
@@ -23,22 +29,26 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from xrh.warehouse import table_exists, timestamp_now, write_transaction
+from xrh.processes import Terminated, process_alive, process_started_at
+from xrh.warehouse import quote, swap_in, table_columns, table_exists, timestamp_now, write_transaction
 
-RUNS_DDL = """
-create table if not exists runs (
+RUNS_COLUMNS = """
     run_id text primary key,
     kind text not null,
     parameters text not null,
     code_version text not null,
     started_at text not null,
     ended_at text,
-    status text not null check (status in ('running', 'succeeded', 'failed')),
+    status text not null check (status in ('running', 'succeeded', 'failed', 'interrupted')),
     attempts integer not null default 1,
     prefect_flow_run_id text,
-    error text
-) strict
+    error text,
+    host text,
+    pid integer,
+    process_started_at real
 """
+# Stopping a command (Ctrl-C, SIGTERM, the interpreter exiting) is an interruption, not a failure of the job.
+INTERRUPTIONS = (KeyboardInterrupt, Terminated, SystemExit)
 
 
 @lru_cache(maxsize=1)
@@ -96,7 +106,38 @@ class Run:
 
 
 def ensure_runs_table(conn: sqlite3.Connection) -> None:
-    conn.execute(RUNS_DDL)
+    """Create ``runs``; a table from before the ``interrupted`` status and process columns is rebuilt with its rows."""
+    with write_transaction(conn):
+        conn.execute(f"create table if not exists runs ({RUNS_COLUMNS}) strict")
+        (sql,) = conn.execute("select sql from sqlite_master where name = 'runs'").fetchone()
+    if "'interrupted'" in sql:
+        return
+    old = ", ".join(quote(name) for name in table_columns(conn, "runs"))
+    with write_transaction(conn):
+        conn.execute("drop table if exists runs__xrh_new")
+        conn.execute(f"create table runs__xrh_new ({RUNS_COLUMNS}) strict")
+        conn.execute(f"insert into runs__xrh_new ({old}) select {old} from runs")
+    swap_in(conn, "runs__xrh_new", "runs")
+
+
+def mark_interrupted_runs(conn: sqlite3.Connection) -> int:
+    """Mark ``interrupted`` every ``running`` run of this host whose process is gone; return how many."""
+    host = socket.gethostname()
+    running = conn.execute(
+        "select run_id, pid, process_started_at from runs where status = 'running' and host = ?", (host,)
+    ).fetchall()
+    gone = [(run_id, pid) for run_id, pid, started in running if not process_alive(pid, started)]
+    if gone:
+        with write_transaction(conn):
+            conn.executemany(
+                "update runs set status = 'interrupted', ended_at = ?, error = ?"
+                " where run_id = ? and status = 'running'",
+                [
+                    (timestamp_now(), f"process {pid} on {host} ended without finishing the run", run_id)
+                    for run_id, pid in gone
+                ],
+            )
+    return len(gone)
 
 
 @contextmanager
@@ -112,27 +153,44 @@ def recorded_run(
     """
     prefect_flow_run_id = _orchestrator_run_id.get()
     ensure_runs_table(conn)
+    mark_interrupted_runs(conn)
     version = code_version()
     run = Run(run_id_for(kind, parameters, version), kind, dict(parameters))
+    pid = os.getpid()
     with write_transaction(conn):
         conn.execute(
             """
-            insert into runs (run_id, kind, parameters, code_version, started_at, status, prefect_flow_run_id)
-            values (?, ?, ?, ?, ?, 'running', ?)
+            insert into runs (
+                run_id, kind, parameters, code_version, started_at, status, prefect_flow_run_id,
+                host, pid, process_started_at
+            )
+            values (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
             on conflict (run_id) do update set
                 started_at = excluded.started_at, ended_at = null, status = 'running', error = null,
-                attempts = runs.attempts + 1, prefect_flow_run_id = excluded.prefect_flow_run_id
+                attempts = runs.attempts + 1, prefect_flow_run_id = excluded.prefect_flow_run_id,
+                host = excluded.host, pid = excluded.pid, process_started_at = excluded.process_started_at
             """,
-            (run.run_id, kind, canonical_json(parameters), version, timestamp_now(), prefect_flow_run_id),
+            (
+                run.run_id,
+                kind,
+                canonical_json(parameters),
+                version,
+                timestamp_now(),
+                prefect_flow_run_id,
+                socket.gethostname(),
+                pid,
+                process_started_at(pid),
+            ),
         )
     try:
         yield run
     except BaseException as error:
         message = traceback.format_exception_only(type(error), error)[-1].strip()
+        status = "interrupted" if isinstance(error, INTERRUPTIONS) else "failed"
         with write_transaction(conn):
             conn.execute(
-                "update runs set status = 'failed', ended_at = ?, error = ? where run_id = ?",
-                (timestamp_now(), message, run.run_id),
+                "update runs set status = ?, ended_at = ?, error = ? where run_id = ?",
+                (status, timestamp_now(), message, run.run_id),
             )
         raise
     with write_transaction(conn):
