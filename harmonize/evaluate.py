@@ -50,7 +50,7 @@ from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf
 from models_ml.features import latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device  # noqa: E402
-from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all  # noqa: E402
+from models_ml.train import augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
 from xrh.warehouse import write_transaction  # noqa: E402
@@ -173,8 +173,8 @@ def evaluate(
     ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
     to ``external_group``."""
     device = choose_device(settings.device)
-    frozen, trained = load_run_model(conn, latest_run(conn, cohort, target="label"), device)
-    config = replace(TrainConfig(**trained), epochs=epochs, warmup_epochs=min(trained["warmup_epochs"], epochs - 1))
+    frozen, trained = load_run_model(conn, settings.cache_dir, latest_run(conn, cohort, target="label"), device)
+    config = replace(trained, epochs=epochs, warmup_epochs=min(trained.warmup_epochs, epochs - 1))
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     design = (
         diagnostic_design(conn, settings.mimic_cxr, diagnostic_cohort, reference, external_group, settings.seed)

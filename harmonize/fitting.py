@@ -2,8 +2,8 @@
 
 Images are read as presentation values (modality LUT applied, MONOCHROME1 inverted; unsigned 16-bit when the values
 are integers) through ``ingest.images``; harmonized images are written as 16-bit PNG files (values rounded and
-clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``harm_images``. Parameters go to
-``harm_params`` as JSON of plain arrays.
+clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``harm_images`` (paths relative to
+the cache folder). Parameters go to ``harm_params`` as JSON of plain arrays.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def apply(
     done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)
     for _ in track(done, len(batches), f"applying {method}", unit="batches"):
         pass
-    records = [
-        (run_id, image.dicom_id, method, fit_run_id, str(target))
+    records = [  # paths relative to the cache folder, so the index survives a moved data root
+        (run_id, image.dicom_id, method, fit_run_id, str(target.relative_to(cache_dir)))
         for image, (_, target) in zip(images, work, strict=True)
     ]
     with write_transaction(conn):

@@ -1,6 +1,8 @@
 """The harmonization steps as recorded runs over the settings: what ``xrh harmonize`` and the ``harmonize`` flow call.
 
-The apply step's run is keyed on the fit step's run id, so applying the same fitted parameters again is the same run.
+The apply step finds its fit by what it is (the latest succeeded fit of the same method, cohort, reference and split
+seed), whatever code version made it; its run is keyed on the fit's run id, so applying the same fitted parameters
+again is the same run.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
 from xrh.batches import BatchMapper, in_this_process
-from xrh.runs import recorded_run, run_id_for
+from xrh.runs import latest_succeeded_run, recorded_run
 from xrh.settings import Settings
 from xrh.warehouse import connect
 
@@ -32,7 +34,13 @@ def apply_method(
     settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper = in_this_process
 ) -> tuple[str, int]:
     """Apply the fitted ``method`` to every image of the cohort; (run id, image count). PNGs and harm_images."""
-    fit_run_id = run_id_for("harmonize_fit", _fit_parameters(settings, method, cohort, reference))
+    with connect(settings.warehouse) as conn:
+        fit_run_id = latest_succeeded_run(conn, "harmonize_fit", _fit_parameters(settings, method, cohort, reference))
+    if fit_run_id is None:
+        raise ValueError(
+            f"no finished fit of {method!r} on reference {reference!r} of cohort {cohort!r} (split seed "
+            f"{settings.seed}); run `xrh harmonize fit --method {method} --reference {reference} --cohort {cohort}`"
+        )
     with (
         connect(settings.warehouse) as conn,
         recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run,

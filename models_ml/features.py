@@ -23,6 +23,7 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from torch.utils.data import DataLoader
 
+from ingest.checksums import sha256_file
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, Example, cache_images
@@ -30,6 +31,7 @@ from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_fe
 from models_ml.plots import plot_embedding
 from models_ml.results import replace_run_rows
 from models_ml.torch_setup import choose_device, seed_everything
+from models_ml.train import TrainConfig
 from xrh.settings import Settings
 
 PROBE_FOLDS = 5
@@ -60,17 +62,33 @@ def latest_run(conn: sqlite3.Connection, cohort: str | None = None, *, target: s
     return row[0]
 
 
-def load_run_model(conn: sqlite3.Connection, run_id: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """A run's trained classifier, in evaluation mode on ``device``, and the run's hyperparameters."""
+def load_run_model(
+    conn: sqlite3.Connection, cache_dir: Path, run_id: str, device: torch.device
+) -> tuple[torch.nn.Module, TrainConfig]:
+    """A run's trained classifier, in evaluation mode on ``device``, and the run's configuration.
+
+    The checkpoint is found under ``cache_dir`` (the settings' cache folder, wherever the data root now lies and
+    whatever the working folder) and must still have the SHA-256 recorded when it was trained.
+    """
     run = conn.execute(
-        "select architecture, hyperparameters, class_names, checkpoint_path from ml_runs where run_id = ?", (run_id,)
+        "select architecture, hyperparameters, class_names, checkpoint_path, checkpoint_sha256 from ml_runs"
+        " where run_id = ?",
+        (run_id,),
     ).fetchone()
     if run is None:
         raise ValueError(f"no training run {run_id!r} in ml_runs")
-    architecture, hyperparameters, class_names, checkpoint = run
+    architecture, hyperparameters, class_names, stored_path, recorded_sha256 = run
+    checkpoint = cache_dir / stored_path
+    if not checkpoint.is_file():
+        raise ValueError(f"checkpoint of run {run_id} not found at {checkpoint}: is the cache folder setting right?")
+    if sha256_file(checkpoint) != recorded_sha256:
+        raise ValueError(
+            f"checkpoint {checkpoint} of run {run_id} is not the file trained (its SHA-256 differs from ml_runs'); "
+            "train again (`xrh train`) or restore the file"
+        )
     model = build_classifier(architecture, len(json.loads(class_names)))
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    return model.to(device).eval(), json.loads(hyperparameters)
+    return model.to(device).eval(), TrainConfig.from_stored(json.loads(hyperparameters))
 
 
 def cohort_rows(conn: sqlite3.Connection, cohort: str) -> list[tuple]:
@@ -93,13 +111,11 @@ def cohort_examples(rows: list[tuple], mimic_cxr: Path) -> list[Example]:
 def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
     """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
     device = choose_device(settings.device)
-    model, parameters = load_run_model(conn, run_id, device)
-    seed_everything(parameters["seed"])
-    rows = cohort_rows(conn, parameters["cohort"])
+    model, config = load_run_model(conn, settings.cache_dir, run_id, device)
+    seed_everything(config.seed)
+    rows = cohort_rows(conn, config.cohort)
     examples = cohort_examples(rows, settings.mimic_cxr)
-    cache = cache_images(
-        examples, settings.cache_dir, Preprocessing(size=parameters["image_size"]), settings.worker_count
-    )
+    cache = cache_images(examples, settings.cache_dir, Preprocessing(size=config.image_size), settings.worker_count)
     features, scores = [], []
     with torch.no_grad():
         for images, _ in DataLoader(CachedImages(examples, cache), batch_size=batch_size):

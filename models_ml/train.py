@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,13 @@ class TrainConfig:
 
     def parameters(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, object]) -> TrainConfig:
+        """A configuration from a run's stored hyperparameters, by field name: a field added since the run was made
+        takes its default, a field since removed is left out, so old runs stay loadable."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in stored.items() if name in known})
 
 
 @dataclass(frozen=True)
@@ -255,7 +263,7 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         json.dumps(config.parameters(), sort_keys=True),
         json.dumps(data.class_names),
         data.data_hash(),
-        str(checkpoint),
+        str(checkpoint.relative_to(settings.cache_dir)),  # resolved under the cache folder of whoever loads it
         sha256_file(checkpoint),
         str(device),
         len(history),

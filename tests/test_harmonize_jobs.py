@@ -27,7 +27,7 @@ def test_fit_then_apply_writes_parameters_images_and_index(built, method):
             "select c.dicom_path from cohort_images as c where c.dicom_id = ?", (rows[0][0],)
         ).fetchone()[0]
     assert fitted == reference_images > 0 and count == len(rows) > 0
-    harmonized = read_png16(rows[0][1])
+    harmonized = read_png16(built.cache_dir / rows[0][1])
     original = load_values(built.mimic_cxr / source)
     assert harmonized.dtype == np.uint16 and harmonized.shape == original.shape
     expected = image_method(method).apply(original, params_from_json(parameters[0]))
@@ -150,3 +150,22 @@ def test_diagnostic_design_names_a_missing_group(built):
         split_cohort(conn, "abnormal_vs_healthy", run_id="split")
         with pytest.raises(ValueError, match="has no images of group 'S999'"):
             diagnostic_design(conn, built.mimic_cxr, "abnormal_vs_healthy", "D110", "S999", seed=0)
+
+
+def test_apply_finds_its_fit_after_the_code_version_changed(built, monkeypatch):
+    """A fit and an apply of the same method, cohort, reference and seed, with only the code version changed in
+    between (as any edit of a tracked file does): apply finds the fit by what it is, not by re-hashing."""
+    import xrh.runs
+    from harmonize.jobs import apply_method, fit_method
+
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+    monkeypatch.setattr(xrh.runs, "code_version", lambda: "0.1.0+gfitted")
+    fit_run, _ = fit_method(built, "minmax", "scanner_d110_vs_s120", "D110")
+    monkeypatch.setattr(xrh.runs, "code_version", lambda: "0.1.0+gedited.dirty")
+    _, count = apply_method(built, "minmax", "scanner_d110_vs_s120", "D110")
+    with connect(built.warehouse, readonly=True) as conn:
+        used = {row[0] for row in conn.execute("select distinct fit_run_id from harm_images where method = 'minmax'")}
+    assert count > 0 and fit_run in used
+    with pytest.raises(ValueError, match="run `xrh harmonize fit --method cdf --reference D90"):
+        apply_method(built, "cdf", "scanner_d110_vs_s120", "D90")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
     assert (result.folder / "confusion_matrix.png").stat().st_size > 0
     assert (result.folder / "training_curves.png").stat().st_size > 0
-    assert torch.load(checkpoint, weights_only=True)
+    assert torch.load(settings.cache_dir / checkpoint, weights_only=True)
 
 
 def test_the_same_run_again_replaces_its_rows(trained):
@@ -149,3 +150,40 @@ def test_feature_statistics_separate_shifted_groups_only():
     assert frechet_distance(same_a, same_a) == pytest.approx(0.0, abs=1e-6)
     assert frechet_distance(same_a, shifted) > 10
     assert ks_effect(same_a[:, 0], shifted[:, 0])[0] > 0.5
+
+
+def test_stored_configurations_load_by_field_name():
+    stored = {**tiny("c").parameters(), "retired_option": 3}
+    del stored["augment"]  # a field added after the run was made
+    config = TrainConfig.from_stored(stored)
+    assert config.cohort == "c" and config.augment == TrainConfig(cohort="c").augment
+
+
+def test_features_and_evaluation_run_from_another_folder_against_a_moved_data_root(trained, tmp_path, monkeypatch):
+    """Everything a job stored (DICOM paths, the checkpoint, harmonized images) is found through the settings of
+    whoever reads it, and the checkpoint is checked against its recorded SHA-256."""
+    import shutil
+    from dataclasses import replace
+
+    from harmonize.jobs import evaluate_methods
+    from models_ml.jobs import extract_features
+
+    settings, result = trained
+    moved = tmp_path / "moved"
+    shutil.copytree(settings.data_root, moved / "data", symlinks=True)
+    shutil.copytree(settings.cache_dir, moved / "cache")
+    with sqlite3.connect(settings.warehouse) as source, sqlite3.connect(moved / "warehouse.sqlite") as copy:
+        source.backup(copy)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relocated = replace(
+        settings, data_root=moved / "data", warehouse=moved / "warehouse.sqlite", cache_dir=moved / "cache"
+    )
+    _, summary = extract_features(relocated, run_id=result.run_id, permutations=10)
+    assert summary.images > 0
+    evaluate_methods(relocated, cohort="scanner_d110_vs_s120", reference="D110", methods=["minmax"], epochs=1)
+    checkpoint = moved / "cache" / "runs" / result.run_id / "model.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="SHA-256 differs"):
+        extract_features(relocated, run_id=result.run_id, permutations=10)

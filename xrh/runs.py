@@ -199,11 +199,23 @@ def recorded_run(
         )
 
 
-def latest_succeeded_run(conn: sqlite3.Connection, kind: str) -> str | None:
-    """The run id of the most recently finished successful run of ``kind``, or None."""
+def latest_succeeded_run(
+    conn: sqlite3.Connection, kind: str, parameters: Mapping[str, object] | None = None
+) -> str | None:
+    """The run id of the most recently finished successful run of ``kind`` whose parameters include ``parameters``
+    (each key with an equal value, matched in the stored JSON), or None.
+
+    This is how a job finds the run it builds on: by what that run is, whatever code version made it (a run id is a
+    hash that includes the code version, so recomputing it after any edit finds nothing).
+    """
     if not table_exists(conn, "runs"):
         return None
+    wanted = dict(parameters or {})
+    conditions = "".join(" and json_extract(parameters, ?) is ?" for _ in wanted)
+    bound = [value for key, value in wanted.items() for value in (f"$.{key}", value)]
     row = conn.execute(
-        "select run_id from runs where kind = ? and status = 'succeeded' order by ended_at desc limit 1", (kind,)
+        f"select run_id from runs where kind = ? and status = 'succeeded'{conditions}"
+        " order by ended_at desc, rowid desc limit 1",
+        (kind, *bound),
     ).fetchone()
     return row[0] if row else None
