@@ -32,7 +32,7 @@ def generate(warehouse: Path) -> dict:
     """Write the raw tables with vectorized numpy and batched inserts."""
     import numpy as np
 
-    from ingest.csv_load import FIXUPS_DDL, PROGRESS_DDL
+    from ingest.csv_load import TABLES as LOAD_TABLES
     from ingest.dicom_headers import HEADER_COLUMNS, TAG_COLUMNS, ensure_tables
     from ingest.schemas import load_spec
     from simulate.population import LABEL_COLUMNS
@@ -233,8 +233,8 @@ def generate(warehouse: Path) -> dict:
         Path(str(warehouse) + suffix).unlink(missing_ok=True)
     counts = {}
     with connect(warehouse) as conn:
-        conn.execute(PROGRESS_DDL)
-        conn.execute(FIXUPS_DDL)
+        for name in ("raw_load_progress", "raw_load_fixups"):
+            conn.execute(LOAD_TABLES[name].create_sql())
         ensure_tables(conn)
         for table in spec.tables.values():
             conn.execute(table.create_sql())

@@ -44,6 +44,7 @@ from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
 from harmonize.fitting import cohort_images, load_values  # noqa: E402
 from harmonize.methods import image_method  # noqa: E402
+from harmonize.results import TABLES  # noqa: E402
 from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from models_ml.dataset import ArrayImages  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
@@ -53,20 +54,22 @@ from models_ml.torch_setup import choose_device  # noqa: E402
 from models_ml.train import augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
-from xrh.warehouse import write_transaction  # noqa: E402
+from xrh.tables import replace_run_rows  # noqa: E402
 
-EVALUATION_DDL = """
-create table if not exists harm_evaluation (
-    run_id text not null,
-    method text not null,
-    metric text not null,
-    grouping text not null,
-    value real,
-    ci_low real,
-    ci_high real,
-    p_value real
-) strict
-"""
+
+def _result(
+    method: str,
+    metric: str,
+    grouping: str,
+    value: float,
+    ci_low: float | None = None,
+    ci_high: float | None = None,
+    p_value: float | None = None,
+) -> dict[str, object]:
+    """One ``harm_evaluation`` row (without its run id)."""
+    return {"method": method, "metric": metric, "grouping": grouping, "value": value, "ci_low": ci_low,
+            "ci_high": ci_high, "p_value": p_value}  # fmt: skip
+
 
 
 def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed: int) -> tuple[float, float]:
@@ -135,14 +138,13 @@ def _fitted(method: str, reference_images: list[np.ndarray]) -> Callable[[np.nda
 
 
 def _feature_rows(
-    run_id: str,
     method: str,
     features: np.ndarray,
     groups: np.ndarray,
     subjects: np.ndarray,
     permutations: int,
     seed: int,
-) -> list[tuple]:
+) -> list[dict[str, object]]:
     """Linear probe, MMD and Frechet distance between the two scanner groups in ``features``."""
     probe, spread = linear_probe(features, groups, subjects)
     names = sorted(set(groups))
@@ -150,9 +152,9 @@ def _feature_rows(
     mmd, p_value = mmd_rbf(first, second, permutations=permutations, seed=seed)
     pair = f"{names[0]} vs {names[1]}"
     return [
-        (run_id, method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread, None),
-        (run_id, method, "mmd_squared", pair, mmd, None, None, p_value),
-        (run_id, method, "frechet_distance", pair, frechet_distance(first, second), None, None, None),
+        _result(method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread),
+        _result(method, "mmd_squared", pair, mmd, p_value=p_value),
+        _result(method, "frechet_distance", pair, frechet_distance(first, second)),
     ]
 
 
@@ -168,7 +170,7 @@ def evaluate(
     permutations: int = 200,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
-) -> list[tuple]:
+) -> list[dict[str, object]]:
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
     ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
     to ``external_group``."""
@@ -219,14 +221,14 @@ def evaluate(
         predicted = forward_all(fitted.model, test_loader, device)[0].argmax(dim=1).numpy()
         accuracy = balanced_accuracy(confusion(labels["test"], predicted, 2))
         low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
-        rows.append((run_id, method, "retrained_balanced_accuracy", "test", accuracy, low, high, None))
+        rows.append(_result(method, "retrained_balanced_accuracy", "test", accuracy, low, high))
         features = _embed(frozen, analysis, device)
         if method == "none":
             unharmonized_features = features
-        rows += _feature_rows(run_id, method, features, groups, subjects, permutations, settings.seed)
+        rows += _feature_rows(method, features, groups, subjects, permutations, settings.seed)
         if pairs:
             for metric, value, low, high in _fidelity(harmonized, pairs, settings.seed):
-                rows.append((run_id, method, metric, f"test images vs {reference} renderings", value, low, high, None))
+                rows.append(_result(method, metric, f"test images vs {reference} renderings", value, low, high))
         if design:
             for row in diagnostic_rows(
                 design,
@@ -238,17 +240,14 @@ def evaluate(
                 folder / f"{method}-diagnostic.pt",
                 settings.seed,
             ):
-                rows.append((run_id, method, *row, None))
+                rows.append(_result(method, *row))
     if "combat" in methods:
         training = np.array([i.split == "train" for i in images])
         params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
         adjusted = combat.apply(unharmonized_features, groups, params)
-        rows += _feature_rows(run_id, "combat", adjusted, groups, subjects, permutations, settings.seed)
+        rows += _feature_rows("combat", adjusted, groups, subjects, permutations, settings.seed)
     write_panel(panels, folder / "panel.png", reference)
-    with write_transaction(conn):
-        conn.execute(EVALUATION_DDL)
-        conn.execute("delete from harm_evaluation where run_id = ?", (run_id,))
-        conn.executemany("insert into harm_evaluation values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    replace_run_rows(conn, {TABLES["harm_evaluation"]: rows}, run_id)
     return rows
 
 

@@ -20,32 +20,12 @@ from PIL import Image
 
 from harmonize.common import Params, params_from_json, params_to_json
 from harmonize.methods import image_method
+from harmonize.results import TABLES
 from ingest.images import presentation_values
 from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import write_bytes_atomic
 from xrh.progress import track
-from xrh.warehouse import write_transaction
-
-PARAMS_DDL = """
-create table if not exists harm_params (
-    run_id text primary key,
-    method text not null,
-    cohort_name text not null,
-    reference text not null,
-    reference_images integer not null,
-    parameters text not null
-) strict
-"""
-IMAGES_DDL = """
-create table if not exists harm_images (
-    run_id text not null,
-    dicom_id text not null,
-    method text not null,
-    fit_run_id text not null,
-    path text not null,
-    primary key (run_id, dicom_id)
-) strict
-"""
+from xrh.tables import replace_run_rows
 
 
 def load_values(path: Path) -> np.ndarray:
@@ -112,12 +92,14 @@ def fit(
         groups = sorted({i.energy_group for i in everything})
         raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
     params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
-    with write_transaction(conn):
-        conn.execute(PARAMS_DDL)
-        conn.execute(
-            "insert or replace into harm_params values (?, ?, ?, ?, ?, ?)",
-            (run_id, method, cohort, reference, len(images), params_to_json(params)),
-        )
+    fitted = {
+        "method": method,
+        "cohort_name": cohort,
+        "reference": reference,
+        "reference_images": len(images),
+        "parameters": params_to_json(params),
+    }
+    replace_run_rows(conn, {TABLES["harm_params"]: [fitted]}, run_id)
     return len(images)
 
 
@@ -160,11 +142,13 @@ def apply(
     for _ in track(done, len(batches), f"applying {method}", unit="batches"):
         pass
     records = [  # paths relative to the cache folder, so the index survives a moved data root
-        (run_id, image.dicom_id, method, fit_run_id, str(target.relative_to(cache_dir)))
+        {
+            "dicom_id": image.dicom_id,
+            "method": method,
+            "fit_run_id": fit_run_id,
+            "path": str(target.relative_to(cache_dir)),
+        }
         for image, (_, target) in zip(images, work, strict=True)
     ]
-    with write_transaction(conn):
-        conn.execute(IMAGES_DDL)
-        conn.execute("delete from harm_images where run_id = ?", (run_id,))
-        conn.executemany("insert into harm_images values (?, ?, ?, ?, ?)", records)
+    replace_run_rows(conn, {TABLES["harm_images"]: records}, run_id)
     return len(records)

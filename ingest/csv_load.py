@@ -44,10 +44,10 @@ from ingest.checksums import sha256_file
 from ingest.schemas import CALENDAR_RULES, FORMAT_NAMES, LINEAGE_COLUMNS, Column, Fixup, RawSpec, RawTable
 from xrh.files import file_kind
 from xrh.processes import worker_pool
+from xrh.tables import ensure_table, load_tables, replace_rows
 from xrh.warehouse import (
     BUSY_TIMEOUT_MS,
     quote,
-    replace_table,
     table_columns,
     table_exists,
     timestamp_now,
@@ -57,27 +57,7 @@ from xrh.warehouse import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PROGRESS_DDL = """
-create table if not exists raw_load_progress (
-    source_file text primary key,
-    table_name text not null,
-    sha256 text not null,
-    file_size integer not null,
-    file_mtime_ns integer not null,
-    rows integer not null,
-    loaded_at text not null,
-    run_id text
-) strict
-"""
-FIXUPS_DDL = """
-create table if not exists raw_load_fixups (
-    source_file text not null,
-    rule text not null,
-    column_name text not null,
-    count integer not null,
-    primary key (source_file, rule, column_name)
-) strict
-"""
+TABLES = load_tables(Path(__file__).with_name("tables.yaml"))
 # The longest row (bytes up to and including its newline) a file may have; also pyarrow's block size, which bounds what
 # its reader holds of one row. MIMIC's longest rows are a few hundred bytes.
 MAX_ROW_BYTES = 4 << 20
@@ -466,22 +446,27 @@ def _replace_rows(
             rows = cursor.adbc_ingest(
                 table.name, pa.RecordBatchReader.from_batches(_arrow_schema(table), batches), mode="append"
             )
+            # The bookkeeping rows go in with the data, in this transaction (by column name, as xrh.tables writes).
+            progress = {
+                "source_file": table.file,
+                "table_name": table.name,
+                "sha256": source.sha256,
+                "file_size": source.size,
+                "file_mtime_ns": source.mtime_ns,
+                "rows": rows,
+                "loaded_at": source.loaded_at,
+                "run_id": source.run_id,
+            }
+            columns, marks = ", ".join(progress), ", ".join("?" * len(progress))
             cursor.execute(
-                "insert or replace into raw_load_progress values (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    table.file,
-                    table.name,
-                    source.sha256,
-                    source.size,
-                    source.mtime_ns,
-                    rows,
-                    source.loaded_at,
-                    source.run_id,
-                ),
+                f"insert or replace into raw_load_progress ({columns}) values ({marks})", tuple(progress.values())
             )
             cursor.execute("delete from raw_load_fixups where source_file = ?", (table.file,))
             for (rule, column), count in sorted(counts.items()):
-                cursor.execute("insert into raw_load_fixups values (?, ?, ?, ?)", (table.file, rule, column, count))
+                cursor.execute(
+                    "insert into raw_load_fixups (source_file, rule, column_name, count) values (?, ?, ?, ?)",
+                    (table.file, rule, column, count),
+                )
             cursor.execute("commit")
         except BaseException:
             cursor.execute("rollback")
@@ -574,12 +559,9 @@ def check_release_counts(conn: sqlite3.Connection, spec: RawSpec) -> list[tuple[
         else:
             status = "differs from release"
         checks.append((table.name, table.release_rows, loaded, status))
-    replace_table(
-        conn,
-        "raw_load_checks",
-        checks,
-        columns=[("table_name", "TEXT"), ("release_rows", "INTEGER"), ("loaded_rows", "INTEGER"), ("status", "TEXT")],
-        primary_key=["table_name"],
+    names = ("table_name", "release_rows", "loaded_rows", "status")
+    replace_rows(
+        conn, {TABLES["raw_load_checks"]: [dict(zip(names, check, strict=True)) for check in checks]}, where={}
     )
     return checks
 
@@ -626,8 +608,9 @@ def load_csv_tables(
     unknown = set(tables or ()) - set(spec.tables)
     if unknown:
         raise ValueError(f"unknown raw tables {sorted(unknown)}; known: {sorted(spec.tables)}")
-    conn.execute(PROGRESS_DDL)
-    conn.execute(FIXUPS_DDL)
+    with write_transaction(conn):
+        for name in ("raw_load_progress", "raw_load_fixups"):
+            ensure_table(conn, TABLES[name])
     results = []
     # The child is stopped with the command (Ctrl-C, SIGTERM, or this process gone), never left loading on its own.
     with worker_pool(1, start_method="spawn") as loader:

@@ -40,7 +40,8 @@ from xrh.batches import BatchMapper, batches_of
 from xrh.files import file_kind
 from xrh.processes import ordered_results, worker_pool
 from xrh.progress import track
-from xrh.warehouse import table_columns, timestamp_now, write_transaction
+from xrh.tables import Column, Table, ensure_table
+from xrh.warehouse import timestamp_now, write_transaction
 
 log = logging.getLogger(__name__)
 # Values that break a VR's rules ('pa' as a CS, 'Scintillator') are what real archives write; the warehouse keeps them
@@ -152,33 +153,68 @@ TAG_COLUMNS: tuple[tuple[str, str, object], ...] = (
     ("WindowCenter", "REAL", lambda ds: _number(ds.get("WindowCenter"))),
     ("WindowWidth", "REAL", lambda ds: _number(ds.get("WindowWidth"))),
 )
-FILE_COLUMNS = (
-    ("path", "TEXT NOT NULL PRIMARY KEY"),
-    ("dicom_id", "TEXT"),
-    ("study_id", "INTEGER"),
-    ("subject_id", "INTEGER"),
-    ("file_size", "INTEGER NOT NULL"),
-    ("file_mtime_ns", "INTEGER NOT NULL"),
-    ("TransferSyntaxUID", "TEXT"),
-)
-TRAILING_COLUMNS = (
-    ("header_bytes", "BLOB NOT NULL"),  # empty when the header is longer than HEAD_BYTES
-    ("_source_file", "TEXT NOT NULL"),
-    ("_loaded_at", "TEXT NOT NULL"),
-    ("header_length", "INTEGER"),  # added after the first release: last, so ALTER TABLE can add it to old warehouses
-)
-HEADER_COLUMNS = FILE_COLUMNS + tuple((name, sql_type) for name, sql_type, _ in TAG_COLUMNS) + TRAILING_COLUMNS
-REJECT_COLUMNS = (
-    ("path", "TEXT NOT NULL PRIMARY KEY"),
-    ("file_size", "INTEGER NOT NULL"),
-    ("file_mtime_ns", "INTEGER NOT NULL"),
-    ("reason", "TEXT NOT NULL"),
-    ("_loaded_at", "TEXT NOT NULL"),
-)
+_TYPES = {"TEXT": "text", "REAL": "real", "INTEGER": "integer", "BLOB": "blob"}
 
 
-def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
-    return f"create table if not exists {table} (" + ", ".join(f'"{n}" {t}' for n, t in columns) + ") strict"
+def _column(name: str, sql_type: str, description: str, *, required: bool = False) -> Column:
+    return Column(name, _TYPES[sql_type], required, description)
+
+
+def _tag_description(name: str) -> str:
+    keyword, _, part = name.partition("_")
+    what = {
+        "": "",
+        "CodeMeaning": "'s first item's CodeMeaning",
+        "row": ", first value (rows)",
+        "col": ", second value",
+    }
+    return f"DICOM {keyword}{what[part]}, as written (acquisition holds the normalised value)."
+
+
+HEADERS_TABLE = Table(
+    "raw_dicom_headers",
+    "One row per DICOM file read (xrh ingest dicom): typed tag columns named by DICOM keyword, and the header bytes.",
+    (
+        _column("path", "TEXT", "The file, relative to the MIMIC-CXR project folder when inside it.", required=True),
+        _column("dicom_id", "TEXT", "MIMIC-CXR dicom_id from the path (NULL outside the MIMIC tree)."),
+        _column("study_id", "INTEGER", "MIMIC-CXR study id from the path."),
+        _column("subject_id", "INTEGER", "MIMIC patient id from the path."),
+        _column(
+            "file_size", "INTEGER", "File size in bytes (with the mtime, what makes a file unchanged).", required=True
+        ),
+        _column("file_mtime_ns", "INTEGER", "Modification time, ns since 1970.", required=True),
+        _column("TransferSyntaxUID", "TEXT", "The file meta's transfer syntax."),
+        *(_column(name, sql_type, _tag_description(name)) for name, sql_type, _ in TAG_COLUMNS),
+        _column(
+            "header_bytes", "BLOB", "The header as stored, up to the pixel data; empty over 64 KiB.", required=True
+        ),
+        _column("_source_file", "TEXT", "The file (lineage).", required=True),
+        _column("_loaded_at", "TEXT", "When it was read (UTC).", required=True),
+        # Declared after the first release: last, so an older table gets it by ALTER TABLE.
+        _column("header_length", "INTEGER", "Length of the header in bytes (NULL for rows read before it was kept)."),
+    ),
+    ("path",),
+    source="raw",
+)
+REJECTS_TABLE = Table(
+    "raw_dicom_rejects",
+    "Files and entries under the DICOM folder that are not acceptable DICOM images, with the reason.",
+    (
+        _column("path", "TEXT", "The file or entry.", required=True),
+        _column("file_size", "INTEGER", "Size in bytes (0 when it could not be read).", required=True),
+        _column(
+            "file_mtime_ns", "INTEGER", "Modification time, ns since 1970 (0 when it could not be read).", required=True
+        ),
+        _column(
+            "reason", "TEXT", "Why it was not read: not DICOM, truncated, a symlink loop, a FIFO, ...", required=True
+        ),
+        _column("_loaded_at", "TEXT", "When it was judged (UTC).", required=True),
+    ),
+    ("path",),
+    source="raw",
+)
+TABLES = {table.name: table for table in (HEADERS_TABLE, REJECTS_TABLE)}
+HEADER_COLUMNS = HEADERS_TABLE.column_names
 
 
 @dataclass(frozen=True)
@@ -395,12 +431,9 @@ class RemovalsRefused(RuntimeError):
 
 def ensure_tables(conn: sqlite3.Connection) -> None:
     """Create the raw tables; add columns that later releases appended (an older warehouse keeps its rows)."""
-    conn.execute(_ddl("raw_dicom_headers", HEADER_COLUMNS))
-    conn.execute(_ddl("raw_dicom_rejects", REJECT_COLUMNS))
-    present = set(table_columns(conn, "raw_dicom_headers"))
-    for name, sql_type in HEADER_COLUMNS:
-        if name not in present:
-            conn.execute(f'alter table raw_dicom_headers add column "{name}" {sql_type}')
+    with write_transaction(conn):
+        for table in TABLES.values():
+            ensure_table(conn, table)
 
 
 def _write_batch(conn: sqlite3.Connection, results: list[tuple[str, tuple]], loaded_at: str) -> None:

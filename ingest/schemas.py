@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from xrh.tables import Column as DeclaredColumn
+from xrh.tables import Table
 from xrh.warehouse import quote
 
 RAW_TABLES_FILE = Path(__file__).with_name("raw_tables.yaml")
@@ -31,6 +33,7 @@ CALENDAR_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%d %H:%M:%S"}
 _DATE_RULES = "month 01-12, a day the month has, February 29 in leap years only"
 CALENDAR_RULES = {"date": _DATE_RULES, "timestamp": f"{_DATE_RULES}, hour 00-23, minute and second 00-59"}
 LINEAGE_COLUMNS = (("_source_file", "TEXT"), ("_loaded_at", "TEXT"))
+LINEAGE_DESCRIPTIONS = {"_source_file": "The file the row came from.", "_loaded_at": "When it was loaded (UTC)."}
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,17 @@ class RawTable:
     @property
     def header(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    def as_declared(self) -> Table:
+        """The table as ``xrh.tables`` declares tables (what the generated dbt sources document)."""
+        columns = [
+            DeclaredColumn(c.name, "text" if c.type in ("date", "timestamp") else c.type, c.required,
+                           f"{c.name} as shipped in {self.file} ({c.type})")
+            for c in self.columns
+        ]  # fmt: skip
+        lineage = [DeclaredColumn(name, "text", True, LINEAGE_DESCRIPTIONS[name]) for name, _ in LINEAGE_COLUMNS]
+        description = f"{self.file} as typed rows (spec: ingest/raw_tables.yaml)."
+        return Table(self.name, description, (*columns, *lineage), self.primary_key, source="raw")
 
     def create_sql(self) -> str:
         parts = [column.sql() for column in self.columns]
@@ -128,3 +142,7 @@ def load_spec(*paths: Path) -> RawSpec:
                 raise ValueError(f"{where}: primary key columns {sorted(missing_keys)} are not columns")
             tables[name] = table
     return RawSpec(tables=tables, fixups=tuple(fixups))
+
+
+# The release's raw tables as declarations (entry point xrh.tables), for the generated dbt sources.
+DECLARED = {name: table.as_declared() for name, table in load_spec().tables.items()}

@@ -29,10 +29,11 @@ from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, Example, cache_images
 from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, linear_probe, mmd_rbf
 from models_ml.plots import plot_embedding
-from models_ml.results import replace_run_rows
+from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, seed_everything
 from models_ml.train import TrainConfig
 from xrh.settings import Settings
+from xrh.tables import replace_run_rows
 
 PROBE_FOLDS = 5
 
@@ -134,10 +135,13 @@ def analyse_features(
     subjects = np.array([r[1] for r in rows])
     labels = np.array([str(r[2]) for r in rows])
     groups = sorted(set(scanner))
-    analysis: list[tuple] = []
+    analysis: list[dict] = []
 
     def add(name, grouping, a, b, metric, value, p=None):
-        analysis.append((run_id, name, grouping, a, b, metric, None if value is None else float(value), p))
+        analysis.append(
+            {"analysis": name, "grouping": grouping, "group_a": a, "group_b": b, "metric": metric,
+             "value": None if value is None else float(value), "p_value": p}
+        )  # fmt: skip
 
     probe = float("nan")
     if len(groups) > 1 and len(set(subjects)) >= PROBE_FOLDS:
@@ -186,6 +190,8 @@ def analyse_features(
     png = plot_embedding(
         points, colourings, folder / "feature_embedding.png", f"t-SNE of penultimate features, {run_id}"
     )
-    feature_rows = [(run_id, r[0], features.shape[1], features[i].tobytes()) for i, r in enumerate(rows)]
-    replace_run_rows(conn, {"ml_features": feature_rows, "ml_feature_analysis": analysis}, run_id)
+    feature_rows = [
+        {"dicom_id": r[0], "dimensions": features.shape[1], "vector": features[i].tobytes()} for i, r in enumerate(rows)
+    ]
+    replace_run_rows(conn, {TABLES["ml_features"]: feature_rows, TABLES["ml_feature_analysis"]: analysis}, run_id)
     return FeatureSummary(len(rows), probe, mmd, p_value, frechet, png)

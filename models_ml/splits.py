@@ -19,23 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xrh.warehouse import table_exists, write_transaction
+from models_ml.results import TABLES
+from xrh.tables import replace_rows
+from xrh.warehouse import table_exists
 
 SPLITS = ("train", "validate", "test")
 SCHEMES = ("standard", "balanced")
-SPLITS_DDL = """
-create table if not exists ml_dataset_splits (
-    run_id text not null,
-    cohort_name text not null,
-    scheme text not null,
-    seed integer not null,
-    dicom_id text not null,
-    subject_id integer not null,
-    label integer not null,
-    split text not null check (split in ('train', 'validate', 'test', 'unused')),
-    primary key (cohort_name, scheme, seed, dicom_id)
-) strict
-"""
 
 
 @dataclass(frozen=True)
@@ -112,21 +101,23 @@ def split_cohort(
         total = smallest if scheme == "balanced" else sum(subjects.values())
         quotas = {name: share * total for name, share in zip(SPLITS, shares, strict=True)}
         split_of.update(assign_subjects(subjects, quotas, rng))
+    key = {"cohort_name": cohort_name, "scheme": scheme, "seed": seed}
     records = [
-        (run_id, cohort_name, scheme, seed, dicom_id, subject, label, split_of[subject])
+        {
+            **key,
+            "run_id": run_id,
+            "dicom_id": dicom_id,
+            "subject_id": subject,
+            "label": label,
+            "split": split_of[subject],
+        }
         for dicom_id, subject, label in rows
     ]
-    with write_transaction(conn):
-        conn.execute(SPLITS_DDL)
-        conn.execute(
-            "delete from ml_dataset_splits where cohort_name = ? and scheme = ? and seed = ?",
-            (cohort_name, scheme, seed),
-        )
-        conn.executemany("insert into ml_dataset_splits values (?, ?, ?, ?, ?, ?, ?, ?)", records)
+    replace_rows(conn, {TABLES["ml_dataset_splits"]: records}, where=key)
     counts: dict[tuple[int, str], int] = {}
     for record in records:
-        counts[(record[6], record[7])] = counts.get((record[6], record[7]), 0) + 1
+        counts[(record["label"], record["split"])] = counts.get((record["label"], record["split"]), 0) + 1
     subject_splits: dict[int, set[str]] = {}
     for record in records:
-        subject_splits.setdefault(record[5], set()).add(record[7])
+        subject_splits.setdefault(record["subject_id"], set()).add(record["split"])
     return SplitCounts(counts, sum(1 for splits in subject_splits.values() if len(splits) > 1))

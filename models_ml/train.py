@@ -26,10 +26,11 @@ from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, CohortData, cache_images, class_weights, load_cohort
 from models_ml.metrics import auc, balanced_accuracy, confusion, expected_calibration_error, precision_recall
 from models_ml.plots import plot_confusion, plot_training_curves
-from models_ml.results import replace_run_rows
+from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, import_torchvision, seed_everything
 from xrh.progress import track
 from xrh.settings import Settings
+from xrh.tables import replace_run_rows
 
 AUGMENTATIONS = ("none", "geometric", "strong")
 
@@ -109,13 +110,16 @@ def split_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: li
         "auc": auc(labels, probabilities),
         "expected_calibration_error": expected_calibration_error(labels, probabilities),
     }
-    rows = [(run_id, split, name, None, None, value) for name, value in headline.items()]
-    rows += [(run_id, split, "precision", None, class_names[c], float(precision[c])) for c in range(classes)]
-    rows += [(run_id, split, "recall", class_names[c], None, float(recall[c])) for c in range(classes)]
+
+    def row(metric: str, value: float, true_class: str | None = None, predicted_class: str | None = None) -> dict:
+        return {"run_id": run_id, "split": split, "metric": metric, "true_class": true_class,
+                "predicted_class": predicted_class, "value": float(value)}  # fmt: skip
+
+    rows = [row(name, value) for name, value in headline.items()]
+    rows += [row("precision", precision[c], predicted_class=class_names[c]) for c in range(classes)]
+    rows += [row("recall", recall[c], true_class=class_names[c]) for c in range(classes)]
     rows += [
-        (run_id, split, "confusion", class_names[t], class_names[p], float(matrix[t, p]))
-        for t in range(classes)
-        for p in range(classes)
+        row("confusion", matrix[t, p], class_names[t], class_names[p]) for t in range(classes) for p in range(classes)
     ]
     return rows, headline, matrix
 
@@ -218,7 +222,10 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         checkpoint,
     )
     model = fitted.model
-    history = [(run_id, *row) for row in fitted.history]
+    history = [
+        dict(zip(("epoch", "train_loss", "validation_loss", "validation_balanced_accuracy"), row, strict=True))
+        for row in fitted.history
+    ]
     eval_loaders = {
         name: DataLoader(CachedImages(examples, cache), batch_size=config.batch_size)
         for name, examples in splits.items()
@@ -235,15 +242,14 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         for example, probs in zip(examples, probabilities, strict=True):
             score = float(probs[score_column]) if score_column is not None else float(probs.max())
             prediction_rows.append(
-                (
-                    run_id,
-                    example.dicom_id,
-                    name,
-                    example.label,
-                    int(probs.argmax()),
-                    score,
-                    json.dumps([round(float(p), 6) for p in probs]),
-                )
+                {
+                    "dicom_id": example.dicom_id,
+                    "split": name,
+                    "label": example.label,
+                    "predicted_class": int(probs.argmax()),
+                    "score": score,
+                    "probabilities": json.dumps([round(float(p), 6) for p in probs]),
+                }
             )
         if name == "test":
             plot_confusion(
@@ -252,32 +258,31 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
                 folder / "confusion_matrix.png",
                 f"{config.cohort} ({config.target}), test split",
             )
-    plot_training_curves([h[1:] for h in history], folder / "training_curves.png", config.cohort)
-    run_row = (
-        run_id,
-        config.cohort,
-        config.target,
-        config.split_scheme,
-        config.split_seed,
-        config.architecture,
-        json.dumps(config.parameters(), sort_keys=True),
-        json.dumps(data.class_names),
-        data.data_hash(),
-        str(checkpoint.relative_to(settings.cache_dir)),  # resolved under the cache folder of whoever loads it
-        sha256_file(checkpoint),
-        str(device),
-        len(history),
-        fitted.best_epoch,
-        fitted.seconds,
-        fitted.images_seen / max(fitted.seconds, 1e-9),
-    )
+    plot_training_curves(fitted.history, folder / "training_curves.png", config.cohort)
+    run_row = {
+        "cohort_name": config.cohort,
+        "target": config.target,
+        "split_scheme": config.split_scheme,
+        "split_seed": config.split_seed,
+        "architecture": config.architecture,
+        "hyperparameters": json.dumps(config.parameters(), sort_keys=True),
+        "class_names": json.dumps(data.class_names),
+        "data_hash": data.data_hash(),
+        "checkpoint_path": str(checkpoint.relative_to(settings.cache_dir)),  # resolved under the reader's cache folder
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "device": str(device),
+        "epochs_run": len(history),
+        "best_epoch": fitted.best_epoch,
+        "train_seconds": fitted.seconds,
+        "train_images_per_second": fitted.images_seen / max(fitted.seconds, 1e-9),
+    }
     replace_run_rows(
         conn,
         {
-            "ml_runs": [run_row],
-            "ml_training_history": history,
-            "ml_predictions": prediction_rows,
-            "ml_metrics": metric_rows,
+            TABLES["ml_runs"]: [run_row],
+            TABLES["ml_training_history"]: history,
+            TABLES["ml_predictions"]: prediction_rows,
+            TABLES["ml_metrics"]: metric_rows,
         },
         run_id,
     )

@@ -86,7 +86,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
                 diagnostic_cohort="abnormal_vs_healthy",
                 external_group="D90",
             )
-    metrics = {(method, metric) for _, method, metric, *_ in rows}
+    metrics = {(row["method"], row["metric"]) for row in rows}
     for method in ("none", "cdf"):
         for metric in (
             "retrained_balanced_accuracy",
@@ -109,9 +109,9 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
         "mmd_squared",
         "frechet_distance",
     }
-    gaps = [row for row in rows if row[2] == "diagnostic_auc_gap"]
-    assert all(low <= value <= high for *_, value, low, high, _ in gaps)
-    ssim = {method: value for _, method, metric, _, value, *_ in rows if metric == "ssim"}
+    gaps = [row for row in rows if row["metric"] == "diagnostic_auc_gap"]
+    assert all(row["ci_low"] <= row["value"] <= row["ci_high"] for row in gaps)
+    ssim = {row["method"]: row["value"] for row in rows if row["metric"] == "ssim"}
     assert all(-1 <= value <= 1 for value in ssim.values())
     assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])

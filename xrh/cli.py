@@ -30,7 +30,15 @@ def _settings_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tables_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every table and view in the warehouse with its row count."""
+    """Print every table and view in the warehouse with its row count (or write the dbt sources file of the declared
+    tables with --write-dbt-sources)."""
+    if args.write_dbt_sources:
+        from xrh.dbt import SOURCES_FILE
+        from xrh.tables import dbt_sources_yaml
+
+        SOURCES_FILE.write_text(dbt_sources_yaml(), encoding="utf-8")
+        print(f"wrote {SOURCES_FILE}")
+        return 0
     if not settings.warehouse.exists():
         print(f"no warehouse at {settings.warehouse} yet", file=sys.stderr)
         return 1
@@ -103,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     settings.set_defaults(handler=_settings_command)
     tables = subparsers.add_parser(
         "tables", help="list warehouse tables and row counts", description=_tables_command.__doc__
+    )
+    tables.add_argument(
+        "--write-dbt-sources",
+        action="store_true",
+        help="generate the dbt sources file from the table declarations (after changing a tables.yaml)",
     )
     tables.set_defaults(handler=_tables_command)
     runs = subparsers.add_parser("runs", help="list recent job runs", description=_runs_command.__doc__)

@@ -25,6 +25,7 @@ from typing import Any
 
 from xrh.runs import recorded_run
 from xrh.settings import Settings
+from xrh.tables import ensure_result_tables
 from xrh.warehouse import BUSY_TIMEOUT_MS, connect
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 REPOSITORY = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
 DBT_PROFILES_DIR = REPOSITORY
+# Generated from the table declarations (xrh.tables.dbt_sources_yaml; `xrh tables --write-dbt-sources`).
+SOURCES_FILE = DBT_PROJECT_DIR / "models" / "staging" / "__sources.yml"
 
 
 def duckdb_extension_directory(cache_dir: Path) -> Path:
@@ -113,6 +116,8 @@ def _invoke(settings: Settings, args: list[str], target: str, invoke: Callable[[
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_environment(settings, target))
+    with connect(settings.warehouse) as conn:  # marts over job results build before any job has run
+        ensure_result_tables(conn)
     if target == "sqlite":
         wait_like_the_project_writers()
     invoke = invoke or dbtRunner().invoke

@@ -30,23 +30,11 @@ from importlib import metadata
 from pathlib import Path
 
 from xrh.processes import Terminated, process_alive, process_started_at
+from xrh.tables import load_tables
 from xrh.warehouse import quote, swap_in, table_columns, table_exists, timestamp_now, write_transaction
 
-RUNS_COLUMNS = """
-    run_id text primary key,
-    kind text not null,
-    parameters text not null,
-    code_version text not null,
-    started_at text not null,
-    ended_at text,
-    status text not null check (status in ('running', 'succeeded', 'failed', 'interrupted')),
-    attempts integer not null default 1,
-    prefect_flow_run_id text,
-    error text,
-    host text,
-    pid integer,
-    process_started_at real
-"""
+TABLES = load_tables(Path(__file__).with_name("tables.yaml"))
+RUNS = TABLES["runs"]
 # Stopping a command (Ctrl-C, SIGTERM, the interpreter exiting) is an interruption, not a failure of the job.
 INTERRUPTIONS = (KeyboardInterrupt, Terminated, SystemExit)
 
@@ -108,14 +96,14 @@ class Run:
 def ensure_runs_table(conn: sqlite3.Connection) -> None:
     """Create ``runs``; a table from before the ``interrupted`` status and process columns is rebuilt with its rows."""
     with write_transaction(conn):
-        conn.execute(f"create table if not exists runs ({RUNS_COLUMNS}) strict")
+        conn.execute(RUNS.create_sql())
         (sql,) = conn.execute("select sql from sqlite_master where name = 'runs'").fetchone()
     if "'interrupted'" in sql:
         return
     old = ", ".join(quote(name) for name in table_columns(conn, "runs"))
     with write_transaction(conn):
         conn.execute("drop table if exists runs__xrh_new")
-        conn.execute(f"create table runs__xrh_new ({RUNS_COLUMNS}) strict")
+        conn.execute(RUNS.create_sql("runs__xrh_new"))
         conn.execute(f"insert into runs__xrh_new ({old}) select {old} from runs")
     swap_in(conn, "runs__xrh_new", "runs")
 
@@ -161,10 +149,10 @@ def recorded_run(
         conn.execute(
             """
             insert into runs (
-                run_id, kind, parameters, code_version, started_at, status, prefect_flow_run_id,
+                run_id, kind, parameters, code_version, started_at, status, attempts, prefect_flow_run_id,
                 host, pid, process_started_at
             )
-            values (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
+            values (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?)
             on conflict (run_id) do update set
                 started_at = excluded.started_at, ended_at = null, status = 'running', error = null,
                 attempts = runs.attempts + 1, prefect_flow_run_id = excluded.prefect_flow_run_id,

@@ -6,24 +6,21 @@ Transactions are visible in the calling code:
   transaction, so every write happens inside a :func:`write_transaction` block or commits on its own.
 - :func:`write_transaction` is ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception). It takes the write
   lock up front, so a read-then-write cannot fail half-way because another connection committed in between.
-- :func:`replace_table` builds the new table aside, then swaps it in within one short transaction: a reader in another
-  connection sees the old table or the new one, never none and never a half-written one.
+- :func:`swap_in` renames a table built aside into place within one short transaction: a reader in another connection
+  sees the old table or the new one, never none and never a half-written one. Rows of the declared tables are written
+  by :func:`xrh.tables.replace_rows`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 BUSY_TIMEOUT_MS = 60_000
-_STAGING_SUFFIX = "__xrh_new"
 
 
 class Connection(sqlite3.Connection):
@@ -80,83 +77,6 @@ def table_exists(conn: sqlite3.Connection, table: str) -> bool:
 
 def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"pragma table_info({quote(table)})")]
-
-
-def sqlite_type(dtype: np.dtype | pd.api.extensions.ExtensionDtype) -> str:
-    """The SQLite column type for a pandas dtype."""
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
-        return "INTEGER"
-    if pd.api.types.is_float_dtype(dtype):
-        return "REAL"
-    return "TEXT"
-
-
-def _python_value(value: object) -> object:
-    """numpy scalars and pandas missing values as what sqlite3 binds."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return value
-
-
-def frame_rows(frame: pd.DataFrame) -> Iterator[tuple]:
-    """The rows of a frame as tuples of plain Python values (NaN and NA become NULL)."""
-    for row in frame.itertuples(index=False, name=None):
-        yield tuple(_python_value(value) for value in row)
-
-
-def replace_table(
-    conn: sqlite3.Connection,
-    table: str,
-    data: pd.DataFrame | Iterable[Sequence[object]],
-    *,
-    columns: Sequence[tuple[str, str]] | None = None,
-    primary_key: Sequence[str] = (),
-    strict: bool = False,
-) -> int:
-    """Replace ``table`` with ``data`` atomically; return the number of rows written.
-
-    The new table is built aside under a staging name in its own transaction, then one ``BEGIN IMMEDIATE`` transaction
-    drops the old table and renames the new one into place. A reader never sees the table missing or half-written; a
-    crash leaves the old table untouched (a stale staging table is dropped by the next call).
-
-    Parameters
-    ----------
-    data
-        A DataFrame (column names and types taken from it unless ``columns`` is given) or an iterable of row tuples
-        (``columns`` required).
-    columns
-        ``(name, SQLite type)`` pairs, in row order.
-    primary_key
-        Column names of the primary key, if any.
-    strict
-        Create a ``STRICT`` table, so a value of the wrong type is an error rather than silently stored.
-    """
-    if isinstance(data, pd.DataFrame):
-        if columns is None:
-            columns = [(str(name), sqlite_type(dtype)) for name, dtype in data.dtypes.items()]
-        rows: Iterable[Sequence[object]] = frame_rows(data)
-    else:
-        if columns is None:
-            raise ValueError(f"replace_table({table!r}): rows without a DataFrame need `columns`")
-        rows = data
-    staging = table + _STAGING_SUFFIX
-    column_sql = [f"{quote(name)} {column_type}" for name, column_type in columns]
-    if primary_key:
-        column_sql.append(f"primary key ({', '.join(quote(name) for name in primary_key)})")
-    create = f"create table {quote(staging)} ({', '.join(column_sql)}){' strict' if strict else ''}"
-    insert = f"insert into {quote(staging)} values ({', '.join('?' for _ in columns)})"
-    with write_transaction(conn):
-        conn.execute(f"drop table if exists {quote(staging)}")
-        conn.execute(create)
-        count = conn.executemany(insert, rows).rowcount
-    swap_in(conn, staging, table)
-    return count
 
 
 def swap_in(conn: sqlite3.Connection, staging: str, table: str) -> None:

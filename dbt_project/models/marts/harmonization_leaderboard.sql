@@ -1,7 +1,7 @@
 {#- The harmonization benchmark's latest evaluation, one row per method, ranked by how close the retrained scanner
     classifier comes to chance (0.5): the smaller the scanner signal left, the better. Methods without a retrained
     classifier (combat works on features) rank after the others, by MMD. Empty until `xrh harmonize evaluate` has
-    written harm_evaluation. -#}
+    written harm_evaluation (every build creates the result tables from their declarations first, so they exist). -#}
 {#- (column, metric, field of harm_evaluation) -#}
 {%- set columns = [
     ('retrained_balanced_accuracy', 'retrained_balanced_accuracy', 'value'),
@@ -20,17 +20,12 @@
     ('diagnostic_gap_ci_low', 'diagnostic_auc_gap', 'ci_low'),
     ('diagnostic_gap_ci_high', 'diagnostic_auc_gap', 'ci_high'),
 ] -%}
-{%- set evaluation = source('results', 'harm_evaluation') -%}
-{%- set runs = source('results', 'runs') -%}
-{%- set exists = adapter.get_relation(database=evaluation.database, schema=evaluation.schema,
-                                      identifier=evaluation.identifier) if execute else none -%}
-{% if exists is not none %}
 with evaluation as (
-    select * from {{ evaluation }}
+    select * from {{ source('results', 'harm_evaluation') }}
 ),
 
 latest_run as (
-    select run_id from {{ runs }}
+    select run_id from {{ source('results', 'runs') }}
     where kind = 'harmonize_evaluate' and status = 'succeeded'
     order by ended_at desc
     limit 1
@@ -59,13 +54,3 @@ final as (
 )
 
 select * from final
-{% else %}
-select
-    cast(null as integer) as rank,
-    cast(null as text) as run_id,
-    cast(null as text) as method,
-    {%- for column, metric, field in columns %}
-    cast(null as double) as {{ column }}{{ ',' if not loop.last }}
-    {%- endfor %}
-where 1 = 0
-{% endif %}
