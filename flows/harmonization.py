@@ -10,6 +10,7 @@ from flows.common import current_flow_run_id, image_task_runner, mapper_of, proc
 from flows.models import split_task
 from flows.warehouse import build_selected
 from harmonize.jobs import apply_method, evaluate_methods, fit_method
+from harmonize.results import EVALUATION_EPOCHS
 from xrh.runs import orchestrated_by
 
 
@@ -42,17 +43,21 @@ def evaluate_task(
 
 @flow(name="harmonize", log_prints=True, task_runner=image_task_runner())
 def harmonize_flow(
-    cohort: str = "scanner_d110_vs_s120",
-    reference: str = "D110",
+    cohort: str | None = None,
+    reference: str | None = None,
     apply_methods: list[str] | None = None,
     evaluate: list[str] | None = None,
-    epochs: int = 30,
+    epochs: int = EVALUATION_EPOCHS,
     diagnostic_cohort: str | None = "abnormal_vs_healthy",
-    external_group: str = "S120",
+    external_group: str | None = None,
 ) -> str:
     """Fit and apply ``apply_methods`` (default cdf), evaluate ``evaluate`` (default cdf, fda, bands, combat) against no
-    harmonization; with a diagnostic cohort also the Zech et al. experiment. Returns the evaluation run id."""
+    harmonization; with a diagnostic cohort also the Zech et al. experiment. The cohort, reference and external group
+    default to their settings. Returns the evaluation run id."""
     configured = settings()
+    cohort = cohort or configured.cohort
+    reference = reference or configured.reference_group
+    external_group = external_group or configured.external_group
     with orchestrated_by(current_flow_run_id()):
         for method in apply_methods or ["cdf"]:
             fit_task(method, cohort, reference)

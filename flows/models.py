@@ -68,29 +68,32 @@ def features_task(cohort: str, permutations: int) -> dict[str, object]:
 
 @flow(name="train", log_prints=True, task_runner=image_task_runner())
 def train_flow(
-    cohort: str = "scanner_d110_vs_s120",
-    architecture: str = "small_cnn",
-    image_size: int = 128,
-    epochs: int = 40,
-    patience: int = 8,
-    split_scheme: str = "standard",
+    cohort: str | None = None,
+    architecture: str | None = None,
+    image_size: int | None = None,
+    epochs: int | None = None,
+    patience: int | None = None,
+    split_scheme: str | None = None,
 ) -> dict[str, object]:
     """Split the cohort (patient-level), preprocess its images on the Dask task runner, and train a classifier on it
-    from scratch."""
+    from scratch. Parameters left out take the cohort setting and TrainConfig's defaults."""
+    configured = settings()
+    chosen = {
+        "architecture": architecture,
+        "image_size": image_size,
+        "epochs": epochs,
+        "patience": patience,
+        "split_scheme": split_scheme,
+    }
+    config = TrainConfig(
+        cohort=cohort or configured.cohort,
+        split_seed=configured.seed,
+        seed=configured.seed,
+        **{name: value for name, value in chosen.items() if value is not None},
+    )
     with orchestrated_by(current_flow_run_id()):
-        print(split_task(cohort, split_scheme))
-        configured = settings()
-        cache_cohort_images(configured, cohort, image_size, map_batches=mapper_of(process_batch))
-        config = TrainConfig(
-            cohort=cohort,
-            architecture=architecture,
-            image_size=image_size,
-            epochs=epochs,
-            patience=patience,
-            split_scheme=split_scheme,
-            split_seed=configured.seed,
-            seed=configured.seed,
-        )
+        print(split_task(config.cohort, config.split_scheme))
+        cache_cohort_images(configured, config.cohort, config.image_size, map_batches=mapper_of(process_batch))
         result = train_task(config)
     for split, figures in result["metrics"].items():
         print(f"{split:9} balanced accuracy {figures['balanced_accuracy']:.3f}  AUC {figures['auc']:.3f}")
@@ -98,9 +101,10 @@ def train_flow(
 
 
 @flow(name="features", log_prints=True)
-def features_flow(cohort: str = "scanner_d110_vs_s120", permutations: int = 200) -> dict[str, object]:
-    """Penultimate features of the cohort's latest training run, stored and analysed by scanner group."""
+def features_flow(cohort: str | None = None, permutations: int = 200) -> dict[str, object]:
+    """Penultimate features of the cohort's (default: the cohort setting's) latest training run, stored and analysed
+    by scanner group."""
     with orchestrated_by(current_flow_run_id()):
-        summary = features_task(cohort, permutations)
+        summary = features_task(cohort or settings().cohort, permutations)
     print(summary)
     return summary

@@ -11,6 +11,7 @@ from flows.ingestion import ingest_flow
 from flows.models import features_flow, train_flow
 from flows.report import report_flow
 from flows.warehouse import build_warehouse_flow
+from harmonize.results import EVALUATION_EPOCHS
 
 
 @flow(name="ingest_and_build", log_prints=True)
@@ -22,20 +23,21 @@ def ingest_and_build_flow(target: str = "sqlite") -> None:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline_flow(
-    cohort: str = "scanner_d110_vs_s120",
-    reference: str = "D110",
-    architecture: str = "small_cnn",
-    image_size: int = 128,
-    epochs: int = 40,
-    patience: int = 8,
-    evaluation_epochs: int = 30,
+    cohort: str | None = None,
+    reference: str | None = None,
+    architecture: str | None = None,
+    image_size: int | None = None,
+    epochs: int | None = None,
+    patience: int | None = None,
+    evaluation_epochs: int = EVALUATION_EPOCHS,
     evaluate: list[str] | None = None,
     diagnostic_cohort: str | None = "abnormal_vs_healthy",
-    external_group: str = "S120",
+    external_group: str | None = None,
     target: str = "sqlite",
 ) -> dict[str, str]:
     """Ingest, build the warehouse, train the scanner classifier, analyse its features, harmonize and evaluate, and
-    write the report. Returns where the warehouse, the report and this flow run are."""
+    write the report. Returns where the warehouse, the report and this flow run are. Parameters left out take the
+    settings (cohort, reference and external group) and TrainConfig's defaults (the demo passes a small CNN)."""
     ingest_and_build_flow(target)
     train_flow(cohort, architecture, image_size, epochs, patience)
     features_flow(cohort)

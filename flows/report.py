@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import settings
+from flows.warehouse import build_selected
 from xrh.files import write_bytes_atomic
 from xrh.report import collect, to_html, to_markdown
 from xrh.warehouse import connect
@@ -18,6 +19,7 @@ def report_flow() -> str:
     """One markdown artifact per section (cohort counts, acquisition, classifier metrics, leaderboard, with links to
     the PNGs), and ``<data_root>/report.html``. Returns the HTML file's path."""
     configured = settings()
+    build_selected("tag:over_results")  # the marts over job results, as of now
     with connect(configured.warehouse) as conn:
         sections = collect(conn, configured.cache_dir)
     for section in sections:

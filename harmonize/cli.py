@@ -8,13 +8,17 @@ from xrh.report import collect, to_markdown
 from xrh.settings import Settings
 from xrh.warehouse import connect
 
+REFERENCE_HELP = "reference energy group (default: the reference_group setting, D110)"
+COHORT_HELP = "cohort of experiment_cohorts (default: the cohort setting)"
+
 
 def fit_command(args: argparse.Namespace, settings: Settings) -> int:
     """Fit a harmonization method on the training-split images of a reference group; store harm_params."""
     from harmonize.jobs import fit_method
 
-    run_id, count = fit_method(settings, args.method, args.cohort, args.reference)
-    print(f"{args.method} fitted on {count} training images of {args.reference} (run {run_id})")
+    reference = args.reference or settings.reference_group
+    run_id, count = fit_method(settings, args.method, args.cohort or settings.cohort, reference)
+    print(f"{args.method} fitted on {count} training images of {reference} (run {run_id})")
     return 0
 
 
@@ -23,7 +27,9 @@ def apply_command(args: argparse.Namespace, settings: Settings) -> int:
     from harmonize.jobs import apply_method
 
     try:
-        run_id, count = apply_method(settings, args.method, args.cohort, args.reference)
+        run_id, count = apply_method(
+            settings, args.method, args.cohort or settings.cohort, args.reference or settings.reference_group
+        )
     except ValueError as error:  # no fit of these parameters yet
         print(error)
         return 1
@@ -38,12 +44,12 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
 
     run_id = evaluate_methods(
         settings,
-        cohort=args.cohort,
-        reference=args.reference,
+        cohort=args.cohort or settings.cohort,
+        reference=args.reference or settings.reference_group,
         methods=args.methods,
         epochs=args.epochs,
         diagnostic_cohort=args.diagnostic_cohort,
-        external_group=args.external_group,
+        external_group=args.external_group or settings.external_group,
     )
     print(f"evaluation {run_id} written to harm_evaluation; `xrh harmonize leaderboard` ranks it")
     print(f"panel: {settings.cache_dir / 'harmonized' / run_id / 'panel.png'}")
@@ -67,6 +73,7 @@ def leaderboard_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from harmonize.methods import IMAGE_METHODS
+    from harmonize.results import EVALUATION_EPOCHS
 
     harmonize = subparsers.add_parser(
         "harmonize",
@@ -78,8 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, handler in (("fit", fit_command), ("apply", apply_command)):
         parser = steps.add_parser(name, help=handler.__doc__.split(";")[0], description=handler.__doc__)
         parser.add_argument("--method", choices=sorted(IMAGE_METHODS), required=True, help=f"one of: {methods}")
-        parser.add_argument("--reference", default="D110", help="reference energy group (default D110)")
-        parser.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of experiment_cohorts")
+        parser.add_argument("--reference", help=REFERENCE_HELP)
+        parser.add_argument("--cohort", help=COHORT_HELP)
         parser.set_defaults(handler=handler)
     evaluate = steps.add_parser(
         "evaluate", help="benchmark methods on a scanner cohort", description=evaluate_command.__doc__
@@ -91,15 +98,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[*sorted(IMAGE_METHODS), "combat"],
         help="methods to compare with no harmonization (default: all); combat works on deep features",
     )
-    evaluate.add_argument("--reference", default="D110", help="reference energy group (default D110)")
-    evaluate.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of experiment_cohorts")
-    evaluate.add_argument("--epochs", type=int, default=40, help="epochs of each retrained classifier (default 40)")
+    evaluate.add_argument("--reference", help=REFERENCE_HELP)
+    evaluate.add_argument("--cohort", help=COHORT_HELP)
+    evaluate.add_argument(
+        "--epochs",
+        type=int,
+        default=EVALUATION_EPOCHS,
+        help="epochs of each retrained classifier (default %(default)s)",
+    )
     evaluate.add_argument(
         "--diagnostic-cohort",
         help="a binary pathology cohort (e.g. abnormal_vs_healthy, split with `xrh split`) for the Zech et al. "
         "experiment: trained on the reference group, tested on it and on --external-group",
     )
-    evaluate.add_argument("--external-group", default="S120", help="the group the pathology model never saw")
+    evaluate.add_argument(
+        "--external-group", help="the group the pathology model never saw (default: the external_group setting)"
+    )
     evaluate.set_defaults(handler=evaluate_command)
     leaderboard = steps.add_parser(
         "leaderboard", help="build and print the harmonization leaderboard", description=leaderboard_command.__doc__

@@ -44,7 +44,7 @@ from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
 from harmonize.fitting import cohort_images, load_values  # noqa: E402
 from harmonize.methods import image_method  # noqa: E402
-from harmonize.results import TABLES  # noqa: E402
+from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
 from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from models_ml.dataset import ArrayImages  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
@@ -69,7 +69,6 @@ def _result(
     """One ``harm_evaluation`` row (without its run id)."""
     return {"method": method, "metric": metric, "grouping": grouping, "value": value, "ci_low": ci_low,
             "ci_high": ci_high, "p_value": p_value}  # fmt: skip
-
 
 
 def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed: int) -> tuple[float, float]:
@@ -166,7 +165,7 @@ def evaluate(
     reference: str,
     methods: list[str],
     run_id: str,
-    epochs: int = 40,
+    epochs: int = EVALUATION_EPOCHS,
     permutations: int = 200,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,

@@ -22,6 +22,7 @@ from harmonize.common import Params, params_from_json, params_to_json
 from harmonize.methods import image_method
 from harmonize.results import TABLES
 from ingest.images import presentation_values
+from models_ml.splits import split_members
 from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import write_bytes_atomic
 from xrh.progress import track
@@ -61,17 +62,15 @@ def cohort_images(
     conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, *, seed: int, scheme: str = "standard"
 ) -> list[CohortImage]:
     """The cohort's images in their split (``xrh split`` with this scheme and seed)."""
-    rows = conn.execute(
-        """
-        select s.dicom_id, c.dicom_path, s.split, c.energy_group, s.subject_id, s.label
-        from ml_dataset_splits as s join cohort_images as c on c.dicom_id = s.dicom_id
-        where s.cohort_name = ? and s.scheme = ? and s.seed = ? order by s.dicom_id
-        """,
-        (cohort, scheme, seed),
-    ).fetchall()
-    if not rows:
+    members = split_members(conn, cohort, scheme=scheme, seed=seed)
+    if not members:
         raise ValueError(f"cohort {cohort!r} has no split images (scheme {scheme}, seed {seed}); run `xrh split`")
-    return [CohortImage(d, mimic_cxr / p, s, g, subject, label) for d, p, s, g, subject, label in rows]
+    return [
+        CohortImage(
+            m["dicom_id"], mimic_cxr / m["dicom_path"], m["split"], m["energy_group"], m["subject_id"], m["label"]
+        )
+        for m in members
+    ]
 
 
 def fit(

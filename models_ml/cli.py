@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from xrh.settings import Settings
 
@@ -12,8 +13,9 @@ def split_command(args: argparse.Namespace, settings: Settings) -> int:
     from models_ml.jobs import split_images
 
     seed = settings.seed if args.seed is None else args.seed
-    counts = split_images(settings, args.cohort, scheme=args.scheme, seed=seed)
-    print(f"{args.cohort} ({args.scheme}, seed {seed}): images per label and split")
+    cohort = args.cohort or settings.cohort
+    counts = split_images(settings, cohort, scheme=args.scheme, seed=seed)
+    print(f"{cohort} ({args.scheme}, seed {seed}): images per label and split")
     for (label, split), images in sorted(counts.images.items()):
         print(f"  label {label}  {split:9} {images:6,}")
     print(f"patients in more than one split: {counts.subjects_in_two_splits}")
@@ -27,7 +29,7 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
     from models_ml.train import TrainConfig
 
     config = TrainConfig(
-        cohort=args.cohort,
+        cohort=args.cohort or settings.cohort,
         target=args.target,
         architecture=args.architecture,
         image_size=args.image_size,
@@ -73,39 +75,58 @@ def features_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from models_ml.architectures import ARCHITECTURES
-    from models_ml.train import AUGMENTATIONS
+    from models_ml.train import AUGMENTATIONS, TrainConfig
+
+    default = {field.name: field.default for field in fields(TrainConfig)}  # the one place training defaults live
+    cohort_help = "cohort of the experiment_cohorts mart (default: the cohort setting)"
 
     train = subparsers.add_parser(
         "train", help="train a scanner or diagnostic classifier", description=train_command.__doc__
     )
-    train.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort of the experiment_cohorts mart")
+    train.add_argument("--cohort", help=cohort_help)
     train.add_argument(
         "--target",
-        default="label",
+        default=default["target"],
         help="'label' (the cohort's label, default) or any cohort_images column, e.g. energy_group",
     )
-    train.add_argument("--architecture", choices=ARCHITECTURES, default="resnet18", help="network (default resnet18)")
-    train.add_argument("--image-size", type=int, default=224, help="input side in pixels (default 224)")
-    train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
-    train.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     train.add_argument(
-        "--patience", type=int, default=5, help="epochs without a better validation loss before stopping (default 5)"
+        "--architecture", choices=ARCHITECTURES, default=default["architecture"], help="network (default %(default)s)"
+    )
+    train.add_argument("--image-size", type=int, default=default["image_size"], help="input side (default %(default)s)")
+    train.add_argument(
+        "--epochs", type=int, default=default["epochs"], help="most epochs (default %(default)s; early stopping)"
+    )
+    train.add_argument("--batch-size", type=int, default=default["batch_size"], help="batch size (default %(default)s)")
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        default=default["learning_rate"],
+        help="AdamW learning rate (default %(default)s)",
+    )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=default["patience"],
+        help="epochs without a better validation loss before stopping (default %(default)s)",
     )
     train.add_argument(
         "--warmup-epochs",
         type=int,
-        default=10,
-        help="epochs before early stopping may start or a checkpoint be kept (default 10)",
+        default=default["warmup_epochs"],
+        help="epochs before early stopping may start or a checkpoint be kept (default %(default)s)",
     )
     train.add_argument(
         "--augment",
         choices=AUGMENTATIONS,
-        default="geometric",
+        default=default["augment"],
         help="geometric (default; keeps noise and sharpness), strong (adds blur and contrast), none",
     )
-    train.add_argument("--scheme", choices=("standard", "balanced"), default="standard", help="split scheme")
-    train.add_argument("--split-seed", type=int, default=0, help="seed of the split (xrh split --seed)")
+    train.add_argument(
+        "--scheme", choices=("standard", "balanced"), default=default["split_scheme"], help="split scheme"
+    )
+    train.add_argument(
+        "--split-seed", type=int, default=default["split_seed"], help="seed of the split (xrh split --seed)"
+    )
     train.add_argument("--seed", type=int, default=None, help="training seed (default: the seed setting)")
     train.add_argument("--weights", help="a local state-dict file to start from (nothing is downloaded)")
     train.set_defaults(handler=train_command)
@@ -119,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     features.set_defaults(handler=features_command)
 
     parser = subparsers.add_parser("split", help="patient-level splits of a cohort", description=split_command.__doc__)
-    parser.add_argument("--cohort", default="scanner_d110_vs_s120", help="cohort name (dbt var cohorts)")
+    parser.add_argument("--cohort", help=cohort_help)
     parser.add_argument(
         "--scheme",
         choices=("standard", "balanced"),

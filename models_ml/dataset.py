@@ -12,8 +12,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ingest.images import ImageCache, Preprocessing, fill_cache
+from models_ml.splits import split_members
 from xrh.batches import BatchMapper
-from xrh.warehouse import quote, table_columns
+from xrh.warehouse import table_columns
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,19 @@ def load_cohort(
     """
     if target != "label" and target not in table_columns(conn, "cohort_images"):
         raise ValueError(f"target {target!r} is neither 'label' nor a column of cohort_images")
-    target_sql = "s.label" if target == "label" else f"c.{quote(target)}"
-    rows = conn.execute(
-        f"""
-        select s.dicom_id, c.dicom_path, {target_sql} as target, s.split
-        from ml_dataset_splits as s
-        join cohort_images as c on c.dicom_id = s.dicom_id
-        where s.cohort_name = ? and s.scheme = ? and s.seed = ? and s.split != 'unused' and {target_sql} is not null
-        order by s.dicom_id
-        """,
-        (cohort, scheme, seed),
-    ).fetchall()
+    rows = [
+        (m["dicom_id"], m["dicom_path"], m[target], m["split"])
+        for m in split_members(conn, cohort, scheme=scheme, seed=seed, target=target)
+        if m["split"] != "unused" and m[target] is not None
+    ]
     if not rows:
         raise ValueError(f"no split images for cohort {cohort!r} (scheme {scheme}, seed {seed}); run `xrh split` first")
     if target == "label":
         names = conn.execute(
-            "select distinct label from experiment_cohorts where cohort_name = ? order by 1", (cohort,)
+            "select distinct label, label_name from experiment_cohorts where cohort_name = ? order by 1", (cohort,)
         ).fetchall()
-        class_names = [str(n[0]) for n in names]
-        index = {int(n[0]): i for i, n in enumerate(names)}
+        class_names = [name or str(label) for label, name in names]  # the declaration's label_names
+        index = {int(label): i for i, (label, _) in enumerate(names)}
     else:
         class_names = sorted({str(r[2]) for r in rows})
         index = {name: i for i, name in enumerate(class_names)}

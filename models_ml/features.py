@@ -32,6 +32,7 @@ from models_ml.plots import plot_embedding
 from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, seed_everything
 from models_ml.train import TrainConfig
+from xrh.runs import latest_succeeded_run
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
 
@@ -49,18 +50,13 @@ class FeatureSummary:
 
 
 def latest_run(conn: sqlite3.Connection, cohort: str | None = None, *, target: str | None = None) -> str:
-    """The most recently finished training run (of a cohort and a target, if given)."""
-    row = conn.execute(
-        "select ml_runs.run_id from ml_runs join runs on runs.run_id = ml_runs.run_id"
-        " where runs.status = 'succeeded' and (? is null or ml_runs.cohort_name = ?)"
-        " and (? is null or ml_runs.target = ?)"
-        " order by runs.ended_at desc limit 1",
-        (cohort, cohort, target, target),
-    ).fetchone()
-    if row is None:
+    """The most recently finished training run (of a cohort and a target, if given), found by its parameters."""
+    wanted = {key: value for key, value in (("cohort", cohort), ("target", target)) if value is not None}
+    run_id = latest_succeeded_run(conn, "train", wanted)
+    if run_id is None:
         which = (f" for cohort {cohort!r}" if cohort else "") + (f" with target {target!r}" if target else "")
         raise ValueError(f"no finished training run{which}; run `xrh train`")
-    return row[0]
+    return run_id
 
 
 def load_run_model(
@@ -93,13 +89,10 @@ def load_run_model(
 
 
 def cohort_rows(conn: sqlite3.Connection, cohort: str) -> list[tuple]:
-    """Every image of a cohort (all splits): dicom_id, subject_id, label, dicom_path, energy_group, sex, race."""
+    """Every image of a cohort (all splits): dicom_id, subject_id, label name, dicom_path, energy_group, sex, race."""
     return conn.execute(
-        """
-        select e.dicom_id, e.subject_id, e.label, c.dicom_path, c.energy_group, c.sex, c.race
-        from experiment_cohorts as e join cohort_images as c on c.dicom_id = e.dicom_id
-        where e.cohort_name = ? order by e.dicom_id
-        """,
+        "select dicom_id, subject_id, coalesce(label_name, label), dicom_path, energy_group, sex, race"
+        " from cohort_members where cohort_name = ? order by dicom_id",
         (cohort,),
     ).fetchall()
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from models_ml.results import TABLES
 from xrh.tables import replace_rows
-from xrh.warehouse import table_exists
+from xrh.warehouse import quote, table_exists
 
 SPLITS = ("train", "validate", "test")
 SCHEMES = ("standard", "balanced")
@@ -121,3 +121,27 @@ def split_cohort(
     for record in records:
         subject_splits.setdefault(record["subject_id"], set()).add(record["split"])
     return SplitCounts(counts, sum(1 for splits in subject_splits.values() if len(splits) > 1))
+
+
+MEMBER_COLUMNS = ("dicom_id", "dicom_path", "split", "label", "label_name", "subject_id", "energy_group")
+
+
+def split_members(
+    conn: sqlite3.Connection, cohort: str, *, scheme: str, seed: int, target: str = "label"
+) -> list[dict[str, object]]:
+    """The cohort's images in the split of ``scheme`` and ``seed``, by dicom_id: :data:`MEMBER_COLUMNS` and the
+    ``target`` column of cohort_images. The one join of ``ml_dataset_splits`` (written by ``xrh split`` after the
+    build, so it cannot be a dbt table) with the ``cohort_members`` mart."""
+    columns = dict.fromkeys((*MEMBER_COLUMNS, target))
+    selected = ", ".join("s.split" if name == "split" else f"m.{quote(name)}" for name in columns)
+    rows = conn.execute(
+        f"""
+        select {selected}
+        from ml_dataset_splits as s
+        join cohort_members as m on m.cohort_name = s.cohort_name and m.dicom_id = s.dicom_id
+        where s.cohort_name = ? and s.scheme = ? and s.seed = ?
+        order by s.dicom_id
+        """,
+        (cohort, scheme, seed),
+    ).fetchall()
+    return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -15,6 +15,7 @@ import pytest
 from xrh.warehouse import connect, table_columns
 
 TINY = {
+    "architecture": "small_cnn",
     "image_size": 32,
     "epochs": 2,
     "patience": 1,

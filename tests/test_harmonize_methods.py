@@ -8,6 +8,7 @@ from scipy import fft
 
 from harmonize import combat, distribution, fourier, intensity
 from harmonize.common import body_values, params_from_json, params_to_json, weighted_quantiles
+from harmonize.methods import IMAGE_METHODS
 
 
 def radiograph(seed: int, *, mean: float = 2000, spread: float = 400, dtype=np.uint16, shape=(160, 128)) -> np.ndarray:
@@ -159,3 +160,19 @@ def test_parameters_round_trip_through_json_exactly(fit):
     assert params.keys() == again.keys()
     for key, value in params.items():
         assert np.array_equal(np.asarray(value), np.asarray(again[key])), key
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_METHODS))
+def test_every_registered_method_harmonizes_a_real_chest_radiograph(name):
+    """pydicom-data's RG1 (a Philips CR PA chest, MONOCHROME1, 15 bits): fitted on it, each method brings a copy with
+    its contrast halved back to an image of the same shape, finite, and changed."""
+    from pydicom.data import get_testdata_file
+
+    from harmonize.fitting import load_values
+
+    original = load_values(get_testdata_file("RG1_UNCR.dcm"))[::4, ::4]  # every fourth pixel: fast, still real
+    low_contrast = (original.astype(np.float64) / 2 + 1000).astype(original.dtype)
+    method = IMAGE_METHODS[name]
+    harmonized = method.apply(low_contrast, method.fit([original, original]))
+    assert harmonized.shape == original.shape and np.isfinite(harmonized).all()
+    assert not np.array_equal(np.asarray(harmonized, dtype=np.float64), low_contrast.astype(np.float64))

@@ -1,4 +1,3 @@
-
 import pytest
 
 from xrh.warehouse import connect, write_transaction
@@ -23,5 +22,3 @@ def test_write_transaction_rolls_back_on_error(tmp_path):
             conn.execute("insert into t values (1)")
             raise RuntimeError("boom")
         assert conn.execute("select count(*) from t").fetchone()[0] == 0
-
-

@@ -1,56 +1,70 @@
-"""The run report: cohort counts, acquisition statistics, classifier metrics and the harmonization leaderboard, read
-from the warehouse's tables, rendered as markdown (for Prefect artifacts) and as one self-contained HTML file (the
-PNGs embedded). It only selects and formats; every figure comes from a mart or a result table."""
+"""The run report, assembled from sections that the packages register (entry-point group ``xrh.report``, as the
+commands are): each section is a query over a mart or result table and, optionally, the pictures of the run it shows.
+Rendered as markdown (for Prefect artifacts) and as one self-contained HTML file (the PNGs embedded). It only selects
+and formats; every figure comes from the warehouse. This floor knows no section, table or picture by name.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from xrh.runs import latest_succeeded_run
 from xrh.warehouse import table_exists
 
-# (key, title, table the section needs, query; :training_run is the latest succeeded training run)
-SECTIONS = (
-    (
+ENTRY_POINT_GROUP = "xrh.report"
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A section of the report: ``query`` over ``table`` (skipped while the table does not exist), ordered by
+    ``order`` among all sections, with ``pictures(conn, cache_dir)`` giving the PNG files to show beside it."""
+
+    key: str
+    title: str
+    table: str
+    query: str
+    order: int
+    pictures: Callable[[sqlite3.Connection, Path], list[Path]] | None = None
+
+
+@cache
+def registered_sections() -> tuple[ReportSection, ...]:
+    """Every section the installed packages register, in report order."""
+    sections = [section for point in entry_points(group=ENTRY_POINT_GROUP) for section in point.load()]
+    return tuple(sorted(sections, key=lambda section: section.order))
+
+
+# The warehouse's own sections: marts of the dbt build that xrh runs.
+WAREHOUSE_SECTIONS = (
+    ReportSection(
         "cohort-counts",
         "Cohort counts",
-        "experiment_cohorts",
-        "select cohort_name, label, count(*) as images, count(distinct subject_id) as patients"
-        " from experiment_cohorts group by cohort_name, label order by cohort_name, label",
+        "report_cohort_counts",
+        "select cohort_name, label, label_name, images, patients from report_cohort_counts order by cohort_name, label",
+        order=10,
     ),
-    (
+    ReportSection(
         "acquisition",
         "Acquisition statistics",
         "report_acquisition_statistics",
         "select view_position, kvp_group, detector_type, images, patients, percent_of_images"
         " from report_acquisition_statistics order by images desc",
+        order=20,
     ),
-    (
+    ReportSection(
         "data-quality",
         "Data quality: header values nulled, mapped or excluded (rules in dbt seeds)",
         "report_data_quality",
         "select rule, column_name, images, example_raw_values from report_data_quality order by images desc, rule",
-    ),
-    (
-        "classifier-metrics",
-        "Scanner classifier metrics (latest training run)",
-        "ml_metrics",
-        "select run_id, split, metric, round(value, 4) as value from ml_metrics"
-        " where run_id = :training_run and true_class is null order by split, metric",
-    ),
-    (
-        "leaderboard",
-        "Harmonization leaderboard",
-        "harmonization_leaderboard",
-        "select * from harmonization_leaderboard order by rank",
+        order=30,
     ),
 )
-TRAINING_PICTURES = ("confusion_matrix.png", "training_curves.png", "feature_embedding.png")
 
 
 @dataclass
@@ -69,24 +83,16 @@ def _cell(value: object) -> str:
 
 
 def collect(conn: sqlite3.Connection, cache_dir: Path, keys: Iterable[str] | None = None) -> list[Section]:
-    """The sections (all, or those of ``keys``) whose tables exist, with the PNGs of the latest training run and
-    harmonization evaluation."""
-    training_run = latest_succeeded_run(conn, "train")
-    evaluation_run = latest_succeeded_run(conn, "harmonize_evaluate")
-    pictures = {
-        "classifier-metrics": [cache_dir / "runs" / training_run / name for name in TRAINING_PICTURES]
-        if training_run
-        else [],
-        "leaderboard": [cache_dir / "harmonized" / evaluation_run / "panel.png"] if evaluation_run else [],
-    }
+    """The registered sections (all, or those of ``keys``) whose tables exist, with their pictures that exist."""
     sections = []
-    for key, title, table, query in SECTIONS:
-        if (keys is not None and key not in keys) or not table_exists(conn, table):
+    for spec in registered_sections():
+        if (keys is not None and spec.key not in keys) or not table_exists(conn, spec.table):
             continue
-        cursor = conn.execute(query, {"training_run": training_run} if ":training_run" in query else {})
+        cursor = conn.execute(spec.query)
         columns = [d[0] for d in cursor.description]
-        shown = [p for p in pictures.get(key, []) if p.exists()]
-        sections.append(Section(key, title, columns, cursor.fetchall(), shown))
+        rows = cursor.fetchall()
+        shown = [p for p in (spec.pictures(conn, cache_dir) if spec.pictures else []) if p.exists()]
+        sections.append(Section(spec.key, spec.title, columns, rows, shown))
     return sections
 
 

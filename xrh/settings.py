@@ -45,6 +45,9 @@ class Settings:
         Schedules of ``xrh serve``: the whole pipeline, and ingest plus warehouse build alone.
     retry_delay_seconds
         First delay before a failed disk or network step of a flow is retried (it doubles on each retry).
+    cohort, reference_group, external_group
+        The experiment every command and flow works on unless told otherwise: the cohort (of the dbt var ``cohorts``),
+        the energy group harmonization aligns to, and the group the Zech et al. pathology model never sees.
     """
 
     data_root: Path = DEFAULT_DATA_DIR
@@ -59,6 +62,9 @@ class Settings:
     pipeline_cron: str = "0 3 * * 0"
     ingest_cron: str = "0 1 * * *"
     retry_delay_seconds: float = 10.0
+    cohort: str = "scanner_d110_vs_s120"
+    reference_group: str = "D110"
+    external_group: str = "S120"
 
     @property
     def worker_count(self) -> int:
@@ -90,6 +96,9 @@ _CONVERTERS = {
     "pipeline_cron": str,
     "ingest_cron": str,
     "retry_delay_seconds": float,
+    "cohort": str,
+    "reference_group": str,
+    "external_group": str,
 }
 
 

@@ -1,6 +1,7 @@
-{#- Compile one declared cohort (var 'cohorts', see dbt_project.yml) into a select over cohort_images:
-    the projection chest radiographs that pass every filter and have a label, minus, if asked, the images of patients who also appear in
-    another label group, taken out of the larger group (the original study's rule). -#}
+{#- Compile one declared cohort (var 'cohorts', see dbt_project.yml) into a select over cohort_images: the projection
+    chest radiographs that pass every filter and have a label, minus, if asked, the images of patients who also appear
+    in another label group, taken out of the larger group (the original study's rule). Each label gets its name from
+    the declaration's label_names. -#}
 {% macro cohort_select(name, definition) -%}
     with candidates as (
         select
@@ -45,5 +46,14 @@
     )
     {% endif %}
 
-    select * from final
+    select
+        final.*,
+        {%- if definition.label_names %}
+        cast(case final.label
+            {%- for label_name in definition.label_names %} when {{ loop.index0 }} then '{{ label_name }}'{% endfor %}
+        end as text) as label_name
+        {%- else %}
+        cast(null as text) as label_name
+        {%- endif %}
+    from final
 {%- endmacro %}

@@ -1,3 +1,4 @@
+{{ config(tags=['over_results']) }}
 {#- The harmonization benchmark's latest evaluation, one row per method, ranked by how close the retrained scanner
     classifier comes to chance (0.5): the smaller the scanner signal left, the better. Methods without a retrained
     classifier (combat works on features) rank after the others, by MMD. Empty until `xrh harmonize evaluate` has

@@ -1,0 +1,27 @@
+"""What harmonize adds to the run report (xrh.report): the leaderboard and the latest evaluation's panel."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from xrh.report import ReportSection
+from xrh.runs import latest_succeeded_run
+
+
+def evaluation_panel(conn: sqlite3.Connection, cache_dir: Path) -> list[Path]:
+    """The panel of the latest finished evaluation (images and histograms before and after each method)."""
+    run_id = latest_succeeded_run(conn, "harmonize_evaluate")
+    return [cache_dir / "harmonized" / run_id / "panel.png"] if run_id else []
+
+
+SECTIONS = (
+    ReportSection(
+        "leaderboard",
+        "Harmonization leaderboard",
+        "harmonization_leaderboard",
+        "select * from harmonization_leaderboard order by rank",
+        order=50,
+        pictures=evaluation_panel,
+    ),
+)
