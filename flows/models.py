@@ -38,7 +38,9 @@ def training_cache_key(_context, parameters: dict) -> str:
 def features_cache_key(_context, parameters: dict) -> str:
     with connect(settings().warehouse) as conn:
         training_run = latest_run(conn, parameters["cohort"])
-        checkpoint = conn.execute("select checkpoint_sha256 from ml_runs where run_id = ?", (training_run,)).fetchone()
+        checkpoint = conn.execute(
+            "select sha256 from artifacts where run_id = ? and kind = 'checkpoint'", (training_run,)
+        ).fetchone()
         run_id = run_id_for("features", {"training_run": training_run, "permutations": parameters["permutations"]})
         return _digest(run_id, warehouse_id(conn), checkpoint)
 

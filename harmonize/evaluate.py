@@ -52,6 +52,7 @@ from models_ml.features import latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device  # noqa: E402
 from models_ml.train import augmentation, fit_classifier, forward_all  # noqa: E402
+from xrh.artifacts import record_artifacts  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
 from xrh.tables import replace_run_rows  # noqa: E402
@@ -246,6 +247,7 @@ def evaluate(
         adjusted = combat.apply(unharmonized_features, groups, params)
         rows += _feature_rows("combat", adjusted, groups, subjects, permutations, settings.seed)
     write_panel(panels, folder / "panel.png", reference)
+    record_artifacts(conn, settings.cache_dir, run_id, {"panel": folder / "panel.png"})
     replace_run_rows(conn, {TABLES["harm_evaluation"]: rows}, run_id)
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from xrh.artifacts import artifact_path
 from xrh.report import ReportSection
 from xrh.runs import latest_succeeded_run
 
@@ -12,7 +13,8 @@ from xrh.runs import latest_succeeded_run
 def evaluation_panel(conn: sqlite3.Connection, cache_dir: Path) -> list[Path]:
     """The panel of the latest finished evaluation (images and histograms before and after each method)."""
     run_id = latest_succeeded_run(conn, "harmonize_evaluate")
-    return [cache_dir / "harmonized" / run_id / "panel.png"] if run_id else []
+    panel = artifact_path(conn, cache_dir, run_id, "panel") if run_id else None
+    return [panel] if panel else []
 
 
 SECTIONS = (

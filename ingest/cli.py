@@ -61,9 +61,7 @@ def cache_step(args: argparse.Namespace, settings: Settings) -> int:
     preprocessing = Preprocessing(size=args.size, window=args.window, equalize=args.equalize)
     project = settings.mimic_cxr
     with connect(settings.warehouse) as conn:
-        rows = conn.execute(
-            "select coalesce(dicom_id, SOPInstanceUID), path from raw_dicom_headers order by path"
-        ).fetchall()
+        rows = conn.execute("select dicom_id, path from raw_dicom_headers order by path").fetchall()
     images = [(dicom_id, project / path) for dicom_id, path in rows]
     cached, errors = fill_cache(
         settings.cache_dir, preprocessing, images, workers=args.workers or settings.worker_count

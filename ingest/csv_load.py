@@ -40,9 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from ingest.checksums import sha256_file
 from ingest.schemas import CALENDAR_RULES, FORMAT_NAMES, LINEAGE_COLUMNS, Column, Fixup, RawSpec, RawTable
-from xrh.files import file_kind
+from xrh.files import file_kind, sha256_file
 from xrh.processes import worker_pool
 from xrh.tables import ensure_table, load_tables, replace_rows
 from xrh.warehouse import (

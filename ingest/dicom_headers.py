@@ -176,7 +176,7 @@ HEADERS_TABLE = Table(
     "One row per DICOM file read (xrh ingest dicom): typed tag columns named by DICOM keyword, and the header bytes.",
     (
         _column("path", "TEXT", "The file, relative to the MIMIC-CXR project folder when inside it.", required=True),
-        _column("dicom_id", "TEXT", "MIMIC-CXR dicom_id from the path (NULL outside the MIMIC tree)."),
+        _column("dicom_id", "TEXT", "The image's id: MIMIC-CXR's dicom_id from the path, else the SOPInstanceUID."),
         _column("study_id", "INTEGER", "MIMIC-CXR study id from the path."),
         _column("subject_id", "INTEGER", "MIMIC patient id from the path."),
         _column(
@@ -346,7 +346,7 @@ def read_file(entry: FileEntry) -> tuple[str, tuple]:
         match = MIMIC_PATH.search(entry.stored)
         file_values = (
             entry.stored,
-            match["dicom"] if match else None,
+            match["dicom"] if match else _text(ds.get("SOPInstanceUID")),  # the image's identity, here only
             int(match["study"]) if match else None,
             int(match["subject"]) if match else None,
             entry.size,
@@ -434,6 +434,8 @@ def ensure_tables(conn: sqlite3.Connection) -> None:
     with write_transaction(conn):
         for table in TABLES.values():
             ensure_table(conn, table)
+        # Rows read before files outside the MIMIC tree were given their SOPInstanceUID as dicom_id.
+        conn.execute("update raw_dicom_headers set dicom_id = SOPInstanceUID where dicom_id is null")
 
 
 def _write_batch(conn: sqlite3.Connection, results: list[tuple[str, tuple]], loaded_at: str) -> None:

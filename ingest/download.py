@@ -36,8 +36,8 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import quote
 
-from ingest.checksums import sha256_file
 from ingest.credentials import Credentials, CredentialsError, find_credentials, refused
+from xrh.files import sha256_file
 from xrh.progress import track
 from xrh.settings import Settings
 

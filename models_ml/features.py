@@ -23,7 +23,6 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from torch.utils.data import DataLoader
 
-from ingest.checksums import sha256_file
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, Example, cache_images
@@ -32,6 +31,7 @@ from models_ml.plots import plot_embedding
 from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, seed_everything
 from models_ml.train import TrainConfig
+from xrh.artifacts import artifact_path, record_artifacts
 from xrh.runs import latest_succeeded_run
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
@@ -64,25 +64,17 @@ def load_run_model(
 ) -> tuple[torch.nn.Module, TrainConfig]:
     """A run's trained classifier, in evaluation mode on ``device``, and the run's configuration.
 
-    The checkpoint is found under ``cache_dir`` (the settings' cache folder, wherever the data root now lies and
-    whatever the working folder) and must still have the SHA-256 recorded when it was trained.
+    The checkpoint is the run's ``checkpoint`` artifact, found under ``cache_dir`` (the settings' cache folder, wherever
+    the data root now lies and whatever the working folder) and checked against the SHA-256 recorded when it was
+    trained (:class:`xrh.artifacts.ArtifactError` otherwise).
     """
     run = conn.execute(
-        "select architecture, hyperparameters, class_names, checkpoint_path, checkpoint_sha256 from ml_runs"
-        " where run_id = ?",
-        (run_id,),
+        "select architecture, hyperparameters, class_names from ml_runs where run_id = ?", (run_id,)
     ).fetchone()
-    if run is None:
-        raise ValueError(f"no training run {run_id!r} in ml_runs")
-    architecture, hyperparameters, class_names, stored_path, recorded_sha256 = run
-    checkpoint = cache_dir / stored_path
-    if not checkpoint.is_file():
-        raise ValueError(f"checkpoint of run {run_id} not found at {checkpoint}: is the cache folder setting right?")
-    if sha256_file(checkpoint) != recorded_sha256:
-        raise ValueError(
-            f"checkpoint {checkpoint} of run {run_id} is not the file trained (its SHA-256 differs from ml_runs'); "
-            "train again (`xrh train`) or restore the file"
-        )
+    checkpoint = artifact_path(conn, cache_dir, run_id, "checkpoint") if run else None
+    if checkpoint is None:
+        raise ValueError(f"no training run {run_id!r} with a checkpoint in ml_runs and artifacts; run `xrh train`")
+    architecture, hyperparameters, class_names = run
     model = build_classifier(architecture, len(json.loads(class_names)))
     model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     return model.to(device).eval(), TrainConfig.from_stored(json.loads(hyperparameters))
@@ -186,5 +178,6 @@ def analyse_features(
     feature_rows = [
         {"dicom_id": r[0], "dimensions": features.shape[1], "vector": features[i].tobytes()} for i, r in enumerate(rows)
     ]
+    record_artifacts(conn, settings.cache_dir, run_id, {"feature_embedding": png})
     replace_run_rows(conn, {TABLES["ml_features"]: feature_rows, TABLES["ml_feature_analysis"]: analysis}, run_id)
     return FeatureSummary(len(rows), probe, mmd, p_value, frechet, png)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from xrh.artifacts import artifact_path
 from xrh.report import ReportSection
 from xrh.runs import latest_succeeded_run
 
-TRAINING_PICTURES = ("confusion_matrix.png", "training_curves.png", "feature_embedding.png")
+PICTURES = ("confusion_matrix", "training_curves", "feature_embedding")
 
 
 def training_pictures(conn: sqlite3.Connection, cache_dir: Path) -> list[Path]:
-    """The PNGs of the latest finished training run (its confusion matrix, curves and feature embedding)."""
+    """The recorded figures of the latest finished training run (confusion matrix, curves, feature embedding)."""
     run_id = latest_succeeded_run(conn, "train")
-    return [cache_dir / "runs" / run_id / name for name in TRAINING_PICTURES] if run_id else []
+    found = [artifact_path(conn, cache_dir, run_id, kind) for kind in PICTURES] if run_id else []
+    return [path for path in found if path is not None]
 
 
 SECTIONS = (

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ingest.checksums import sha256_file
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.dataset import CachedImages, CohortData, cache_images, class_weights, load_cohort
@@ -28,6 +27,7 @@ from models_ml.metrics import auc, balanced_accuracy, confusion, expected_calibr
 from models_ml.plots import plot_confusion, plot_training_curves
 from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, import_torchvision, seed_everything
+from xrh.artifacts import record_artifacts
 from xrh.progress import track
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
@@ -268,14 +268,15 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         "hyperparameters": json.dumps(config.parameters(), sort_keys=True),
         "class_names": json.dumps(data.class_names),
         "data_hash": data.data_hash(),
-        "checkpoint_path": str(checkpoint.relative_to(settings.cache_dir)),  # resolved under the reader's cache folder
-        "checkpoint_sha256": sha256_file(checkpoint),
         "device": str(device),
         "epochs_run": len(history),
         "best_epoch": fitted.best_epoch,
         "train_seconds": fitted.seconds,
         "train_images_per_second": fitted.images_seen / max(fitted.seconds, 1e-9),
     }
+    pictures = {"confusion_matrix": folder / "confusion_matrix.png", "training_curves": folder / "training_curves.png"}
+    files = {"checkpoint": checkpoint, **{kind: path for kind, path in pictures.items() if path.exists()}}
+    record_artifacts(conn, settings.cache_dir, run_id, files)
     replace_run_rows(
         conn,
         {

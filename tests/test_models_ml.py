@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,10 +68,11 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
         assert predictions == cohort
         metrics = {r[0] for r in conn.execute("select distinct metric from ml_metrics")}
         assert {"balanced_accuracy", "auc", "expected_calibration_error", "precision", "recall", "confusion"} <= metrics
-        checkpoint, digest, history = conn.execute(
-            "select checkpoint_path, checkpoint_sha256, epochs_run from ml_runs where run_id = ?", (result.run_id,)
-        ).fetchone()
-        assert history == 2 and len(digest) == 64
+        history = conn.execute("select epochs_run from ml_runs where run_id = ?", (result.run_id,)).fetchone()[0]
+        files = dict(conn.execute("select kind, path from artifacts where run_id = ?", (result.run_id,)).fetchall())
+        assert history == 2 and set(files) == {"checkpoint", "confusion_matrix", "training_curves"}
+        assert all(not Path(path).is_absolute() for path in files.values())  # found through the reader's settings
+        checkpoint = files["checkpoint"]
         probabilities = json.loads(
             conn.execute(
                 "select probabilities from ml_predictions where run_id = ? limit 1", (result.run_id,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -27,3 +28,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     part = path.with_name(f"{path.name}.{os.getpid()}.part")
     part.write_bytes(data)
     os.replace(part, path)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file as lowercase hex, read in chunks (downloads, CSV loads, artifacts)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

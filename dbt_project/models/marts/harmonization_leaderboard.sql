@@ -26,10 +26,7 @@ with evaluation as (
 ),
 
 latest_run as (
-    select run_id from {{ source('results', 'runs') }}
-    where kind = 'harmonize_evaluate' and status = 'succeeded'
-    order by ended_at desc
-    limit 1
+    {{ latest_succeeded_run('harmonize_evaluate') }}
 ),
 
 pivoted as (

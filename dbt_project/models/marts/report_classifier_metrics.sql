@@ -2,10 +2,7 @@
 {#- The headline metrics (balanced accuracy, AUC, calibration error per split) of the latest finished training run.
     Tagged over_results: the report rebuilds it (`dbt build --select tag:over_results`) after the jobs have run. -#}
 with latest_run as (
-    select run_id from {{ source('results', 'runs') }}
-    where kind = 'train' and status = 'succeeded'
-    order by ended_at desc
-    limit 1
+    {{ latest_succeeded_run('train') }}
 ),
 
 final as (

@@ -8,7 +8,7 @@ with source as (
 renamed as (
     select
         path as dicom_path,
-        cast(coalesce(dicom_id, SOPInstanceUID) as text) as dicom_id,
+        cast(dicom_id as text) as dicom_id,
         study_id,
         subject_id,
         file_size,

@@ -3,7 +3,7 @@
 with raw_images as (
     select dicom_id from {{ source('raw', 'raw_mimic_cxr__record_list') }}
     union
-    select coalesce(dicom_id, SOPInstanceUID) from {{ source('raw', 'raw_dicom_headers') }}
+    select dicom_id from {{ source('raw', 'raw_dicom_headers') }}
 ),
 
 counted as (
