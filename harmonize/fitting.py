@@ -24,7 +24,7 @@ from harmonize.results import TABLES
 from ingest.images import presentation_values
 from models_ml.splits import split_members
 from xrh.batches import BatchMapper, batches_of, in_this_process
-from xrh.files import write_bytes_atomic
+from xrh.files import sha256_file, write_bytes_atomic
 from xrh.progress import track
 from xrh.tables import replace_run_rows
 
@@ -105,12 +105,15 @@ def fit(
 IMAGES_PER_BATCH = 16
 
 
-def apply_batch(method: str, params: Params, work: list[tuple[Path, Path]]) -> list[Path]:
-    """Harmonize each ``(source DICOM, target PNG)`` pair: files in, files out, no warehouse."""
+def apply_batch(method: str, params: Params, work: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
+    """Harmonize each ``(source DICOM, target PNG)`` pair: files in, files out, no warehouse. Returns each PNG's
+    SHA-256 and size, for its ``harm_images`` row."""
     chosen = image_method(method)
+    written = []
     for source, target in work:
         write_png16(target, chosen.apply(load_values(source), params))
-    return [target for _, target in work]
+        written.append((sha256_file(target), target.stat().st_size))
+    return written
 
 
 def apply(
@@ -138,16 +141,17 @@ def apply(
     work = [(image.path, folder / image.dicom_id[:2] / f"{image.dicom_id}.png") for image in images]
     batches = batches_of(work, IMAGES_PER_BATCH)
     done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)
-    for _ in track(done, len(batches), f"applying {method}", unit="batches"):
-        pass
+    written = [file for batch in track(done, len(batches), f"applying {method}", unit="batches") for file in batch]
     records = [  # paths relative to the cache folder, so the index survives a moved data root
         {
             "dicom_id": image.dicom_id,
             "method": method,
             "fit_run_id": fit_run_id,
             "path": str(target.relative_to(cache_dir)),
+            "sha256": sha256,
+            "bytes": size,
         }
-        for image, (_, target) in zip(images, work, strict=True)
+        for image, (_, target), (sha256, size) in zip(images, work, written, strict=True)
     ]
     replace_run_rows(conn, {TABLES["harm_images"]: records}, run_id)
     return len(records)

@@ -28,6 +28,7 @@ from models_ml.plots import plot_confusion, plot_training_curves
 from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, import_torchvision, seed_everything
 from xrh.artifacts import record_artifacts
+from xrh.files import sha256_file
 from xrh.progress import track
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
@@ -268,6 +269,8 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         "hyperparameters": json.dumps(config.parameters(), sort_keys=True),
         "class_names": json.dumps(data.class_names),
         "data_hash": data.data_hash(),
+        "checkpoint_path": str(checkpoint.relative_to(settings.cache_dir)),
+        "checkpoint_sha256": sha256_file(checkpoint),
         "device": str(device),
         "epochs_run": len(history),
         "best_epoch": fitted.best_epoch,

@@ -9,6 +9,7 @@ from harmonize.common import params_from_json
 from harmonize.fitting import apply, fit, load_values, read_png16
 from harmonize.methods import image_method
 from models_ml.splits import split_cohort
+from xrh.files import sha256_file
 from xrh.warehouse import connect
 
 
@@ -21,13 +22,17 @@ def test_fit_then_apply_writes_parameters_images_and_index(built, method):
         reference_images = conn.execute(
             "select reference_images from harm_params where run_id = ?", (f"fit-{method}",)
         ).fetchone()[0]
-        rows = conn.execute("select dicom_id, path from harm_images where run_id = ?", (f"apply-{method}",)).fetchall()
+        rows = conn.execute(
+            "select dicom_id, path, sha256, bytes from harm_images where run_id = ?", (f"apply-{method}",)
+        ).fetchall()
         parameters = conn.execute("select parameters from harm_params where run_id = ?", (f"fit-{method}",)).fetchone()
         source = conn.execute(
             "select c.dicom_path from cohort_images as c where c.dicom_id = ?", (rows[0][0],)
         ).fetchone()[0]
     assert fitted == reference_images > 0 and count == len(rows) > 0
-    harmonized = read_png16(built.cache_dir / rows[0][1])
+    png = built.cache_dir / rows[0][1]
+    assert (rows[0][2], rows[0][3]) == (sha256_file(png), png.stat().st_size)  # each image recorded with its digest
+    harmonized = read_png16(png)
     original = load_values(built.mimic_cxr / source)
     assert harmonized.dtype == np.uint16 and harmonized.shape == original.shape
     expected = image_method(method).apply(original, params_from_json(parameters[0]))
