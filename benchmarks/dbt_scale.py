@@ -237,7 +237,7 @@ def generate(warehouse: Path) -> dict:
             conn.execute(LOAD_TABLES[name].create_sql())
         ensure_tables(conn)
         for table in spec.tables.values():
-            conn.execute(table.create_sql())
+            conn.execute(table.as_declared().create_sql())
         tables["raw_dicom_headers"] = headers
         for name, rows in tables.items():
             with write_transaction(conn):

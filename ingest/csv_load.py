@@ -483,7 +483,7 @@ def _ensure_table(conn: sqlite3.Connection, table: RawTable) -> None:
             log.warning("%s: columns differ from the spec; rebuilding the table from its files", table.name)
             conn.execute(f"drop table {quote(table.name)}")
             conn.execute("delete from raw_load_progress where table_name = ?", (table.name,))
-        conn.execute(table.create_sql())
+        conn.execute(table.as_declared().create_sql())
 
 
 def load_file(

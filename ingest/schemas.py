@@ -9,17 +9,16 @@ import yaml
 
 from xrh.tables import Column as DeclaredColumn
 from xrh.tables import Table
-from xrh.warehouse import quote
 
 RAW_TABLES_FILE = Path(__file__).with_name("raw_tables.yaml")
 
-# Spec type -> (STRICT column type, regular expression a text value must match, or None).
+# Spec type -> (the declared column type it is stored as, regular expression a text value must match, or None).
 COLUMN_TYPES: dict[str, tuple[str, str | None]] = {
-    "integer": ("INTEGER", r"^-?[0-9]+$"),  # as Arrow casts it: no leading "+"
-    "real": ("REAL", None),
-    "text": ("TEXT", None),
-    "date": ("TEXT", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
-    "timestamp": ("TEXT", r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+    "integer": ("integer", r"^-?[0-9]+$"),  # as Arrow casts it: no leading "+"
+    "real": ("real", None),
+    "text": ("text", None),
+    "date": ("text", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    "timestamp": ("text", r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"),
 }
 FORMAT_NAMES = {
     "integer": "an integer",
@@ -52,9 +51,6 @@ class Column:
         """The strptime format of a date or timestamp column (its values must exist on the calendar), else None."""
         return CALENDAR_FORMATS.get(self.type)
 
-    def sql(self) -> str:
-        return f"{quote(self.name)} {COLUMN_TYPES[self.type][0]}{' not null' if self.required else ''}"
-
 
 @dataclass(frozen=True)
 class Fixup:
@@ -77,22 +73,14 @@ class RawTable:
         return [column.name for column in self.columns]
 
     def as_declared(self) -> Table:
-        """The table as ``xrh.tables`` declares tables (what the generated dbt sources document)."""
+        """The table as ``xrh.tables`` declares tables: what creates it and what the generated dbt sources document."""
         columns = [
-            DeclaredColumn(c.name, "text" if c.type in ("date", "timestamp") else c.type, c.required,
-                           f"{c.name} as shipped in {self.file} ({c.type})")
+            DeclaredColumn(c.name, COLUMN_TYPES[c.type][0], c.required, f"{c.name} as in {self.file} ({c.type})")
             for c in self.columns
-        ]  # fmt: skip
+        ]
         lineage = [DeclaredColumn(name, "text", True, LINEAGE_DESCRIPTIONS[name]) for name, _ in LINEAGE_COLUMNS]
         description = f"{self.file} as typed rows (spec: ingest/raw_tables.yaml)."
         return Table(self.name, description, (*columns, *lineage), self.primary_key, source="raw")
-
-    def create_sql(self) -> str:
-        parts = [column.sql() for column in self.columns]
-        parts += [f"{name} {sql_type} not null" for name, sql_type in LINEAGE_COLUMNS]
-        if self.primary_key:
-            parts.append(f"primary key ({', '.join(quote(name) for name in self.primary_key)})")
-        return f"create table {quote(self.name)} (\n    " + ",\n    ".join(parts) + "\n) strict"
 
 
 @dataclass(frozen=True)
