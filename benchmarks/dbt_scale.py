@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/dbt_scale.py [--work data/bench]
 The raw tables are generated directly (no pixels, no files): 377,110 images in 227,835 studies of 65,379 subjects, with
 MIMIC-IV-sized patients (364,627), admissions (546,028) and transfers (2,413,581), label files, metadata, splits and a
 DICOM header row per image (a short placeholder instead of the header bytes). Studies fall inside their subjects'
-stays, so the linkage does real work. The build (seeds, 34 models, about 160 data tests and the unit tests) runs in
+stays, so the linkage does real work. The build (seeds, 37 models, about 170 data tests and the unit tests) runs in
 its own process, which reports its peak resident memory.
 """
 
