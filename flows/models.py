@@ -13,9 +13,9 @@ import json
 from prefect import flow, task
 
 from flows.common import current_flow_run_id, image_task_runner, mapper_of, process_batch, settings
+from models_ml.config import TrainConfig
 from models_ml.features import latest_run
 from models_ml.jobs import cache_cohort_images, extract_features, split_images, train_classifier
-from models_ml.train import TrainConfig
 from xrh.runs import orchestrated_by, run_id_for
 from xrh.warehouse import connect, warehouse_id
 

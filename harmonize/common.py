@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
-import torch
 
 Params = dict[str, np.ndarray | float | int | str]
 _THREADS = 2
@@ -41,6 +40,8 @@ def _bincount(values: np.ndarray, length: int) -> np.ndarray:
     """Counts of small non-negative integers. numpy's bincount first copies the values to 64-bit integers, which is
     most of its time; torch counts 16-bit values as they are, so values below 2**15 go through torch."""
     if values.dtype.itemsize <= 2 and length <= 1 << 15:
+        import torch  # here, not at import: the command line and the Dask workers' start-up stay light
+
         flat = torch.from_numpy(np.ascontiguousarray(values).reshape(-1).view(np.int16))
         return torch.bincount(flat, minlength=length).numpy()
     return np.bincount(values.reshape(-1), minlength=length)

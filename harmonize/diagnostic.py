@@ -28,9 +28,10 @@ from torch.utils.data import DataLoader
 
 from harmonize.fitting import CohortImage, cohort_images
 from ingest.images import Preprocessing, analysis_image
+from models_ml.config import TrainConfig
 from models_ml.dataset import ArrayImages
 from models_ml.metrics import auc, bootstrap, percentile_interval
-from models_ml.train import TrainConfig, augmentation, fit_classifier, forward_all
+from models_ml.train import augmentation, fit_classifier, forward_all
 
 
 @dataclass(frozen=True)

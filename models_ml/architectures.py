@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models_ml.config import ARCHITECTURES
 from models_ml.torch_setup import import_torchvision
-
-ARCHITECTURES = ("resnet18", "densenet121", "small_cnn")
 
 
 class Classifier(nn.Module):

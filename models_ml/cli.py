@@ -25,8 +25,8 @@ def split_command(args: argparse.Namespace, settings: Settings) -> int:
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train a classifier on a cohort (scanner type by default; any cohort_images column with --target) and write
     ml_runs, ml_training_history, ml_predictions and ml_metrics, with PNGs under the cache's runs folder."""
+    from models_ml.config import TrainConfig
     from models_ml.jobs import train_classifier
-    from models_ml.train import TrainConfig
 
     config = TrainConfig(
         cohort=args.cohort or settings.cohort,
@@ -74,8 +74,7 @@ def features_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from models_ml.architectures import ARCHITECTURES
-    from models_ml.train import AUGMENTATIONS, TrainConfig
+    from models_ml.config import ARCHITECTURES, AUGMENTATIONS, TrainConfig
 
     default = {field.name: field.default for field in fields(TrainConfig)}  # the one place training defaults live
     cohort_help = "cohort of the experiment_cohorts mart (default: the cohort setting)"

@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader
 
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
+from models_ml.config import TrainConfig
 from models_ml.dataset import CachedImages, Example, cache_images
 from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, linear_probe, mmd_rbf
 from models_ml.plots import plot_embedding
 from models_ml.results import TABLES
 from models_ml.torch_setup import choose_device, seed_everything
-from models_ml.train import TrainConfig
 from xrh.artifacts import artifact_path, record_artifacts
 from xrh.runs import latest_succeeded_run
 from xrh.settings import Settings

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ingest.images import Preprocessing
+from models_ml.config import TrainConfig
 from models_ml.dataset import cache_images
 from models_ml.features import FeatureSummary, analyse_features, cohort_examples, cohort_rows, latest_run
 from models_ml.splits import SplitCounts, split_cohort
-from models_ml.train import TrainConfig, TrainResult, train
+from models_ml.train import TrainResult, train
 from xrh.batches import BatchMapper
 from xrh.runs import recorded_run
 from xrh.settings import Settings

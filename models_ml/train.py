@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ingest.images import Preprocessing
 from models_ml.architectures import build_classifier
+from models_ml.config import AUGMENTATIONS, TrainConfig
 from models_ml.dataset import CachedImages, CohortData, cache_images, class_weights, load_cohort
 from models_ml.metrics import auc, balanced_accuracy, confusion, expected_calibration_error, precision_recall
 from models_ml.plots import plot_confusion, plot_training_curves
@@ -32,37 +32,6 @@ from xrh.files import sha256_file
 from xrh.progress import track
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
-
-AUGMENTATIONS = ("none", "geometric", "strong")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    cohort: str
-    target: str = "label"
-    architecture: str = "resnet18"
-    image_size: int = 224
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 5
-    warmup_epochs: int = 10
-    augment: str = "geometric"
-    split_scheme: str = "standard"
-    split_seed: int = 0
-    seed: int = 0
-    weights: str | None = None
-
-    def parameters(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_stored(cls, stored: Mapping[str, object]) -> TrainConfig:
-        """A configuration from a run's stored hyperparameters, by field name: a field added since the run was made
-        takes its default, a field since removed is left out, so old runs stay loadable."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{name: value for name, value in stored.items() if name in known})
 
 
 @dataclass(frozen=True)

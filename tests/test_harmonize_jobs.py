@@ -65,7 +65,8 @@ def test_unknown_method_and_missing_reference_are_clear_errors(built):
 def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
     from harmonize.cli import leaderboard_command
     from harmonize.evaluate import evaluate
-    from models_ml.train import TrainConfig, train
+    from models_ml.config import TrainConfig
+    from models_ml.train import train
     from xrh.dbt import run_dbt
     from xrh.runs import recorded_run
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from models_ml.architectures import build_classifier
+from models_ml.config import TrainConfig
 from models_ml.feature_statistics import frechet_distance, ks_effect, mmd_rbf
 from models_ml.features import analyse_features, latest_run
 from models_ml.metrics import balanced_accuracy, confusion, expected_calibration_error
 from models_ml.splits import split_cohort
 from models_ml.torch_setup import import_torchvision
-from models_ml.train import TrainConfig, train
+from models_ml.train import train
 from xrh.runs import recorded_run
 from xrh.warehouse import connect
 
