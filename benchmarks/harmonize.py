@@ -24,6 +24,7 @@ from scipy import fft  # noqa: E402
 from skimage.exposure import match_histograms  # noqa: E402
 
 from harmonize import distribution, fourier, intensity  # noqa: E402
+from harmonize.fitting import PNG_COMPRESS_LEVEL, png16_bytes  # noqa: E402
 from simulate.generate import _image_tasks, _profiles  # noqa: E402
 from simulate.population import build_population  # noqa: E402
 from simulate.render import render  # noqa: E402
@@ -106,6 +107,14 @@ def main() -> None:
     print(f"  min/max: {timings['min/max']:.1f} ms (target < 10 ms)")
     for name in ("percentile window", "z-score"):
         print(f"  {name}: {timings[name] / exact:.2f}x exact distribution matching (target <= 1x)")
+    harmonized = distribution.apply_cdf_matching(source, quantile_params)
+    default_png = per_image_ms(lambda im: png16_bytes(im, compress_level=6), harmonized)
+    ours_png = per_image_ms(png16_bytes, harmonized)
+    size_ratio = len(png16_bytes(harmonized)) / len(png16_bytes(harmonized, compress_level=6))
+    print(
+        f"  16-bit PNG of a harmonized image: {ours_png:.1f} ms at zlib level {PNG_COMPRESS_LEVEL} against "
+        f"{default_png:.1f} ms at PIL's default level 6: {default_png / ours_png:.1f}x faster, files {size_ratio:.2f}x"
+    )
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
