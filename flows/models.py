@@ -16,6 +16,7 @@ from flows.common import current_flow_run_id, image_task_runner, mapper_of, proc
 from models_ml.config import TrainConfig
 from models_ml.features import latest_run
 from models_ml.jobs import cache_cohort_images, extract_features, split_images, train_classifier
+from xrh.artifacts import recorded_artifact
 from xrh.runs import orchestrated_by, run_id_for
 from xrh.warehouse import connect, warehouse_id
 
@@ -38,9 +39,7 @@ def training_cache_key(_context, parameters: dict) -> str:
 def features_cache_key(_context, parameters: dict) -> str:
     with connect(settings().warehouse) as conn:
         training_run = latest_run(conn, parameters["cohort"])
-        checkpoint = conn.execute(
-            "select sha256 from artifacts where run_id = ? and kind = 'checkpoint'", (training_run,)
-        ).fetchone()
+        checkpoint = recorded_artifact(conn, training_run, "checkpoint")
         run_id = run_id_for("features", {"training_run": training_run, "permutations": parameters["permutations"]})
         return _digest(run_id, warehouse_id(conn), checkpoint)
 

@@ -97,67 +97,66 @@ def _code_meaning(ds: pydicom.Dataset, keyword: str) -> str | None:
     return _text(sequence[0].get("CodeMeaning"))
 
 
-# Typed columns: (column, SQLite type, extractor from the dataset). Names follow the DICOM keywords.
+# Typed columns: (column, declared type as in xrh.tables, extractor from the dataset). Names follow the DICOM keywords.
 TAG_COLUMNS: tuple[tuple[str, str, object], ...] = (
-    ("SOPClassUID", "TEXT", lambda ds: _text(ds.get("SOPClassUID"))),
-    ("SOPInstanceUID", "TEXT", lambda ds: _text(ds.get("SOPInstanceUID"))),
-    ("StudyInstanceUID", "TEXT", lambda ds: _text(ds.get("StudyInstanceUID"))),
-    ("SeriesInstanceUID", "TEXT", lambda ds: _text(ds.get("SeriesInstanceUID"))),
-    ("Modality", "TEXT", lambda ds: _text(ds.get("Modality"))),
-    ("SpecificCharacterSet", "TEXT", lambda ds: _text(ds.get("SpecificCharacterSet"))),
-    ("ImageType", "TEXT", lambda ds: _text(ds.get("ImageType"))),
-    ("StudyDate", "TEXT", lambda ds: _text(ds.get("StudyDate"))),
-    ("StudyTime", "TEXT", lambda ds: _text(ds.get("StudyTime"))),
-    ("AcquisitionDate", "TEXT", lambda ds: _text(ds.get("AcquisitionDate"))),
-    ("AcquisitionTime", "TEXT", lambda ds: _text(ds.get("AcquisitionTime"))),
-    ("PatientID", "TEXT", lambda ds: _text(ds.get("PatientID"))),
-    ("PatientSex", "TEXT", lambda ds: _text(ds.get("PatientSex"))),
-    ("BodyPartExamined", "TEXT", lambda ds: _text(ds.get("BodyPartExamined"))),
-    ("PerformedProcedureStepDescription", "TEXT", lambda ds: _text(ds.get("PerformedProcedureStepDescription"))),
-    ("ProcedureCodeSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "ProcedureCodeSequence")),
-    ("ViewPosition", "TEXT", lambda ds: _text(ds.get("ViewPosition"))),
-    ("ViewCodeSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "ViewCodeSequence")),
+    ("SOPClassUID", "text", lambda ds: _text(ds.get("SOPClassUID"))),
+    ("SOPInstanceUID", "text", lambda ds: _text(ds.get("SOPInstanceUID"))),
+    ("StudyInstanceUID", "text", lambda ds: _text(ds.get("StudyInstanceUID"))),
+    ("SeriesInstanceUID", "text", lambda ds: _text(ds.get("SeriesInstanceUID"))),
+    ("Modality", "text", lambda ds: _text(ds.get("Modality"))),
+    ("SpecificCharacterSet", "text", lambda ds: _text(ds.get("SpecificCharacterSet"))),
+    ("ImageType", "text", lambda ds: _text(ds.get("ImageType"))),
+    ("StudyDate", "text", lambda ds: _text(ds.get("StudyDate"))),
+    ("StudyTime", "text", lambda ds: _text(ds.get("StudyTime"))),
+    ("AcquisitionDate", "text", lambda ds: _text(ds.get("AcquisitionDate"))),
+    ("AcquisitionTime", "text", lambda ds: _text(ds.get("AcquisitionTime"))),
+    ("PatientID", "text", lambda ds: _text(ds.get("PatientID"))),
+    ("PatientSex", "text", lambda ds: _text(ds.get("PatientSex"))),
+    ("BodyPartExamined", "text", lambda ds: _text(ds.get("BodyPartExamined"))),
+    ("PerformedProcedureStepDescription", "text", lambda ds: _text(ds.get("PerformedProcedureStepDescription"))),
+    ("ProcedureCodeSequence_CodeMeaning", "text", lambda ds: _code_meaning(ds, "ProcedureCodeSequence")),
+    ("ViewPosition", "text", lambda ds: _text(ds.get("ViewPosition"))),
+    ("ViewCodeSequence_CodeMeaning", "text", lambda ds: _code_meaning(ds, "ViewCodeSequence")),
     (
         "PatientOrientationCodeSequence_CodeMeaning",
-        "TEXT",
+        "text",
         lambda ds: _code_meaning(ds, "PatientOrientationCodeSequence"),
     ),
-    ("AnatomicRegionSequence_CodeMeaning", "TEXT", lambda ds: _code_meaning(ds, "AnatomicRegionSequence")),
-    ("Manufacturer", "TEXT", lambda ds: _text(ds.get("Manufacturer"))),
-    ("ManufacturerModelName", "TEXT", lambda ds: _text(ds.get("ManufacturerModelName"))),
-    ("KVP", "REAL", lambda ds: _number(ds.get("KVP"))),
-    ("Exposure", "REAL", lambda ds: _number(ds.get("Exposure"))),
-    ("ExposureInuAs", "REAL", lambda ds: _number(ds.get("ExposureInuAs"))),
-    ("ExposureInmAs", "REAL", lambda ds: _number(ds.get("ExposureInmAs"))),
-    ("ExposureTime", "REAL", lambda ds: _number(ds.get("ExposureTime"))),
-    ("ExposureTimeInuS", "REAL", lambda ds: _number(ds.get("ExposureTimeInuS"))),
-    ("XRayTubeCurrent", "REAL", lambda ds: _number(ds.get("XRayTubeCurrent"))),
-    ("XRayTubeCurrentInuA", "REAL", lambda ds: _number(ds.get("XRayTubeCurrentInuA"))),
-    ("DistanceSourceToDetector", "REAL", lambda ds: _number(ds.get("DistanceSourceToDetector"))),
-    ("Grid", "TEXT", lambda ds: _text(ds.get("Grid"))),
-    ("DetectorType", "TEXT", lambda ds: _text(ds.get("DetectorType"))),
-    ("PixelSpacing_row", "REAL", lambda ds: _pair(ds.get("PixelSpacing"), 0)),
-    ("PixelSpacing_col", "REAL", lambda ds: _pair(ds.get("PixelSpacing"), 1)),
-    ("ImagerPixelSpacing_row", "REAL", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 0)),
-    ("ImagerPixelSpacing_col", "REAL", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 1)),
-    ("Rows", "INTEGER", lambda ds: ds.get("Rows")),
-    ("Columns", "INTEGER", lambda ds: ds.get("Columns")),
-    ("BitsAllocated", "INTEGER", lambda ds: ds.get("BitsAllocated")),
-    ("BitsStored", "INTEGER", lambda ds: ds.get("BitsStored")),
-    ("PixelRepresentation", "INTEGER", lambda ds: ds.get("PixelRepresentation")),
-    ("PhotometricInterpretation", "TEXT", lambda ds: _text(ds.get("PhotometricInterpretation"))),
-    ("PresentationIntentType", "TEXT", lambda ds: _text(ds.get("PresentationIntentType"))),
-    ("PresentationLUTShape", "TEXT", lambda ds: _text(ds.get("PresentationLUTShape"))),
-    ("RescaleSlope", "REAL", lambda ds: _number(ds.get("RescaleSlope"))),
-    ("RescaleIntercept", "REAL", lambda ds: _number(ds.get("RescaleIntercept"))),
-    ("WindowCenter", "REAL", lambda ds: _number(ds.get("WindowCenter"))),
-    ("WindowWidth", "REAL", lambda ds: _number(ds.get("WindowWidth"))),
+    ("AnatomicRegionSequence_CodeMeaning", "text", lambda ds: _code_meaning(ds, "AnatomicRegionSequence")),
+    ("Manufacturer", "text", lambda ds: _text(ds.get("Manufacturer"))),
+    ("ManufacturerModelName", "text", lambda ds: _text(ds.get("ManufacturerModelName"))),
+    ("KVP", "real", lambda ds: _number(ds.get("KVP"))),
+    ("Exposure", "real", lambda ds: _number(ds.get("Exposure"))),
+    ("ExposureInuAs", "real", lambda ds: _number(ds.get("ExposureInuAs"))),
+    ("ExposureInmAs", "real", lambda ds: _number(ds.get("ExposureInmAs"))),
+    ("ExposureTime", "real", lambda ds: _number(ds.get("ExposureTime"))),
+    ("ExposureTimeInuS", "real", lambda ds: _number(ds.get("ExposureTimeInuS"))),
+    ("XRayTubeCurrent", "real", lambda ds: _number(ds.get("XRayTubeCurrent"))),
+    ("XRayTubeCurrentInuA", "real", lambda ds: _number(ds.get("XRayTubeCurrentInuA"))),
+    ("DistanceSourceToDetector", "real", lambda ds: _number(ds.get("DistanceSourceToDetector"))),
+    ("Grid", "text", lambda ds: _text(ds.get("Grid"))),
+    ("DetectorType", "text", lambda ds: _text(ds.get("DetectorType"))),
+    ("PixelSpacing_row", "real", lambda ds: _pair(ds.get("PixelSpacing"), 0)),
+    ("PixelSpacing_col", "real", lambda ds: _pair(ds.get("PixelSpacing"), 1)),
+    ("ImagerPixelSpacing_row", "real", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 0)),
+    ("ImagerPixelSpacing_col", "real", lambda ds: _pair(ds.get("ImagerPixelSpacing"), 1)),
+    ("Rows", "integer", lambda ds: ds.get("Rows")),
+    ("Columns", "integer", lambda ds: ds.get("Columns")),
+    ("BitsAllocated", "integer", lambda ds: ds.get("BitsAllocated")),
+    ("BitsStored", "integer", lambda ds: ds.get("BitsStored")),
+    ("PixelRepresentation", "integer", lambda ds: ds.get("PixelRepresentation")),
+    ("PhotometricInterpretation", "text", lambda ds: _text(ds.get("PhotometricInterpretation"))),
+    ("PresentationIntentType", "text", lambda ds: _text(ds.get("PresentationIntentType"))),
+    ("PresentationLUTShape", "text", lambda ds: _text(ds.get("PresentationLUTShape"))),
+    ("RescaleSlope", "real", lambda ds: _number(ds.get("RescaleSlope"))),
+    ("RescaleIntercept", "real", lambda ds: _number(ds.get("RescaleIntercept"))),
+    ("WindowCenter", "real", lambda ds: _number(ds.get("WindowCenter"))),
+    ("WindowWidth", "real", lambda ds: _number(ds.get("WindowWidth"))),
 )
-_TYPES = {"TEXT": "text", "REAL": "real", "INTEGER": "integer", "BLOB": "blob"}
 
 
-def _column(name: str, sql_type: str, description: str, *, required: bool = False) -> Column:
-    return Column(name, _TYPES[sql_type], required, description)
+def _column(name: str, column_type: str, description: str, *, required: bool = False) -> Column:
+    return Column(name, column_type, required, description)
 
 
 def _tag_description(name: str) -> str:
@@ -175,23 +174,23 @@ HEADERS_TABLE = Table(
     "raw_dicom_headers",
     "One row per DICOM file read (xrh ingest dicom): typed tag columns named by DICOM keyword, and the header bytes.",
     (
-        _column("path", "TEXT", "The file, relative to the MIMIC-CXR project folder when inside it.", required=True),
-        _column("dicom_id", "TEXT", "The image's id: MIMIC-CXR's dicom_id from the path, else the SOPInstanceUID."),
-        _column("study_id", "INTEGER", "MIMIC-CXR study id from the path."),
-        _column("subject_id", "INTEGER", "MIMIC patient id from the path."),
+        _column("path", "text", "The file, relative to the MIMIC-CXR project folder when inside it.", required=True),
+        _column("dicom_id", "text", "The image's id: MIMIC-CXR's dicom_id from the path, else the SOPInstanceUID."),
+        _column("study_id", "integer", "MIMIC-CXR study id from the path."),
+        _column("subject_id", "integer", "MIMIC patient id from the path."),
         _column(
-            "file_size", "INTEGER", "File size in bytes (with the mtime, what makes a file unchanged).", required=True
+            "file_size", "integer", "File size in bytes (with the mtime, what makes a file unchanged).", required=True
         ),
-        _column("file_mtime_ns", "INTEGER", "Modification time, ns since 1970.", required=True),
-        _column("TransferSyntaxUID", "TEXT", "The file meta's transfer syntax."),
-        *(_column(name, sql_type, _tag_description(name)) for name, sql_type, _ in TAG_COLUMNS),
+        _column("file_mtime_ns", "integer", "Modification time, ns since 1970.", required=True),
+        _column("TransferSyntaxUID", "text", "The file meta's transfer syntax."),
+        *(_column(name, column_type, _tag_description(name)) for name, column_type, _ in TAG_COLUMNS),
         _column(
-            "header_bytes", "BLOB", "The header as stored, up to the pixel data; empty over 64 KiB.", required=True
+            "header_bytes", "blob", "The header as stored, up to the pixel data; empty over 64 KiB.", required=True
         ),
-        _column("_source_file", "TEXT", "The file (lineage).", required=True),
-        _column("_loaded_at", "TEXT", "When it was read (UTC).", required=True),
+        _column("_source_file", "text", "The file (lineage).", required=True),
+        _column("_loaded_at", "text", "When it was read (UTC).", required=True),
         # Declared after the first release: last, so an older table gets it by ALTER TABLE.
-        _column("header_length", "INTEGER", "Length of the header in bytes (NULL for rows read before it was kept)."),
+        _column("header_length", "integer", "Length of the header in bytes (NULL for rows read before it was kept)."),
     ),
     ("path",),
     source="raw",
@@ -200,15 +199,15 @@ REJECTS_TABLE = Table(
     "raw_dicom_rejects",
     "Files and entries under the DICOM folder that are not acceptable DICOM images, with the reason.",
     (
-        _column("path", "TEXT", "The file or entry.", required=True),
-        _column("file_size", "INTEGER", "Size in bytes (0 when it could not be read).", required=True),
+        _column("path", "text", "The file or entry.", required=True),
+        _column("file_size", "integer", "Size in bytes (0 when it could not be read).", required=True),
         _column(
-            "file_mtime_ns", "INTEGER", "Modification time, ns since 1970 (0 when it could not be read).", required=True
+            "file_mtime_ns", "integer", "Modification time, ns since 1970 (0 when it could not be read).", required=True
         ),
         _column(
-            "reason", "TEXT", "Why it was not read: not DICOM, truncated, a symlink loop, a FIFO, ...", required=True
+            "reason", "text", "Why it was not read: not DICOM, truncated, a symlink loop, a FIFO, ...", required=True
         ),
-        _column("_loaded_at", "TEXT", "When it was judged (UTC).", required=True),
+        _column("_loaded_at", "text", "When it was judged (UTC).", required=True),
     ),
     ("path",),
     source="raw",

@@ -38,6 +38,13 @@ def record_artifacts(conn: sqlite3.Connection, cache_dir: Path, run_id: str, fil
         replace_rows(conn, {ARTIFACTS: [row]}, where={"run_id": run_id, "kind": kind})
 
 
+def recorded_artifact(conn: sqlite3.Connection, run_id: str, kind: str) -> tuple[str, str] | None:
+    """``(path relative to the cache folder, SHA-256)`` recorded for the run's file of ``kind``, or None."""
+    if not table_exists(conn, ARTIFACTS.name):
+        return None
+    return conn.execute("select path, sha256 from artifacts where run_id = ? and kind = ?", (run_id, kind)).fetchone()
+
+
 def artifact_path(conn: sqlite3.Connection, cache_dir: Path, run_id: str, kind: str) -> Path | None:
     """The run's file of ``kind`` under ``cache_dir``, checked against its recorded SHA-256; None if none was recorded.
 
@@ -46,9 +53,7 @@ def artifact_path(conn: sqlite3.Connection, cache_dir: Path, run_id: str, kind: 
     ArtifactError
         The file is missing or its SHA-256 differs from the recorded one; the message says what to do.
     """
-    if not table_exists(conn, ARTIFACTS.name):
-        return None
-    row = conn.execute("select path, sha256 from artifacts where run_id = ? and kind = ?", (run_id, kind)).fetchone()
+    row = recorded_artifact(conn, run_id, kind)
     if row is None:
         return None
     path = cache_dir / row[0]
