@@ -46,9 +46,10 @@ def main() -> None:
     from prefect_dask import DaskTaskRunner
 
     from flows.common import mapper_of, process_batch, read_batch
-    from harmonize.fitting import IMAGES_PER_BATCH, apply_batch, load_values
+    from harmonize.fitting import Harmonization, apply_batch
     from harmonize.methods import image_method
     from ingest.dicom_headers import FILES_PER_REMOTE_TASK, read_files, walk
+    from ingest.images import load_values
     from simulate.generate import simulate_dataset
     from xrh.batches import batches_of
 
@@ -67,14 +68,14 @@ def main() -> None:
     params = method.fit(load_values(path) for path in sources[:40])
     out = Path(tempfile.mkdtemp(prefix="xrh-scale-png-"))
     work = [(path, out / f"{path.stem}.png") for path in sources]
-    image_batches = batches_of(work, IMAGES_PER_BATCH)
+    image_batches = batches_of(work)
 
     def function_of(name: str):
         if name == "headers":
             return read_files, header_batches, read_batch
 
         def harmonize_batch(batch):
-            return apply_batch("cdf", params, batch)
+            return apply_batch(Harmonization("cdf", params), batch)
 
         return harmonize_batch, image_batches, process_batch
 

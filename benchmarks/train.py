@@ -26,10 +26,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from ingest.images import Preprocessing  # noqa: E402
+from ingest.images import ImageCache, Preprocessing  # noqa: E402
 from models_ml.architectures import build_classifier  # noqa: E402
 from models_ml.dataset import CachedImages, cache_images, load_cohort  # noqa: E402
 from models_ml.train import augmentation  # noqa: E402
+from xrh.batches import local_processes  # noqa: E402
 from xrh.settings import load_settings  # noqa: E402
 
 COHORT = "scanner_d110_vs_s120"
@@ -59,7 +60,8 @@ def measure(architecture: str, size: int, steps: int, batch_size: int, work: Pat
     settings = load_settings(environ={"XRH_DATA_ROOT": str(work)})
     with sqlite3.connect(settings.warehouse) as conn:
         data = load_cohort(conn, settings.mimic_cxr, COHORT)
-    cache = cache_images(data.examples, settings.cache_dir, Preprocessing(size=size), 2)
+    with local_processes(2) as map_batches:
+        cache = cache_images(data.examples, ImageCache(settings.cache_dir, Preprocessing(size=size)), map_batches)
     dataset = CachedImages(data.split("train"), cache, augmentation("geometric"))
     loss_fn = nn.CrossEntropyLoss()
 

@@ -53,9 +53,11 @@ def read_batch(function: Callable[[Any], Any], batch: Any) -> Any:
     return function(batch)
 
 
-@task(name="process batch", cache_policy=NO_CACHE, **disk_retries())
+@task(name="process batch", cache_policy=NO_CACHE, persist_result=False, **disk_retries())
 def process_batch(function: Callable[[Any], Any], batch: Any) -> Any:
-    """A batch that writes files of its own (e.g. harmonized PNGs): never cached, the files are its result."""
+    """A batch of image work (harmonized PNGs, cached analysis images, fit statistics, pixel samples): never cached;
+    its files are written by the batch itself and its result, derived from credentialed images, goes back to the flow
+    in memory only."""
     return function(batch)
 
 

@@ -18,7 +18,6 @@ the internal training or validation splits (any split, as the model never saw th
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +26,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from harmonize.fitting import CohortImage, cohort_images
-from ingest.images import Preprocessing, analysis_image
+from ingest.images import ImageCache
 from models_ml.config import TrainConfig
-from models_ml.dataset import ArrayImages
+from models_ml.dataset import CachedImages
 from models_ml.metrics import auc, bootstrap, percentile_interval
+from models_ml.torch_setup import loader_options
 from models_ml.train import augmentation, fit_classifier, forward_all
 
 
@@ -102,7 +102,7 @@ def _bootstrap_aucs(labels: np.ndarray, probabilities: np.ndarray, rng: np.rando
 
 def diagnostic_rows(
     design: DiagnosticDesign,
-    analysis_values: Callable[[CohortImage], np.ndarray],
+    cache: ImageCache,
     config: TrainConfig,
     device: torch.device,
     checkpoint: Path,
@@ -110,22 +110,17 @@ def diagnostic_rows(
 ) -> list[tuple[str, str, float, float, float]]:
     """Train the pathology model on the internal group and test it on both groups.
 
-    ``analysis_values(image)`` gives the (harmonized or original) presentation values of an image. Returns rows
+    ``cache`` holds the (harmonized or original) analysis image of every image of the design. Returns rows
     ``(metric, grouping, value, ci_low, ci_high)`` for ``diagnostic_auc_internal``, ``diagnostic_auc_external``,
     ``diagnostic_auc_mean`` and ``diagnostic_auc_gap`` with stratified bootstrap 95% intervals, and
     ``diagnostic_test_images`` and ``diagnostic_test_positives`` per group.
     """
-    preprocessing = Preprocessing(size=config.image_size)
-
-    def arrays(images: list[CohortImage]) -> np.ndarray:
-        return np.stack([analysis_image(analysis_values(i), preprocessing) for i in images])
-
     train_labels = _labels(design.train)
     fitted = fit_classifier(
         config,
         2,
-        ArrayImages(arrays(design.train), train_labels, augmentation(config.augment)),
-        ArrayImages(arrays(design.validate), _labels(design.validate)),
+        CachedImages(design.train, cache, augmentation(config.augment)),
+        CachedImages(design.validate, cache),
         train_labels,
         device,
         checkpoint,
@@ -134,7 +129,7 @@ def diagnostic_rows(
     results = {}
     for name, images in (("internal", design.internal_test), ("external", design.external_test)):
         labels = _labels(images)
-        loader = DataLoader(ArrayImages(arrays(images), labels), batch_size=64)
+        loader = DataLoader(CachedImages(images, cache), batch_size=config.batch_size, **loader_options(device))
         probabilities = torch.softmax(forward_all(fitted.model, loader, device)[0], dim=1).numpy()
         results[name] = (auc(labels, probabilities), _bootstrap_aucs(labels, probabilities, rng))
     (internal, internal_samples), (external, external_samples) = results["internal"], results["external"]

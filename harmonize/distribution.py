@@ -7,11 +7,13 @@ built from their histogram; ``step`` takes the histogram from every step-th row 
 ``apply_landmarks`` is the piecewise-linear standardization of Nyul and Udupa ("On standardizing the MR image
 intensity scale", Magn. Reson. Med. 42, 1999; Nyul, Udupa and Zhang, IEEE TMI 19, 2000), as in torchio's
 HistogramStandardization.
+
+Both are fitted from per-image summaries (sums over the images, merged with
+:func:`harmonize.common.add_summaries`): ``summarize_quantiles`` / ``finish_quantiles`` and ``summarize_landmarks`` /
+``finish_landmarks``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -27,12 +29,15 @@ LEVELS = np.linspace(0.0, 1.0, 1025)
 LANDMARK_PERCENTILES = np.array([1.0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99.0])
 
 
-def fit_quantiles(images: Iterable[np.ndarray]) -> Params:
-    """The reference group's mean quantile function of body intensities, at ``LEVELS``."""
-    functions = [weighted_quantiles(*body_values(check_image(image)), LEVELS) for image in images]
-    if not functions:
-        raise ValueError("fit_quantiles needs at least one reference image")
-    return {"levels": LEVELS.copy(), "quantiles": np.mean(functions, axis=0)}
+def summarize_quantiles(image: np.ndarray) -> Params:
+    """One reference image's quantile function of body intensities at ``LEVELS``, as a summary to add up."""
+    quantiles = weighted_quantiles(*body_values(check_image(image)), LEVELS)
+    return {"images": 1, "quantiles_sum": quantiles}
+
+
+def finish_quantiles(summary: Params) -> Params:
+    """The reference group's mean quantile function: ``levels`` and ``quantiles``."""
+    return {"levels": LEVELS.copy(), "quantiles": summary["quantiles_sum"] / summary["images"]}
 
 
 def _body_cdf(image: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,19 +58,28 @@ def apply_cdf_matching(image: np.ndarray, params: Params, *, step: int = 1) -> n
     return np.interp(share, params["levels"], params["quantiles"]).astype(np.float32).reshape(image.shape)
 
 
-def fit_landmarks(images: Iterable[np.ndarray]) -> Params:
-    """Nyul-Udupa standard landmarks: each image's percentile landmarks, rescaled so its first and last land on the
-    reference group's mean first and last, then averaged."""
-    landmarks = np.array(
-        [weighted_quantiles(*body_values(check_image(image)), LANDMARK_PERCENTILES / 100.0) for image in images],
-        dtype=np.float64,
-    )
-    if not len(landmarks):
-        raise ValueError("fit_landmarks needs at least one reference image")
-    low, high = landmarks[:, 0].mean(), landmarks[:, -1].mean()
-    spans = np.maximum(landmarks[:, -1] - landmarks[:, 0], 1e-12)
-    scaled = low + (landmarks - landmarks[:, :1]) / spans[:, None] * (high - low)
-    return {"percentiles": LANDMARK_PERCENTILES.copy(), "landmarks": scaled.mean(axis=0)}
+def summarize_landmarks(image: np.ndarray) -> Params:
+    """One reference image's percentile landmarks ``L`` as a summary to add up: its first and last landmark and its
+    landmarks relative to them, ``(L - L[0]) / (L[-1] - L[0])``."""
+    landmarks = weighted_quantiles(*body_values(check_image(image)), LANDMARK_PERCENTILES / 100.0)
+    span = max(landmarks[-1] - landmarks[0], 1e-12)
+    return {
+        "images": 1,
+        "first_sum": float(landmarks[0]),
+        "last_sum": float(landmarks[-1]),
+        "relative_sum": (landmarks - landmarks[0]) / span,
+    }
+
+
+def finish_landmarks(summary: Params) -> Params:
+    """Nyul-Udupa standard landmarks: each image's landmarks rescaled so its first and last land on the reference
+    group's mean first and last, then averaged, which is ``low + (high - low) * mean((L - L[0]) / span)``."""
+    images = summary["images"]
+    low, high = summary["first_sum"] / images, summary["last_sum"] / images
+    return {
+        "percentiles": LANDMARK_PERCENTILES.copy(),
+        "landmarks": low + (high - low) * summary["relative_sum"] / images,
+    }
 
 
 def _piecewise_linear(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -18,15 +18,22 @@ training split's unharmonized features and applied to all, and only the feature 
 
 Rows go to ``harm_evaluation`` (replaced per run); a PNG panel shows the same test images before and after each method
 and the intensity histograms of each scanner group before and after.
+
+Every image takes one streamed path, so memory does not grow with the cohort: each method is fitted from summed
+statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded, harmonized at its stored resolution and
+reduced to its analysis image in worker processes (or on Dask, from the flows), cached on disk per preprocessing, method
+and parameters (``ingest.images.ImageCache``); training, features and the diagnostic model read that cache through
+DataLoaders. The panel's histograms come from a fixed sample of pixels of at most ``PANEL_IMAGES_PER_GROUP`` images
+per group, and SSIM and PSNR are computed image by image in the workers.
 """
 
 from __future__ import annotations
 
 import gzip
 import sqlite3
+import zlib
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -36,26 +43,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pydicom  # noqa: E402
+from PIL import Image  # noqa: E402
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
-from harmonize.fitting import cohort_images, load_values  # noqa: E402
-from harmonize.methods import image_method  # noqa: E402
+from harmonize.fitting import CohortImage, Harmonization, cohort_images, fit_parameters  # noqa: E402
 from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
-from ingest.images import Preprocessing, analysis_image  # noqa: E402
-from models_ml.dataset import ArrayImages  # noqa: E402
+from ingest.images import ImageCache, Preprocessing, load_values, presentation_values  # noqa: E402
+from models_ml.dataset import CachedImages, cache_images  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
-from models_ml.features import latest_run, load_run_model  # noqa: E402
+from models_ml.features import embed, latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
-from models_ml.torch_setup import choose_device  # noqa: E402
+from models_ml.torch_setup import choose_device, loader_options  # noqa: E402
 from models_ml.train import augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.artifacts import record_artifacts  # noqa: E402
+from xrh.batches import BatchMapper, batches_of, in_this_process  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
 from xrh.tables import replace_run_rows  # noqa: E402
+
+PANEL_IMAGES_PER_GROUP = 64  # images whose pixels make a group's histogram in the panel
+PANEL_PIXELS_PER_IMAGE = 4096  # pixels drawn from each (seeded by the image's id, the same for every method)
+THUMBNAIL_SIDE = 384  # longer side of the panel's example images
 
 
 def _result(
@@ -81,7 +93,7 @@ def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed
     return percentile_interval(samples)
 
 
-def paired_references(settings: Settings, images, reference: str) -> dict[str, Path]:
+def paired_references(settings: Settings, images: list[CohortImage], reference: str) -> dict[str, Path]:
     """dicom_id -> the reference scanner's pixel-aligned rendering of the same exposure, for the test images of the
     other groups; empty unless the data root holds ``simulation_paired/`` and ``simulation_truth.csv.gz``."""
     truth_file = settings.data_root / "simulation_truth.csv.gz"
@@ -100,41 +112,95 @@ def paired_references(settings: Settings, images, reference: str) -> dict[str, P
     return {dicom_id: path for dicom_id, path in candidates.items() if path.exists()}
 
 
-def _fidelity(harmonized: dict[str, np.ndarray], pairs: dict[str, np.ndarray], seed: int) -> list[tuple]:
-    """(metric, mean, ci_low, ci_high) of SSIM and PSNR between harmonized images and their paired references."""
-    scores: dict[str, list[float]] = {"ssim": [], "psnr": []}
-    for dicom_id, target in pairs.items():
-        image = harmonized[dicom_id].astype(np.float64)
-        span = float(target.max() - target.min()) or 1.0
-        scores["ssim"].append(structural_similarity(image, target, data_range=span))
-        scores["psnr"].append(peak_signal_noise_ratio(target, image, data_range=span))
-    rng = np.random.default_rng(seed)
+@dataclass(frozen=True)
+class Inspection:
+    """What the evaluation needs of one image at stored resolution, besides its analysis image: the panel's pixel
+    sample and thumbnail, and SSIM and PSNR against its paired reference rendering."""
+
+    dicom_id: str
+    path: Path
+    paired_reference: Path | None = None
+    sample: bool = False
+    thumbnail: bool = False
+
+
+@dataclass(frozen=True)
+class Inspected:
+    dicom_id: str
+    ssim: float | None
+    psnr: float | None
+    sample: np.ndarray | None
+    thumbnail: np.ndarray | None
+
+
+def _thumbnail(values: np.ndarray) -> np.ndarray:
+    scale = THUMBNAIL_SIDE / max(values.shape)
+    size = (max(1, round(values.shape[1] * scale)), max(1, round(values.shape[0] * scale)))
+    image = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+    return np.asarray(image.resize(size, Image.Resampling.BOX))
+
+
+def inspect_batch(harmonization: Harmonization | None, work: list[Inspection]) -> list[Inspected]:
+    """Worker: harmonize each image at stored resolution and measure what :class:`Inspection` asks for."""
     out = []
-    for metric, values in scores.items():
-        values = np.array(values)
-        means = bootstrap(lambda index, values=values: values[index].mean(), [np.arange(len(values))], rng)
-        out.append((metric, float(values.mean()), *percentile_interval(means)))
+    for item in work:
+        values = load_values(item.path)
+        harmonized = harmonization(values) if harmonization else values
+        ssim = psnr = None
+        if item.paired_reference is not None:
+            target = presentation_values(pydicom.dcmread(item.paired_reference)).astype(np.float64)
+            span = float(target.max() - target.min()) or 1.0
+            image = harmonized.astype(np.float64)
+            ssim = float(structural_similarity(image, target, data_range=span))
+            psnr = float(peak_signal_noise_ratio(target, image, data_range=span))
+        sample = None
+        if item.sample:
+            rng = np.random.default_rng(zlib.crc32(item.dicom_id.encode()))
+            sample = harmonized.ravel()[rng.integers(0, harmonized.size, PANEL_PIXELS_PER_IMAGE)].astype(np.float32)
+        out.append(Inspected(item.dicom_id, ssim, psnr, sample, _thumbnail(harmonized) if item.thumbnail else None))
     return out
 
 
-def _analysis_images(values: dict[str, np.ndarray], ids: list[str], size: int) -> np.ndarray:
-    preprocessing = Preprocessing(size=size)
-    return np.stack([analysis_image(values[i], preprocessing) for i in ids])
+def _inspections(images: list[CohortImage], pairs: dict[str, Path]) -> list[Inspection]:
+    """The images the panel and the fidelity scores need: the first test image of each group (thumbnail), the first
+    ``PANEL_IMAGES_PER_GROUP`` images of each group (pixel sample), and every test image with a paired rendering."""
+    groups = sorted({i.energy_group for i in images})
+    examples = {next((i.dicom_id for i in images if i.split == "test" and i.energy_group == g), None) for g in groups}
+    sampled = {i.dicom_id for g in groups for i in [i for i in images if i.energy_group == g][:PANEL_IMAGES_PER_GROUP]}
+    return [
+        Inspection(i.dicom_id, i.path, pairs.get(i.dicom_id), i.dicom_id in sampled, i.dicom_id in examples)
+        for i in images
+        if i.dicom_id in sampled or i.dicom_id in examples or i.dicom_id in pairs
+    ]
 
 
-def _embed(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> np.ndarray:
-    loader = DataLoader(ArrayImages(images, np.zeros(len(images), dtype=int)), batch_size=64)
-    with torch.no_grad():
-        return torch.cat([model.features(batch.to(device)).cpu() for batch, _ in loader]).numpy()
+def _fidelity_rows(method: str, inspected: list[Inspected], reference: str, seed: int) -> list[dict[str, object]]:
+    """Mean SSIM and PSNR against the paired reference renderings, with bootstrap intervals."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for metric in ("ssim", "psnr"):
+        values = np.array([getattr(i, metric) for i in inspected if getattr(i, metric) is not None])
+        if not len(values):
+            continue
+        means = bootstrap(lambda index, values=values: values[index].mean(), [np.arange(len(values))], rng)
+        grouping = f"test images vs {reference} renderings"
+        rows.append(_result(method, metric, grouping, float(values.mean()), *percentile_interval(means)))
+    return rows
 
 
-def _unchanged(values: np.ndarray) -> np.ndarray:
-    return values
+PanelColumn = tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
-def _fitted(method: str, reference_images: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    chosen = image_method(method)
-    return partial(chosen.apply, params=chosen.fit(reference_images))
+def panel_column(inspected: list[Inspected], images: list[CohortImage]) -> PanelColumn:
+    """What the panel shows of one method: the thumbnail of each group's example and each group's histogram of the
+    sampled pixels (above their 5th percentile, which drops the background)."""
+    group_of = {i.dicom_id: i.energy_group for i in images}
+    examples = {group_of[i.dicom_id]: i.thumbnail for i in inspected if i.thumbnail is not None}
+    histograms = {}
+    for group in sorted(examples):
+        values = np.concatenate([i.sample for i in inspected if i.sample is not None and group_of[i.dicom_id] == group])
+        histograms[group] = np.histogram(values[values > np.percentile(values, 5)], bins=64, density=True)
+    return dict(sorted(examples.items())), histograms
 
 
 def _feature_rows(
@@ -145,17 +211,23 @@ def _feature_rows(
     permutations: int,
     seed: int,
 ) -> list[dict[str, object]]:
-    """Linear probe, MMD and Frechet distance between the two scanner groups in ``features``."""
+    """Linear probe, MMD (with a normal 95% interval from its standard error; a subsample of large groups, see
+    ``models_ml.feature_statistics.mmd_rbf``) and Frechet distance between the two scanner groups in ``features``."""
     probe, spread = linear_probe(features, groups, subjects)
     names = sorted(set(groups))
     first, second = features[groups == names[0]], features[groups == names[1]]
-    mmd, p_value = mmd_rbf(first, second, permutations=permutations, seed=seed)
+    mmd = mmd_rbf(first, second, permutations=permutations, seed=seed)
     pair = f"{names[0]} vs {names[1]}"
+    low, high = mmd.value - 1.96 * mmd.standard_error, mmd.value + 1.96 * mmd.standard_error  # normal approximation
     return [
         _result(method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread),
-        _result(method, "mmd_squared", pair, mmd, p_value=p_value),
+        _result(method, "mmd_squared", pair, mmd.value, low, high, mmd.p_value),
         _result(method, "frechet_distance", pair, frechet_distance(first, second)),
     ]
+
+
+def _distinct(images: list[CohortImage]) -> list[CohortImage]:
+    return list({i.dicom_id: i for i in images}.values())
 
 
 def evaluate(
@@ -170,77 +242,75 @@ def evaluate(
     permutations: int = 200,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
+    map_batches: BatchMapper = in_this_process,
 ) -> list[dict[str, object]]:
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
     ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
-    to ``external_group``."""
+    to ``external_group``. Image batches (fit statistics, harmonized analysis images, inspections) are mapped by
+    ``map_batches``."""
     device = choose_device(settings.device)
     frozen, trained = load_run_model(conn, settings.cache_dir, latest_run(conn, cohort, target="label"), device)
     config = replace(trained, epochs=epochs, warmup_epochs=min(trained.warmup_epochs, epochs - 1))
+    preprocessing = Preprocessing(size=config.image_size)
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     design = (
         diagnostic_design(conn, settings.mimic_cxr, diagnostic_cohort, reference, external_group, settings.seed)
         if diagnostic_cohort
         else None
     )
-    to_read = {i.dicom_id: i.path for i in [*images, *(design.images() if design else [])]}
-    originals = {
-        dicom_id: load_values(path) for dicom_id, path in track(to_read.items(), len(to_read), "reading images")
-    }
-    positions = {
-        name: np.array([k for k, i in enumerate(images) if i.split == name]) for name in ("train", "validate", "test")
-    }
-    everything = [i.dicom_id for i in images]
-    labels = {name: np.array([images[k].label for k in index], dtype=int) for name, index in positions.items()}
+    every_image = _distinct([*images, *(design.images() if design else [])])
+    split = {name: [i for i in images if i.split == name] for name in ("train", "validate", "test")}
+    test_labels = np.array([i.label for i in split["test"]], dtype=int)
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([i.subject_id for i in images])
-    reference_ids = [i.dicom_id for i in images if i.split == "train" and i.energy_group == reference]
-    pairs = {
-        dicom_id: load_values(path).astype(np.float64)
-        for dicom_id, path in paired_references(settings, images, reference).items()
-    }
+    reference_paths = [i.path for i in split["train"] if i.energy_group == reference]
+    inspection_batches = batches_of(_inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     rows, panels, unharmonized_features = [], {}, None
     for method in ["none", *(m for m in methods if m != "combat")]:
-        transform = _unchanged if method == "none" else _fitted(method, [originals[i] for i in reference_ids])
-        harmonized = {i: transform(originals[i]) for i in everything}
-        panels[method] = panel_column(harmonized, images)
-        analysis = _analysis_images(harmonized, everything, config.image_size)  # each image preprocessed once
-        arrays = {name: analysis[index] for name, index in positions.items()}
+        harmonization = (
+            None
+            if method == "none"
+            else Harmonization(
+                method,
+                fit_parameters(method, reference_paths, map_batches, threads=settings.thread_count),
+                settings.thread_count,
+            )
+        )
+        cache = ImageCache(settings.cache_dir, preprocessing, harmonization.variant() if harmonization else "")
+        cache_images(every_image, cache, map_batches, transform=harmonization)
+        done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
+        inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
+        panels[method] = panel_column(inspected, images)
         fitted = fit_classifier(
             config,
             2,
-            ArrayImages(arrays["train"], labels["train"], augmentation(config.augment)),
-            ArrayImages(arrays["validate"], labels["validate"]),
-            labels["train"],
+            CachedImages(split["train"], cache, augmentation(config.augment)),
+            CachedImages(split["validate"], cache),
+            np.array([i.label for i in split["train"]], dtype=int),
             device,
             folder / f"{method}.pt",
         )
-        test_loader = DataLoader(ArrayImages(arrays["test"], labels["test"]), batch_size=64)
+        test_loader = DataLoader(
+            CachedImages(split["test"], cache), batch_size=config.batch_size, **loader_options(device)
+        )
         predicted = forward_all(fitted.model, test_loader, device)[0].argmax(dim=1).numpy()
-        accuracy = balanced_accuracy(confusion(labels["test"], predicted, 2))
-        low, high = _bootstrap_balanced_accuracy(labels["test"], predicted, settings.seed)
+        accuracy = balanced_accuracy(confusion(test_labels, predicted, 2))
+        low, high = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
         rows.append(_result(method, "retrained_balanced_accuracy", "test", accuracy, low, high))
-        features = _embed(frozen, analysis, device)
+        features, _ = embed(frozen, CachedImages(images, cache), device)
         if method == "none":
             unharmonized_features = features
         rows += _feature_rows(method, features, groups, subjects, permutations, settings.seed)
-        if pairs:
-            for metric, value, low, high in _fidelity(harmonized, pairs, settings.seed):
-                rows.append(_result(method, metric, f"test images vs {reference} renderings", value, low, high))
+        rows += _fidelity_rows(method, inspected, reference, settings.seed)
         if design:
-            for row in diagnostic_rows(
-                design,
-                lambda image, transform=transform, harmonized=harmonized: (
-                    harmonized[image.dicom_id] if image.dicom_id in harmonized else transform(originals[image.dicom_id])
-                ),
-                config,
-                device,
-                folder / f"{method}-diagnostic.pt",
-                settings.seed,
-            ):
-                rows.append(_result(method, *row))
+            rows += [
+                _result(method, *row)
+                for row in diagnostic_rows(
+                    design, cache, config, device, folder / f"{method}-diagnostic.pt", settings.seed
+                )
+            ]
     if "combat" in methods:
         training = np.array([i.split == "train" for i in images])
         params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
@@ -250,23 +320,6 @@ def evaluate(
     record_artifacts(conn, settings.cache_dir, run_id, {"panel": folder / "panel.png"})
     replace_run_rows(conn, {TABLES["harm_evaluation"]: rows}, run_id)
     return rows
-
-
-PanelColumn = tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
-
-
-def panel_column(harmonized: dict[str, np.ndarray], images) -> PanelColumn:
-    """What the panel shows of one method: the first test image of each scanner group, and each group's intensity
-    histogram (above its 5th percentile, which drops the background), so the harmonized images need not be kept."""
-    groups = sorted({i.energy_group for i in images})
-    examples = {
-        g: harmonized[next(i.dicom_id for i in images if i.split == "test" and i.energy_group == g)] for g in groups
-    }
-    histograms = {}
-    for group in groups:
-        values = np.concatenate([harmonized[i.dicom_id].ravel() for i in images if i.energy_group == group])
-        histograms[group] = np.histogram(values[values > np.percentile(values, 5)], bins=64, density=True)
-    return examples, histograms
 
 
 def write_panel(panels: dict[str, PanelColumn], path: Path, reference: str) -> Path:

@@ -8,6 +8,7 @@ the cache folder). Parameters go to ``harm_params`` as JSON of plain arrays.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sqlite3
 from dataclasses import dataclass
@@ -15,27 +16,17 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from PIL import Image
 
-from harmonize.common import Params, params_from_json, params_to_json
+from harmonize.common import Params, params_from_json, params_to_json, set_threads
 from harmonize.methods import image_method
 from harmonize.results import TABLES
-from ingest.images import presentation_values
+from ingest.images import load_values
 from models_ml.splits import split_members
 from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import sha256_file, write_bytes_atomic
 from xrh.progress import track
 from xrh.tables import replace_run_rows
-
-
-def load_values(path: Path) -> np.ndarray:
-    """Presentation values of a DICOM file, as uint16 when they are integers in range (the lookup-table fast path)."""
-    values = presentation_values(pydicom.dcmread(path))
-    if values.min() >= 0 and values.max() <= 65535 and np.array_equal(values, np.round(values)):
-        return values.astype(np.uint16)
-    return values
-
 
 # zlib level of the harmonized PNGs: PIL's default (6) spent most of the apply step compressing; level 1 encodes
 # several times faster for files a few percent larger (benchmarks/harmonize.py measures both).
@@ -84,6 +75,40 @@ def cohort_images(
     ]
 
 
+@dataclass(frozen=True)
+class Harmonization:
+    """A fitted method as a picklable function of presentation values, for worker processes and Dask workers: each
+    call gives the image ``threads`` threads (:func:`harmonize.common.set_threads`)."""
+
+    method: str
+    params: Params
+    threads: int = 1
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        set_threads(self.threads)
+        return image_method(self.method).apply(values, self.params)
+
+    def variant(self) -> str:
+        """The method and a digest of its parameters: what names its cached analysis images."""
+        return f"{self.method}-{hashlib.sha256(params_to_json(self.params).encode()).hexdigest()[:12]}"
+
+
+def summarize_batch(method: str, threads: int, paths: list[Path]) -> Params:
+    """Worker: the method's fit statistics of a batch of images, combined (one image in memory at a time)."""
+    set_threads(threads)
+    return image_method(method).summarize_all(load_values(path) for path in paths)
+
+
+def fit_parameters(method: str, paths: list[Path], map_batches: BatchMapper, *, threads: int = 1) -> Params:
+    """Fit ``method`` on the images at ``paths`` in one streamed pass: each batch's statistics are summed by
+    ``map_batches`` (local processes, Dask) and the batch sums combined in order, so the parameters do not depend on
+    how many workers there were and memory does not grow with the number of images."""
+    chosen = image_method(method)
+    batches = batches_of(paths)
+    done = map_batches(partial(summarize_batch, method, threads), batches)
+    return chosen.fit_summaries(track(done, len(batches), f"fitting {method}", unit="batches"))
+
+
 def fit(
     conn: sqlite3.Connection,
     mimic_cxr: Path,
@@ -93,15 +118,17 @@ def fit(
     run_id: str,
     *,
     split_seed: int,
+    map_batches: BatchMapper = in_this_process,
+    threads: int = 1,
 ) -> int:
     """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
-    chosen = image_method(method)
+    image_method(method)  # an unknown name fails before any image is read
     everything = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
     images = [i for i in everything if i.split == "train" and i.energy_group == reference]
     if not images:
         groups = sorted({i.energy_group for i in everything})
         raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
-    params = chosen.fit(load_values(i.path) for i in track(images, len(images), f"fitting {method}", unit="images"))
+    params = fit_parameters(method, [i.path for i in images], map_batches, threads=threads)
     fitted = {
         "method": method,
         "cohort_name": cohort,
@@ -113,16 +140,12 @@ def fit(
     return len(images)
 
 
-IMAGES_PER_BATCH = 16
-
-
-def apply_batch(method: str, params: Params, work: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
+def apply_batch(harmonization: Harmonization, work: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
     """Harmonize each ``(source DICOM, target PNG)`` pair: files in, files out, no warehouse. Returns each PNG's
     SHA-256 and size, for its ``harm_images`` row."""
-    chosen = image_method(method)
     written = []
     for source, target in work:
-        write_png16(target, chosen.apply(load_values(source), params))
+        write_png16(target, harmonization(load_values(source)))
         written.append((sha256_file(target), target.stat().st_size))
     return written
 
@@ -136,11 +159,12 @@ def apply(
     *,
     split_seed: int,
     map_batches: BatchMapper = in_this_process,
+    threads: int = 1,
 ) -> int:
     """Harmonize every image of the fitted cohort with the stored parameters; write PNGs and harm_images.
 
-    The images are harmonized in batches by ``map_batches`` (in this process by default; on a Dask cluster from the
-    flows); the index is written here, once every batch is done."""
+    The images are harmonized in batches by ``map_batches`` (local processes, a Dask cluster from the flows); the
+    index is written here, once every batch is done."""
     row = conn.execute(
         "select method, cohort_name, parameters from harm_params where run_id = ?", (fit_run_id,)
     ).fetchone()
@@ -150,8 +174,8 @@ def apply(
     folder = cache_dir / "harmonized" / run_id
     images = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
     work = [(image.path, folder / image.dicom_id[:2] / f"{image.dicom_id}.png") for image in images]
-    batches = batches_of(work, IMAGES_PER_BATCH)
-    done = map_batches(partial(apply_batch, method, params_from_json(parameters)), batches)
+    batches = batches_of(work)
+    done = map_batches(partial(apply_batch, Harmonization(method, params_from_json(parameters), threads)), batches)
     written = [file for batch in track(done, len(batches), f"applying {method}", unit="batches") for file in batch]
     records = [  # paths relative to the cache folder, so the index survives a moved data root
         {

@@ -1,7 +1,8 @@
 """Min/max, percentile windowing and z-score harmonization, mapped to a reference group's range or moments.
 
 Each method is a linear map of the image's intensities; fitting takes the reference group's mean per-image statistics
-inside the body mask (:func:`harmonize.common.body_values`). Integer images are mapped through a lookup table.
+inside the body mask (:func:`harmonize.common.body_values`), from per-image sums (``summarize_statistics``, merged with
+:func:`harmonize.common.add_summaries`, then ``finish_statistics``). Integer images are mapped through a lookup table.
 References: the per-image normalizations of Nyul and Udupa's comparison ("On standardizing the MR image intensity
 scale", Magn. Reson. Med. 42, 1999) and of Shinohara et al. ("Statistical normalization techniques for magnetic
 resonance imaging", NeuroImage Clin. 6, 2014), applied here to radiographs.
@@ -9,36 +10,30 @@ resonance imaging", NeuroImage Clin. 6, 2014), applied here to radiographs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 from harmonize.common import Params, apply_lookup, body_values, check_image, weighted_quantiles
 
-DEFAULT_PERCENTILES = (0.5, 99.5)
+PERCENTILES = (0.5, 99.5)
+STATISTICS = ("min", "max", "low", "high", "mean", "std")
 
 
-def fit(images: Iterable[np.ndarray], *, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> Params:
+def summarize_statistics(image: np.ndarray) -> Params:
+    """One reference image's extremes, body ``PERCENTILES`` (``low``, ``high``), body mean and standard deviation, as a
+    summary to add up (``<statistic>_sum``)."""
+    image = check_image(image)
+    values, counts = body_values(image)
+    low, high = weighted_quantiles(values, counts, np.array(PERCENTILES) / 100.0)
+    mean = float(np.average(values, weights=counts))
+    std = float(np.sqrt(np.average((values - mean) ** 2, weights=counts)))
+    statistics = (float(image.min()), float(image.max()), float(low), float(high), mean, std)
+    return {"images": 1, **{f"{name}_sum": value for name, value in zip(STATISTICS, statistics, strict=True)}}
+
+
+def finish_statistics(summary: Params) -> Params:
     """The reference group's mean extremes, percentiles, mean and standard deviation inside the body."""
-    stats = []
-    for image in images:
-        values, counts = body_values(check_image(image))
-        low, high = weighted_quantiles(values, counts, np.array(percentiles) / 100.0)
-        mean = float(np.average(values, weights=counts))
-        std = float(np.sqrt(np.average((values - mean) ** 2, weights=counts)))
-        stats.append((float(image.min()), float(image.max()), low, high, mean, std))
-    if not stats:
-        raise ValueError("fit needs at least one reference image")
-    minimum, maximum, low, high, mean, std = np.mean(stats, axis=0)
-    return {
-        "min": minimum,
-        "max": maximum,
-        "low": low,
-        "high": high,
-        "mean": mean,
-        "std": std,
-        "percentiles": np.asarray(percentiles, dtype=np.float64),
-    }
+    means = {name: summary[f"{name}_sum"] / summary["images"] for name in STATISTICS}
+    return {**means, "percentiles": np.asarray(PERCENTILES, dtype=np.float64)}
 
 
 def _linear(image: np.ndarray, scale: float, offset: float, clip: tuple[float, float] | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
-from xrh.batches import BatchMapper, in_this_process
+from xrh.batches import BatchMapper, local_processes
 from xrh.runs import latest_succeeded_run, recorded_run
 from xrh.settings import Settings
 from xrh.warehouse import connect
@@ -19,21 +19,35 @@ def _fit_parameters(settings: Settings, method: str, cohort: str, reference: str
     return {"method": method, "cohort": cohort, "reference": reference, "split_seed": settings.seed}
 
 
-def fit_method(settings: Settings, method: str, cohort: str, reference: str) -> tuple[str, int]:
-    """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count)."""
+def fit_method(
+    settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper | None = None
+) -> tuple[str, int]:
+    """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count). The
+    images' statistics are read in batches by ``map_batches``, by default in local worker processes."""
     with (
         connect(settings.warehouse) as conn,
         recorded_run(conn, "harmonize_fit", _fit_parameters(settings, method, cohort, reference)) as run,
+        local_processes(settings.worker_count, map_batches) as mapper,
     ):
-        return run.run_id, fit(
-            conn, settings.mimic_cxr, method, cohort, reference, run.run_id, split_seed=settings.seed
+        count = fit(
+            conn,
+            settings.mimic_cxr,
+            method,
+            cohort,
+            reference,
+            run.run_id,
+            split_seed=settings.seed,
+            map_batches=mapper,
+            threads=settings.thread_count,
         )
+        return run.run_id, count
 
 
 def apply_method(
-    settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper = in_this_process
+    settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper | None = None
 ) -> tuple[str, int]:
-    """Apply the fitted ``method`` to every image of the cohort; (run id, image count). PNGs and harm_images."""
+    """Apply the fitted ``method`` to every image of the cohort; (run id, image count). PNGs and harm_images; the
+    images are harmonized in batches by ``map_batches``, by default in local worker processes."""
     with connect(settings.warehouse) as conn:
         fit_run_id = latest_succeeded_run(conn, "harmonize_fit", _fit_parameters(settings, method, cohort, reference))
     if fit_run_id is None:
@@ -44,6 +58,7 @@ def apply_method(
     with (
         connect(settings.warehouse) as conn,
         recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run,
+        local_processes(settings.worker_count, map_batches) as mapper,
     ):
         count = apply(
             conn,
@@ -52,7 +67,8 @@ def apply_method(
             fit_run_id,
             run.run_id,
             split_seed=settings.seed,
-            map_batches=map_batches,
+            map_batches=mapper,
+            threads=settings.thread_count,
         )
         return run.run_id, count
 
@@ -66,8 +82,10 @@ def evaluate_methods(
     epochs: int,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
+    map_batches: BatchMapper | None = None,
 ) -> str:
-    """The harmonization benchmark (``harmonize.evaluate``); returns the evaluation's run id."""
+    """The harmonization benchmark (``harmonize.evaluate``); returns the evaluation's run id. Its image steps run in
+    batches by ``map_batches``, by default in local worker processes."""
     parameters = {
         "cohort": cohort,
         "reference": reference,
@@ -76,7 +94,11 @@ def evaluate_methods(
         "diagnostic_cohort": diagnostic_cohort,
         "external_group": external_group,
     }
-    with connect(settings.warehouse) as conn, recorded_run(conn, "harmonize_evaluate", parameters) as run:
+    with (
+        connect(settings.warehouse) as conn,
+        recorded_run(conn, "harmonize_evaluate", parameters) as run,
+        local_processes(settings.worker_count, map_batches) as mapper,
+    ):
         evaluate(
             conn,
             settings,
@@ -87,5 +109,6 @@ def evaluate_methods(
             epochs=epochs,
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group,
+            map_batches=mapper,
         )
         return run.run_id

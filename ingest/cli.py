@@ -56,22 +56,20 @@ def dicom_step(args: argparse.Namespace, settings: Settings) -> int:
 
 def cache_step(args: argparse.Namespace, settings: Settings) -> int:
     """Decode every ingested DICOM once into the preprocessed-image cache."""
-    from ingest.images import Preprocessing, fill_cache
+    from ingest.images import ImageCache, Preprocessing, fill_cache
+    from xrh.batches import local_processes
 
     preprocessing = Preprocessing(size=args.size, window=args.window, equalize=args.equalize)
     project = settings.mimic_cxr
     with connect(settings.warehouse) as conn:
         rows = conn.execute("select dicom_id, path from raw_dicom_headers order by path").fetchall()
     images = [(dicom_id, project / path) for dicom_id, path in rows]
-    cached, errors = fill_cache(
-        settings.cache_dir, preprocessing, images, workers=args.workers or settings.worker_count
-    )
+    cache = ImageCache(settings.cache_dir, preprocessing)
+    with local_processes(args.workers or settings.worker_count) as map_batches:
+        cached, errors = fill_cache(cache, images, map_batches=map_batches)
     for message in errors:
         log.error("%s", message)
-    print(
-        f"{cached:,} images newly cached under {settings.cache_dir / 'images' / preprocessing.key()}, "
-        f"{len(errors)} failed"
-    )
+    print(f"{cached:,} images newly cached under {cache.folder}, {len(errors)} failed")
     return 1 if errors else 0
 
 

@@ -11,8 +11,9 @@
 4. resize to ``size`` x ``size`` keeping the aspect ratio: the longer side becomes ``size`` (box-filtered, so noise is
    averaged rather than aliased) and the shorter side is padded with zeros, centred.
 
-:class:`ImageCache` stores each result once per (dicom_id, preprocessing) as a 16-bit ``.npy`` file, so training epochs
-and harmonization runs never decode a DICOM twice.
+:class:`ImageCache` stores each result once per (dicom_id, preprocessing, harmonization) as a 16-bit ``.npy`` file, so
+training epochs, feature extraction and the harmonization benchmark read small analysis images and never decode a
+DICOM twice; :func:`fill_cache` fills it in batches over worker processes, one image in memory per worker.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +31,8 @@ import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
-from xrh.batches import BatchMapper, batches_of
+from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import write_bytes_atomic
-from xrh.processes import worker_pool
 from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
@@ -81,6 +83,15 @@ def presentation_values(dataset: pydicom.Dataset) -> np.ndarray:
     return values
 
 
+def load_values(path: Path) -> np.ndarray:
+    """Presentation values of a DICOM file, as uint16 when they are integers in range: what the harmonization methods
+    take (their lookup-table fast path) and what the cache preprocesses."""
+    values = presentation_values(pydicom.dcmread(path))
+    if values.min() >= 0 and values.max() <= 65535 and np.array_equal(values, np.round(values)):
+        return values.astype(np.uint16)
+    return values
+
+
 def window(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     """Map to [0, 1] by percentiles or extremes (see the module docstring), then optionally equalize."""
     if preprocessing.window == "minmax":
@@ -123,14 +134,16 @@ def preprocess(dataset: pydicom.Dataset, preprocessing: Preprocessing) -> np.nda
 
 
 class ImageCache:
-    """Preprocessed images on disk: ``<cache_dir>/images/<preprocessing key>/<dicom_id[:2]>/<dicom_id>.npy``.
+    """Preprocessed images on disk: ``<cache_dir>/images/<preprocessing key>/<dicom_id[:2]>/<dicom_id>.npy``, or under
+    ``<preprocessing key>+<variant>`` for images transformed before preprocessing (a harmonization method and its
+    fitted parameters).
 
     Images are stored as uint16 (value x 65535), written atomically, and read back as float32.
     """
 
-    def __init__(self, cache_dir: Path, preprocessing: Preprocessing) -> None:
+    def __init__(self, cache_dir: Path, preprocessing: Preprocessing, variant: str = "") -> None:
         self.preprocessing = preprocessing
-        self.folder = Path(cache_dir) / "images" / preprocessing.key()
+        self.folder = Path(cache_dir) / "images" / (preprocessing.key() + (f"+{variant}" if variant else ""))
 
     def path_of(self, dicom_id: str) -> Path:
         return self.folder / dicom_id[:2] / f"{dicom_id}.npy"
@@ -147,47 +160,38 @@ class ImageCache:
         write_bytes_atomic(self.path_of(dicom_id), encoded.getvalue())
 
 
-def _cache_one(task: tuple[Path, Preprocessing, str, Path]) -> str | None:
-    """Worker: cache one image; return an error message instead of raising, so one bad file never stops a run."""
-    cache_dir, preprocessing, dicom_id, dicom_path = task
-    try:
-        ImageCache(cache_dir, preprocessing).store(dicom_id, preprocess(pydicom.dcmread(dicom_path), preprocessing))
-    except Exception as error:
-        return f"{dicom_path}: {error}"
-    return None
+ValuesTransform = Callable[[np.ndarray], np.ndarray]
 
 
-def _cache_batch(tasks: list[tuple[Path, Preprocessing, str, Path]]) -> list[str | None]:
-    return [_cache_one(task) for task in tasks]
-
-
-IMAGES_PER_TASK = 16
-IMAGES_PER_REMOTE_TASK = 64  # a Prefect task on Dask costs some 0.1-0.3 s of bookkeeping
+def _cache_batch(
+    cache: ImageCache, transform: ValuesTransform | None, images: list[tuple[str, Path]]
+) -> list[str | None]:
+    """Worker: cache each image; an error message instead of raising, so one bad file never stops a run."""
+    outcomes = []
+    for dicom_id, dicom_path in images:
+        try:
+            values = load_values(dicom_path)
+            if transform is not None:
+                values = transform(values)
+            cache.store(dicom_id, analysis_image(values, cache.preprocessing))
+            outcomes.append(None)
+        except Exception as error:
+            outcomes.append(f"{dicom_path}: {error}")
+    return outcomes
 
 
 def fill_cache(
-    cache_dir: Path,
-    preprocessing: Preprocessing,
+    cache: ImageCache,
     images: list[tuple[str, Path]],
     *,
-    workers: int = 1,
-    map_batches: BatchMapper | None = None,
+    transform: ValuesTransform | None = None,
+    map_batches: BatchMapper = in_this_process,
 ) -> tuple[int, list[str]]:
-    """Cache every ``(dicom_id, path)`` not cached yet, in ``workers`` processes or by ``map_batches`` (batches of
-    ``IMAGES_PER_REMOTE_TASK`` elsewhere, e.g. on a Dask cluster); return (newly cached, errors)."""
-    cache = ImageCache(cache_dir, preprocessing)
-    todo = [(cache_dir, preprocessing, dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
-    if map_batches is not None:
-        size = IMAGES_PER_REMOTE_TASK
-        batches = batches_of(todo, size)
-        done = track(map_batches(_cache_batch, batches), len(batches), "caching images", unit="batches")
-        outcomes = [outcome for batch in done for outcome in batch]
-    elif workers > 1 and len(todo) > 1:
-        with worker_pool(workers) as executor:
-            outcomes = list(
-                track(executor.map(_cache_one, todo, chunksize=IMAGES_PER_TASK), len(todo), "caching images")
-            )
-    else:
-        outcomes = list(track(map(_cache_one, todo), len(todo), "caching images"))
+    """Cache every ``(dicom_id, path)`` not cached yet, in batches mapped by ``map_batches`` (local processes, a Dask
+    cluster); ``transform`` (picklable) maps the presentation values first. Returns (newly cached, errors)."""
+    todo = [(dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
+    batches = batches_of(todo)
+    done = map_batches(partial(_cache_batch, cache, transform), batches)
+    outcomes = [outcome for batch in track(done, len(batches), "caching images", unit="batches") for outcome in batch]
     errors = [message for message in outcomes if message]
     return len(todo) - len(errors), errors

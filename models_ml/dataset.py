@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ingest.images import ImageCache, Preprocessing, fill_cache
+from ingest.images import ImageCache, ValuesTransform, fill_cache
 from models_ml.splits import split_members
 from xrh.batches import BatchMapper
 from xrh.warehouse import table_columns
@@ -81,26 +82,25 @@ def load_cohort(
 
 def cache_images(
     examples: list[Example],
-    cache_dir: Path,
-    preprocessing: Preprocessing,
-    workers: int,
+    cache: ImageCache,
+    map_batches: BatchMapper,
     *,
-    map_batches: BatchMapper | None = None,
+    transform: ValuesTransform | None = None,
 ) -> ImageCache:
-    """Make sure every example is in the preprocessed-image cache (decoding each DICOM once), in ``workers``
-    processes or by ``map_batches``."""
-    _, errors = fill_cache(
-        cache_dir, preprocessing, [(e.dicom_id, e.path) for e in examples], workers=workers, map_batches=map_batches
-    )
+    """Make sure every example is in ``cache`` (decoding each DICOM once), its batches mapped by ``map_batches``;
+    ``transform`` maps the presentation values first (a harmonization)."""
+    images = [(e.dicom_id, e.path) for e in examples]
+    _, errors = fill_cache(cache, images, transform=transform, map_batches=map_batches)
     if errors:
-        raise RuntimeError(f"{len(errors)} images could not be preprocessed, e.g. {errors[0]}")
-    return ImageCache(cache_dir, preprocessing)
+        raise ValueError(f"{len(errors)} images could not be preprocessed, e.g. {errors[0]}")
+    return cache
 
 
 class CachedImages(Dataset):
-    """(image tensor 1 x S x S, class index) pairs from the cache, with an optional transform."""
+    """(image tensor 1 x S x S, class index) pairs from the cache, with an optional transform. ``examples`` are any
+    items with a ``dicom_id`` and a ``label`` (:class:`Example`, ``harmonize.fitting.CohortImage``)."""
 
-    def __init__(self, examples: list[Example], cache: ImageCache, transform=None) -> None:
+    def __init__(self, examples: Sequence[Example], cache: ImageCache, transform=None) -> None:
         self.examples = examples
         self.cache = cache
         self.transform = transform
@@ -114,22 +114,6 @@ class CachedImages(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, example.label
-
-
-class ArrayImages(Dataset):
-    """(image tensor 1 x S x S, class index) pairs from images held in memory (N x S x S float32)."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
-        self.labels = [int(label) for label in labels]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        return (self.transform(image) if self.transform is not None else image), self.labels[index]
 
 
 def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:

@@ -20,23 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.manifold import TSNE
-from sklearn.metrics import silhouette_score
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from ingest.images import Preprocessing
+from ingest.images import ImageCache, Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.config import TrainConfig
 from models_ml.dataset import CachedImages, Example, cache_images
-from models_ml.feature_statistics import frechet_distance, ks_effect, ks_over_features, linear_probe, mmd_rbf
+from models_ml.feature_statistics import feature_analysis
 from models_ml.plots import plot_embedding
 from models_ml.results import TABLES
-from models_ml.torch_setup import choose_device, seed_everything
+from models_ml.torch_setup import choose_device, loader_options, mixed_precision, seed_everything
 from xrh.artifacts import artifact_path, record_artifacts
+from xrh.batches import local_processes
 from xrh.runs import latest_succeeded_run
 from xrh.settings import Settings
 from xrh.tables import replace_run_rows
-
-PROBE_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -94,75 +92,53 @@ def cohort_examples(rows: list[tuple], mimic_cxr: Path) -> list[Example]:
     return [Example(row[0], mimic_cxr / row[3], 0, "all") for row in rows]
 
 
-def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str, *, batch_size: int = 64):
+def embed(
+    model: torch.nn.Module, dataset: Dataset, device: torch.device, *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(penultimate features as float32, score of the last class) of every image of ``dataset``, batch by batch."""
+    features, scores = [], []
+    with torch.no_grad(), mixed_precision(device):
+        for images, _ in DataLoader(dataset, batch_size=batch_size, **loader_options(device)):
+            embedding = model.features(images.to(device, non_blocking=True))
+            features.append(embedding.float().cpu())
+            scores.append(torch.softmax(model.head(embedding).float(), dim=1)[:, -1].cpu())
+    return torch.cat(features).numpy().astype(np.float32), torch.cat(scores).numpy()
+
+
+def extract_features(conn: sqlite3.Connection, settings: Settings, run_id: str):
     """Embed every image of the run's cohort; return (rows of cohort_images columns, features, scores)."""
     device = choose_device(settings.device)
     model, config = load_run_model(conn, settings.cache_dir, run_id, device)
     seed_everything(config.seed)
     rows = cohort_rows(conn, config.cohort)
     examples = cohort_examples(rows, settings.mimic_cxr)
-    cache = cache_images(examples, settings.cache_dir, Preprocessing(size=config.image_size), settings.worker_count)
-    features, scores = [], []
-    with torch.no_grad():
-        for images, _ in DataLoader(CachedImages(examples, cache), batch_size=batch_size):
-            embedding = model.features(images.to(device))
-            features.append(embedding.cpu())
-            scores.append(torch.softmax(model.head(embedding), dim=1)[:, -1].cpu())
-    return rows, torch.cat(features).numpy().astype(np.float32), torch.cat(scores).numpy()
+    cache = ImageCache(settings.cache_dir, Preprocessing(size=config.image_size))
+    with local_processes(settings.worker_count) as map_batches:
+        cache_images(examples, cache, map_batches)
+    return (rows, *embed(model, CachedImages(examples, cache), device))
 
 
 def analyse_features(
     conn: sqlite3.Connection, settings: Settings, run_id: str, *, permutations: int = 200, max_points: int = 2000
 ) -> FeatureSummary:
-    """Extract, store and analyse the features of a run; write ml_features and ml_feature_analysis."""
+    """Extract, store and analyse the features of a run; write ml_features and ml_feature_analysis.
+
+    The statistics are those of :func:`models_ml.feature_statistics.feature_analysis`, each linear in the number of
+    images (MMD and the silhouette on bounded subsamples, the probe on a bounded subsample of whole patients); the
+    summary's MMD and Frechet distance are those of the last pair of scanner groups.
+    """
     rows, features, scores = extract_features(conn, settings, run_id)
     scanner = np.array([r[4] for r in rows])
     subjects = np.array([r[1] for r in rows])
     labels = np.array([str(r[2]) for r in rows])
-    groups = sorted(set(scanner))
-    analysis: list[dict] = []
+    demographics = {column: np.array([str(r[index]) for r in rows]) for column, index in (("sex", 5), ("race", 6))}
+    analysis = feature_analysis(
+        features, scores, scanner, subjects, demographics, permutations=permutations, seed=settings.seed
+    )
 
-    def add(name, grouping, a, b, metric, value, p=None):
-        analysis.append(
-            {"analysis": name, "grouping": grouping, "group_a": a, "group_b": b, "metric": metric,
-             "value": None if value is None else float(value), "p_value": p}
-        )  # fmt: skip
-
-    probe = float("nan")
-    if len(groups) > 1 and len(set(subjects)) >= PROBE_FOLDS:
-        probe, spread = linear_probe(features, scanner, subjects, PROBE_FOLDS)
-        add("linear_probe", "energy_group", None, None, "balanced_accuracy", probe)
-        add("linear_probe", "energy_group", None, None, "balanced_accuracy_std", spread)
-        add("silhouette", "energy_group", None, None, "silhouette", silhouette_score(features, scanner))
-    mmd = p_value = frechet = float("nan")
-    for i, first in enumerate(groups):
-        for second in groups[i + 1 :]:
-            a, b = features[scanner == first], features[scanner == second]
-            if min(len(a), len(b)) < 3:
-                continue
-            mmd, p_value = mmd_rbf(a, b, permutations=permutations, seed=settings.seed)
-            frechet = frechet_distance(a, b)
-            add("mmd_rbf", "energy_group", first, second, "mmd_squared", mmd, p_value)
-            add("frechet", "energy_group", first, second, "frechet_distance", frechet)
-            statistic, ks_p = ks_effect(scores[scanner == first], scores[scanner == second])
-            add("ks_scores", "energy_group", first, second, "ks_statistic", statistic, ks_p)
-            mean_ks, max_ks = ks_over_features(a, b)
-            add("ks_features", "energy_group", first, second, "mean_ks_statistic", mean_ks)
-            add("ks_features", "energy_group", first, second, "max_ks_statistic", max_ks)
-    # Fairness: within each scanner group, between sexes and between the two largest race groups.
-    for group in groups:
-        inside = scanner == group
-        for column, index in (("sex", 5), ("race", 6)):
-            values = np.array([str(r[index]) for r in rows])[inside]
-            counts = sorted(((np.sum(values == v), v) for v in set(values) if v != "None"), reverse=True)[:2]
-            if len(counts) < 2 or counts[1][0] < 3:
-                continue
-            (_, a_name), (_, b_name) = counts
-            a_mask, b_mask = values == a_name, values == b_name
-            statistic, ks_p = ks_effect(scores[inside][a_mask], scores[inside][b_mask])
-            add("ks_scores", f"{column} within {group}", a_name, b_name, "ks_statistic", statistic, ks_p)
-            mean_ks, _ = ks_over_features(features[inside][a_mask], features[inside][b_mask])
-            add("ks_features", f"{column} within {group}", a_name, b_name, "mean_ks_statistic", mean_ks)
+    def last(metric: str, field: str = "value") -> float:
+        found = [r[field] for r in analysis if r["grouping"] == "energy_group" and r["metric"] == metric]
+        return found[-1] if found else float("nan")
 
     chosen = np.random.default_rng(settings.seed).permutation(len(features))[:max_points]
     perplexity = float(max(2, min(30, (len(chosen) - 1) // 3)))
@@ -180,4 +156,11 @@ def analyse_features(
     ]
     record_artifacts(conn, settings.cache_dir, run_id, {"feature_embedding": png})
     replace_run_rows(conn, {TABLES["ml_features"]: feature_rows, TABLES["ml_feature_analysis"]: analysis}, run_id)
-    return FeatureSummary(len(rows), probe, mmd, p_value, frechet, png)
+    return FeatureSummary(
+        len(rows),
+        last("balanced_accuracy"),
+        last("mmd_squared"),
+        last("mmd_squared", "p_value"),
+        last("frechet_distance"),
+        png,
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ingest.images import Preprocessing
+from ingest.images import ImageCache, Preprocessing
 from models_ml.config import TrainConfig
 from models_ml.dataset import cache_images
 from models_ml.features import FeatureSummary, analyse_features, cohort_examples, cohort_rows, latest_run
 from models_ml.splits import SplitCounts, split_cohort
 from models_ml.train import TrainResult, train
-from xrh.batches import BatchMapper
+from xrh.batches import BatchMapper, local_processes
 from xrh.runs import recorded_run
 from xrh.settings import Settings
 from xrh.warehouse import connect
@@ -26,12 +26,11 @@ def cache_cohort_images(
     settings: Settings, cohort: str, image_size: int, *, map_batches: BatchMapper | None = None
 ) -> None:
     """Preprocess every image of the cohort into the image cache ahead of training and feature extraction (which
-    would otherwise do it themselves, in this process)."""
+    would otherwise do it themselves, in local processes)."""
     with connect(settings.warehouse) as conn:
         examples = cohort_examples(cohort_rows(conn, cohort), settings.mimic_cxr)
-    cache_images(
-        examples, settings.cache_dir, Preprocessing(size=image_size), settings.worker_count, map_batches=map_batches
-    )
+    with local_processes(settings.worker_count, map_batches) as mapper:
+        cache_images(examples, ImageCache(settings.cache_dir, Preprocessing(size=image_size)), mapper)
 
 
 def train_classifier(settings: Settings, config: TrainConfig) -> TrainResult:

@@ -1,4 +1,5 @@
-"""torch and torchvision as this project uses them: the CPU/CUDA torchvision mismatch, device choice, seeding.
+"""torch and torchvision as this project uses them: the CPU/CUDA torchvision mismatch, device choice and what each
+device gets (loader workers, pinned memory, mixed precision), seeding.
 
 PyPI's torchvision 0.28.0 wheel is built for CUDA; with the CPU build of torch its compiled operators do not load and
 ``import torchvision`` fails with "operator torchvision::nms does not exist". Only in that combination, the two
@@ -10,6 +11,8 @@ torch is a CUDA build, is left untouched.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 import random
 import re
 from functools import cache
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def _torchvision_build() -> str:
@@ -64,10 +69,39 @@ def import_torchvision():
 
 
 def choose_device(setting: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU; otherwise the named device."""
+    """``auto``: CUDA when available, else CPU; otherwise the named device (``cpu``, ``cuda``, ``cuda:N``), which must
+    exist here (a ValueError that says what to set otherwise)."""
+    device = _named_device(setting)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    log.info("computing on %s (%s)", device, name)
+    return device
+
+
+def _named_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", setting):
+        raise ValueError(f"device setting {setting!r} is not one of auto, cpu, cuda, cuda:N; set XRH_DEVICE to one")
+    device = torch.device(setting)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            build = "this torch build has no CUDA" if torch.version.cuda is None else f"{count} CUDA devices found"
+            raise ValueError(f"device setting {setting!r}, but {build}; set XRH_DEVICE=auto or cpu")
+    return device
+
+
+def loader_options(device: torch.device) -> dict[str, object]:
+    """DataLoader options for ``device``. On CUDA, worker processes read the next batches from the image cache into
+    pinned memory while the GPU computes; on the CPU loading stays in this process, whose cores do the computing."""
+    if device.type != "cuda":
+        return {}
+    return {"num_workers": min(8, os.cpu_count() or 1), "pin_memory": True, "persistent_workers": True}
+
+
+def mixed_precision(device: torch.device):
+    """float16 autocast on CUDA (tensor cores), a no-op on the CPU, where float32 is kept for reproducible results."""
+    return torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda")
 
 
 def seed_everything(seed: int) -> None:

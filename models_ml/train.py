@@ -19,15 +19,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ingest.images import Preprocessing
+from ingest.images import ImageCache, Preprocessing
 from models_ml.architectures import build_classifier
 from models_ml.config import AUGMENTATIONS, TrainConfig
 from models_ml.dataset import CachedImages, CohortData, cache_images, class_weights, load_cohort
 from models_ml.metrics import auc, balanced_accuracy, confusion, expected_calibration_error, precision_recall
 from models_ml.plots import plot_confusion, plot_training_curves
 from models_ml.results import TABLES
-from models_ml.torch_setup import choose_device, import_torchvision, seed_everything
+from models_ml.torch_setup import (
+    choose_device,
+    import_torchvision,
+    loader_options,
+    mixed_precision,
+    seed_everything,
+)
 from xrh.artifacts import record_artifacts
+from xrh.batches import local_processes
 from xrh.files import sha256_file
 from xrh.progress import track
 from xrh.settings import Settings
@@ -59,12 +66,12 @@ def augmentation(kind: str):
 
 
 def forward_all(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, labels) of every batch of ``loader``, in evaluation mode, on the CPU."""
+    """(logits, labels) of every batch of ``loader``, in evaluation mode, on the CPU (float32)."""
     model.eval()
     logits, labels = [], []
-    with torch.no_grad():
+    with torch.no_grad(), mixed_precision(device):
         for images, batch_labels in loader:
-            logits.append(model(images.to(device)).cpu())
+            logits.append(model(images.to(device, non_blocking=True)).float().cpu())
             labels.append(torch.as_tensor(batch_labels))
     return torch.cat(logits), torch.cat(labels)
 
@@ -116,12 +123,14 @@ def fit_classifier(
     best state is saved to ``checkpoint`` and loaded back into the returned model."""
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator)
+    loading = loader_options(device)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, **loading)
     # Its own generator: iterating a DataLoader draws a seed, and evaluation must not move the training's random stream.
-    validation_loader = DataLoader(validation_set, batch_size=config.batch_size, generator=torch.Generator())
+    validation_loader = DataLoader(validation_set, batch_size=config.batch_size, generator=torch.Generator(), **loading)
     model = build_classifier(config.architecture, classes, Path(config.weights) if config.weights else None).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, classes).to(device))
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # float16 gradients need loss scaling
     history, best_loss, best_epoch, stale = [], float("inf"), 0, 0
     images_seen, start = 0, time.perf_counter()
     for epoch in track(range(1, config.epochs + 1), config.epochs, f"training {config.architecture}", unit="epochs"):
@@ -129,9 +138,11 @@ def fit_classifier(
         total = 0.0
         for images, labels in train_loader:
             optimizer.zero_grad()
-            loss = loss_fn(model(images.to(device)), labels.to(device))
-            loss.backward()
-            optimizer.step()
+            with mixed_precision(device):
+                loss = loss_fn(model(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True))
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total += loss.item() * len(labels)
             images_seen += len(labels)
         logits, labels = forward_all(model, validation_loader, device)  # one pass gives the loss and the accuracy
@@ -170,9 +181,9 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         seed=config.split_seed,
     )
     classes = len(data.class_names)
-    cache = cache_images(
-        data.examples, settings.cache_dir, Preprocessing(size=config.image_size), settings.worker_count
-    )
+    cache = ImageCache(settings.cache_dir, Preprocessing(size=config.image_size))
+    with local_processes(settings.worker_count) as map_batches:
+        cache_images(data.examples, cache, map_batches)
     splits = {name: data.split(name) for name in ("train", "validate", "test")}
     if not splits["train"] or not splits["validate"]:
         raise ValueError(
@@ -197,7 +208,7 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
         for row in fitted.history
     ]
     eval_loaders = {
-        name: DataLoader(CachedImages(examples, cache), batch_size=config.batch_size)
+        name: DataLoader(CachedImages(examples, cache), batch_size=config.batch_size, **loader_options(device))
         for name, examples in splits.items()
     }
     prediction_rows, metric_rows, headlines = [], [], {}

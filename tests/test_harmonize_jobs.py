@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from harmonize.common import params_from_json
-from harmonize.fitting import apply, fit, load_values, read_png16
+from harmonize.fitting import apply, fit, read_png16
 from harmonize.methods import image_method
+from ingest.images import load_values
 from models_ml.splits import split_cohort
 from xrh.files import sha256_file
 from xrh.warehouse import connect
@@ -176,3 +177,26 @@ def test_apply_finds_its_fit_after_the_code_version_changed(built, monkeypatch):
     assert count > 0 and fit_run in used
     with pytest.raises(ValueError, match="run `xrh harmonize fit --method cdf --reference D90"):
         apply_method(built, "cdf", "scanner_d110_vs_s120", "D90")
+
+
+@pytest.mark.parametrize("method", ["cdf", "fda"])
+def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, tmp_path, method):
+    from harmonize.common import params_to_json
+    from harmonize.fitting import Harmonization, cohort_images, fit_parameters
+    from ingest.images import ImageCache, Preprocessing, fill_cache
+    from xrh.batches import in_this_process, local_processes
+
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+        images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)[:40]
+    paths, pairs = [i.path for i in images], [(i.dicom_id, i.path) for i in images]
+    serial = fit_parameters(method, paths, in_this_process)
+    one = ImageCache(tmp_path / "one", Preprocessing(size=48), Harmonization(method, serial).variant())
+    fill_cache(one, pairs, transform=Harmonization(method, serial))
+    with local_processes(2) as map_batches:
+        parallel = fit_parameters(method, paths, map_batches, threads=2)
+        harmonization = Harmonization(method, parallel, threads=2)
+        two = ImageCache(tmp_path / "two", Preprocessing(size=48), harmonization.variant())
+        fill_cache(two, pairs, transform=harmonization, map_batches=map_batches)
+    assert params_to_json(serial) == params_to_json(parallel)  # batch sums combined in order: bit for bit
+    assert all(one.path_of(i.dicom_id).read_bytes() == two.path_of(i.dicom_id).read_bytes() for i in images)

@@ -1,12 +1,17 @@
-"""Each harmonization method's defining property, across dtypes, and exact round trips of its parameters."""
+"""Each harmonization method's defining property, across dtypes; fits streamed from per-image summaries equal to the
+list-based means, in any batching, in constant memory; fast FFT sizes; the thread setting; exact parameter round
+trips."""
 
 from __future__ import annotations
+
+import pickle
+import tracemalloc
 
 import numpy as np
 import pytest
 from scipy import fft
 
-from harmonize import combat, distribution, fourier, intensity
+from harmonize import combat, common, distribution, fourier, intensity
 from harmonize.common import body_values, params_from_json, params_to_json, weighted_quantiles
 from harmonize.methods import IMAGE_METHODS
 
@@ -23,15 +28,25 @@ def radiograph(seed: int, *, mean: float = 2000, spread: float = 400, dtype=np.u
 
 
 REFERENCES = [radiograph(seed) for seed in range(3)]
+PRIME_SHAPE = (127, 131)  # both sides prime: padded to fast FFT lengths
+# References of several sizes, the largest FDA block first: merging FDA summaries crops to the smallest.
+MIXED = [
+    radiograph(seed, mean=1700 + 150 * seed, shape=shape)
+    for seed, shape in enumerate([(150, 144), PRIME_SHAPE, (160, 128), (131, 160), (160, 128), (140, 139)])
+]
 
 
 def body_quantiles(image: np.ndarray, levels) -> np.ndarray:
     return weighted_quantiles(*body_values(image), np.asarray(levels))
 
 
+def fitted(name: str, images=REFERENCES):
+    return IMAGE_METHODS[name].fit(images)
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_cdf_matching_gives_the_reference_quantiles(dtype):
-    params = distribution.fit_quantiles(REFERENCES)
+    params = fitted("cdf")
     source = radiograph(9, mean=2600, spread=250, dtype=dtype)
     matched = distribution.apply_cdf_matching(source, params)
     levels = [0.1, 0.25, 0.5, 0.75, 0.9]
@@ -42,7 +57,7 @@ def test_cdf_matching_gives_the_reference_quantiles(dtype):
 
 def test_cdf_matching_is_monotone_and_leaves_a_reference_image_about_unchanged():
     image = REFERENCES[0]
-    params = distribution.fit_quantiles([image])
+    params = fitted("cdf", [image])
     matched = distribution.apply_cdf_matching(image, params)
     body = (slice(20, -20), slice(15, -15))
     assert np.abs(matched[body].astype(float) - image[body]).mean() < 0.003 * image[body].mean()
@@ -51,7 +66,7 @@ def test_cdf_matching_is_monotone_and_leaves_a_reference_image_about_unchanged()
 
 
 def test_subsampled_cdf_is_close_to_exact():
-    params = distribution.fit_quantiles(REFERENCES)
+    params = fitted("cdf")
     source = radiograph(4, mean=2500)
     exact = distribution.apply_cdf_matching(source, params).astype(float)
     subsampled = distribution.apply_cdf_matching(source, params, step=2).astype(float)
@@ -59,14 +74,14 @@ def test_subsampled_cdf_is_close_to_exact():
 
 
 def test_landmarks_map_onto_the_standard_scale():
-    params = distribution.fit_landmarks(REFERENCES)
+    params = fitted("nyul")
     mapped = distribution.apply_landmarks(radiograph(5, mean=2700, spread=300), params)
     assert np.allclose(body_quantiles(mapped, params["percentiles"] / 100), params["landmarks"], rtol=0.02)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_intensity_methods_match_range_percentiles_and_moments(dtype):
-    params = intensity.fit([r.astype(dtype) for r in REFERENCES])
+    params = fitted("zscore", (r.astype(dtype) for r in REFERENCES))
     source = radiograph(6, mean=1200, spread=150, dtype=dtype)
     minmax = intensity.apply_minmax(source, params)
     assert minmax.min() == pytest.approx(params["min"], abs=1e-3)
@@ -80,7 +95,7 @@ def test_intensity_methods_match_range_percentiles_and_moments(dtype):
 
 
 def test_fda_keeps_the_phase_and_sets_the_low_frequency_amplitude():
-    params = fourier.fit_fda(REFERENCES)
+    params = fitted("fda")
     source = radiograph(7, mean=2500).astype(np.float32)
     out = fourier.apply_fda(source, params, beta=0.05, clip=False)
     before, after = fft.rfft2(source), fft.rfft2(out)
@@ -97,7 +112,7 @@ def test_fda_keeps_the_phase_and_sets_the_low_frequency_amplitude():
 
 
 def test_band_equalization_matches_band_energies():
-    params = fourier.fit_band_energies(REFERENCES)
+    params = fitted("bands")
     noisy = radiograph(8, spread=900).astype(np.float32)
     out = fourier.apply_band_equalization(noisy, params, clip=False)
     assert np.allclose(fourier.band_energies(out), params["energies"], rtol=0.05)
@@ -134,28 +149,19 @@ def test_combat_gives_finite_output_for_unseen_scanners(rows):
     assert out.shape == (rows, 5) and np.isfinite(out).all()
 
 
-def test_image_methods_are_finite_on_any_image_even_a_flat_one():
+@pytest.mark.parametrize("name", sorted(IMAGE_METHODS))
+def test_image_methods_are_finite_on_any_image_even_a_flat_one_or_one_with_prime_sides(name):
+    method = IMAGE_METHODS[name]
+    params = method.fit(REFERENCES)
     flat = np.full((64, 48), 700, dtype=np.uint16)
-    fitted = {
-        "minmax": (intensity.apply_minmax, intensity.fit(REFERENCES)),
-        "window": (intensity.apply_percentile_window, intensity.fit(REFERENCES)),
-        "zscore": (intensity.apply_zscore, intensity.fit(REFERENCES)),
-        "cdf": (distribution.apply_cdf_matching, distribution.fit_quantiles(REFERENCES)),
-        "landmarks": (distribution.apply_landmarks, distribution.fit_landmarks(REFERENCES)),
-        "fda": (fourier.apply_fda, fourier.fit_fda(REFERENCES)),
-        "bands": (fourier.apply_band_equalization, fourier.fit_band_energies(REFERENCES)),
-    }
-    for name, (method, params) in fitted.items():
-        for image in (flat, radiograph(11, mean=300, spread=50)):
-            assert np.isfinite(method(image, params)).all(), name
+    for image in (flat, radiograph(11, mean=300, spread=50), radiograph(12, shape=PRIME_SHAPE)):
+        out = method.apply(image, params)
+        assert out.shape == image.shape and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize(
-    "fit",
-    [intensity.fit, distribution.fit_quantiles, distribution.fit_landmarks, fourier.fit_fda, fourier.fit_band_energies],
-)
-def test_parameters_round_trip_through_json_exactly(fit):
-    params = fit(REFERENCES)
+@pytest.mark.parametrize("name", sorted(IMAGE_METHODS))
+def test_parameters_round_trip_through_json_exactly(name):
+    params = fitted(name)
     again = params_from_json(params_to_json(params))
     assert params.keys() == again.keys()
     for key, value in params.items():
@@ -168,7 +174,7 @@ def test_every_registered_method_harmonizes_a_real_chest_radiograph(name):
     its contrast halved back to an image of the same shape, finite, and changed."""
     from pydicom.data import get_testdata_file
 
-    from harmonize.fitting import load_values
+    from ingest.images import load_values
 
     original = load_values(get_testdata_file("RG1_UNCR.dcm"))[::4, ::4]  # every fourth pixel: fast, still real
     low_contrast = (original.astype(np.float64) / 2 + 1000).astype(original.dtype)
@@ -176,3 +182,210 @@ def test_every_registered_method_harmonizes_a_real_chest_radiograph(name):
     harmonized = method.apply(low_contrast, method.fit([original, original]))
     assert harmonized.shape == original.shape and np.isfinite(harmonized).all()
     assert not np.array_equal(np.asarray(harmonized, dtype=np.float64), low_contrast.astype(np.float64))
+
+
+# Fits streamed from summaries, against the list-based definitions they replace (written out here as they were).
+
+
+def old_statistics(images: list[np.ndarray]) -> dict:
+    stats = []
+    for image in images:
+        values, counts = body_values(image)
+        low, high = weighted_quantiles(values, counts, np.array(intensity.PERCENTILES) / 100.0)
+        mean = np.average(values, weights=counts)
+        std = np.sqrt(np.average((values - mean) ** 2, weights=counts))
+        stats.append((image.min(), image.max(), low, high, mean, std))
+    minimum, maximum, low, high, mean, std = np.mean(np.array(stats, dtype=np.float64), axis=0)
+    return {
+        "min": minimum,
+        "max": maximum,
+        "low": low,
+        "high": high,
+        "mean": mean,
+        "std": std,
+        "percentiles": np.array(intensity.PERCENTILES),
+    }
+
+
+def old_quantiles(images: list[np.ndarray]) -> dict:
+    functions = [body_quantiles(image, distribution.LEVELS) for image in images]
+    return {"levels": distribution.LEVELS, "quantiles": np.mean(functions, axis=0)}
+
+
+def old_landmarks(images: list[np.ndarray]) -> dict:
+    landmarks = np.array([body_quantiles(image, distribution.LANDMARK_PERCENTILES / 100) for image in images])
+    low, high = landmarks[:, 0].mean(), landmarks[:, -1].mean()
+    spans = np.maximum(landmarks[:, -1] - landmarks[:, 0], 1e-12)
+    scaled = low + (landmarks - landmarks[:, :1]) / spans[:, None] * (high - low)
+    return {"percentiles": distribution.LANDMARK_PERCENTILES, "landmarks": scaled.mean(axis=0)}
+
+
+def padded_spectrum(image: np.ndarray) -> np.ndarray:
+    """rfft2 of the image mirrored at its bottom and right to fast FFT lengths, written out with np.pad."""
+    shape = [fft.next_fast_len(n, real=True) for n in image.shape]
+    widths = [(0, padded - n) for padded, n in zip(shape, image.shape, strict=True)]
+    return fft.rfft2(np.pad(image.astype(np.float32), widths, mode="symmetric")), shape[0] * shape[1]
+
+
+def old_fda(images: list[np.ndarray]) -> dict:
+    half_width = min(int(np.floor(fourier.BETA_MAX * min(image.shape))) for image in images)
+    blocks = []
+    for image in images:
+        spectrum, size = padded_spectrum(image)
+        rows = np.r_[0 : half_width + 1, len(spectrum) - half_width : len(spectrum)]
+        blocks.append(np.abs(spectrum[np.ix_(rows, np.arange(half_width + 1))]) / size)
+    return {"amplitude": np.mean(np.array(blocks, dtype=np.float64), axis=0), "half_width": half_width}
+
+
+def old_bands(images: list[np.ndarray]) -> dict:
+    return {"band_edges": fourier.BAND_EDGES, "energies": np.mean([fourier.band_energies(i) for i in images], axis=0)}
+
+
+OLD_FITS = {
+    "minmax": old_statistics,
+    "percentile": old_statistics,
+    "zscore": old_statistics,
+    "cdf": old_quantiles,
+    "cdf_subsampled": old_quantiles,
+    "nyul": old_landmarks,
+    "fda": old_fda,
+    "bands": old_bands,
+}
+
+
+def assert_params_close(actual: dict, expected: dict, *, rtol: float) -> None:
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_allclose(np.asarray(actual[key]), np.asarray(value), rtol=rtol, atol=0, err_msg=key)
+
+
+def test_every_method_has_a_list_based_definition_to_compare_with():
+    assert OLD_FITS.keys() == IMAGE_METHODS.keys()
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_METHODS))
+def test_a_fit_streamed_from_a_generator_equals_the_mean_over_a_list(name):
+    params = IMAGE_METHODS[name].fit(image for image in MIXED)
+    assert_params_close(params, OLD_FITS[name](MIXED), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_METHODS))
+def test_batch_summaries_merge_to_the_same_parameters_however_the_images_are_batched(name):
+    method = IMAGE_METHODS[name]
+    whole = method.fit(MIXED)
+    for size in (1, 2, 3, 4):
+        batches = [MIXED[start : start + size] for start in range(0, len(MIXED), size)]
+        # through pickle, as the summaries of batches come back from worker processes
+        summaries = (pickle.loads(pickle.dumps(method.summarize_all(batch))) for batch in batches)
+        assert_params_close(method.fit_summaries(summaries), whole, rtol=1e-12)
+
+
+def test_fda_summaries_of_different_sizes_merge_by_cropping_to_the_smaller_block():
+    small, large = radiograph(15, shape=PRIME_SHAPE), radiograph(16, shape=(300, 280))
+    summaries = [fourier.summarize_fda(image) for image in (small, large)]
+    assert [summary["amplitude_sum"].shape for summary in summaries] == [(23, 12), (51, 26)]  # floor(0.09 * side)
+    forward = fourier.finish_fda(fourier.combine_fda(*summaries))
+    backward = fourier.finish_fda(fourier.combine_fda(*summaries[::-1]))
+    assert forward["half_width"] == backward["half_width"] == 11
+    assert np.array_equal(forward["amplitude"], backward["amplitude"])
+    assert_params_close(forward, old_fda([small, large]), rtol=1e-9)
+    assert fourier.apply_fda(large, forward, beta=0.05).shape == large.shape
+
+
+def test_fitting_needs_a_reference_image_and_summaries_of_one_method():
+    with pytest.raises(ValueError, match="at least one reference image"):
+        IMAGE_METHODS["cdf"].fit(iter([]))
+    with pytest.raises(ValueError, match="at least one reference image"):
+        IMAGE_METHODS["fda"].fit_summaries([])
+    with pytest.raises(ValueError, match="different keys"):
+        common.add_summaries(
+            distribution.summarize_quantiles(REFERENCES[0]), distribution.summarize_landmarks(REFERENCES[0])
+        )
+
+
+def fda_fit_peak_bytes(count: int) -> int:
+    """tracemalloc's peak while fitting FDA on ``count`` 512x512 images, made one at a time by a generator."""
+    base = radiograph(17, shape=(512, 512), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        IMAGE_METHODS["fda"].fit(base + np.float32(seed) for seed in range(count))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_fitting_keeps_memory_flat_however_many_images_it_reads():
+    fda_fit_peak_bytes(1)  # warm up: first-call allocations are no part of a fit's memory
+    few, many = fda_fit_peak_bytes(5), fda_fit_peak_bytes(20)
+    assert many <= 1.25 * few  # one 512x512 float32 image is 1 MiB: keeping 20 would add 15 MiB to a few MiB
+
+
+# Fast FFT sizes.
+
+
+@pytest.mark.parametrize("shape", [PRIME_SHAPE, (7, 11), (160, 128), (1, 1)])
+def test_images_are_padded_to_fast_lengths_by_mirroring(shape):
+    image = (
+        radiograph(18, shape=shape) if min(shape) > 40 else np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+    )
+    padded_rows, padded_cols = fourier.padded_shape(shape)
+    assert (padded_rows, padded_cols) == (
+        fft.next_fast_len(shape[0], real=True),
+        fft.next_fast_len(shape[1], real=True),
+    )
+    widths = [(0, padded_rows - shape[0]), (0, padded_cols - shape[1])]
+    expected = np.pad(image.astype(np.float32), widths, mode="symmetric")
+    assert np.array_equal(fourier.pad_for_fft(image), expected)
+
+
+def test_fourier_methods_on_prime_sides_give_back_an_image_matched_to_itself():
+    image = radiograph(13, shape=PRIME_SHAPE)
+    assert fourier.padded_shape(image.shape) != image.shape  # the transform is padded
+    tolerance = 1e-4 * float(image.max())  # float32 round trip
+    own_amplitude = IMAGE_METHODS["fda"].fit([image])
+    for beta in (1e-3, 0.01, 0.05, 0.09):
+        out = fourier.apply_fda(image, own_amplitude, beta=beta, clip=False)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert np.abs(out - image).max() < tolerance, beta
+    out = fourier.apply_band_equalization(image, IMAGE_METHODS["bands"].fit([image]), clip=False)
+    assert out.shape == image.shape and np.abs(out - image).max() < tolerance
+
+
+def test_fda_with_beta_near_zero_on_prime_sides_only_shifts_the_image():
+    image = radiograph(13, shape=PRIME_SHAPE, dtype=np.float32)
+    out = fourier.apply_fda(image, fitted("fda", MIXED), beta=1e-3, clip=False)  # half-width 0: the mean alone
+    shift = out - image
+    assert np.isfinite(out).all() and abs(shift.mean()) > 1.0
+    assert np.ptp(shift) < 1e-4 * float(image.max())
+
+
+# The thread setting.
+
+
+@pytest.fixture
+def restore_threads():
+    before = common.threads()
+    yield
+    common.set_threads(before)
+
+
+@pytest.mark.parametrize("name", ["cdf", "bands", "fda"])
+def test_results_do_not_depend_on_the_thread_count(name, restore_threads):
+    method = IMAGE_METHODS[name]
+    image = radiograph(14, shape=(257, 263))
+    results = []
+    for count in (1, 2):
+        common.set_threads(count)
+        assert common.threads() == count
+        params = method.fit(MIXED)
+        results.append((params, method.apply(image, params)))
+    (params_one, out_one), (params_two, out_two) = results
+    assert params_one.keys() == params_two.keys()
+    assert all(np.array_equal(params_one[key], params_two[key]) for key in params_one)
+    assert np.array_equal(out_one, out_two)
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, True])
+def test_the_thread_count_is_a_positive_integer(count, restore_threads):
+    with pytest.raises(ValueError, match="thread count"):
+        common.set_threads(count)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pydicom
 import pytest
@@ -9,7 +11,7 @@ from pydicom.uid import RLELossless
 
 from ingest.images import ImageCache, Preprocessing, fill_cache, fit_square, preprocess, presentation_values
 from tests.conftest import FILES
-from xrh.batches import in_this_process
+from xrh.batches import local_processes
 
 
 @pytest.fixture()
@@ -60,23 +62,29 @@ def test_compressed_pixels_decode_like_uncompressed(dataset):
     assert np.array_equal(preprocess(compressed, settings), preprocess(dataset, settings))
 
 
-def test_cache_stores_once_per_preprocessing(simulated, tmp_path):
+def test_cache_stores_once_per_preprocessing_and_variant(simulated, tmp_path):
     root, _ = simulated
     paths = sorted((root / FILES / "mimic-cxr/2.1.0/files").rglob("*.dcm"))[:6]
     images = [(path.stem, path) for path in paths]
     small, large = Preprocessing(size=32), Preprocessing(size=40)
     assert small.key() != large.key()
-    cached, errors = fill_cache(tmp_path, small, images, workers=2)
+    with local_processes(2) as map_batches:
+        cached, errors = fill_cache(ImageCache(tmp_path, small), images, map_batches=map_batches)
     assert (cached, errors) == (6, [])
-    assert fill_cache(tmp_path, small, images) == (0, [])
     cache = ImageCache(tmp_path, small)
+    assert fill_cache(cache, images) == (0, [])
     expected = preprocess(pydicom.dcmread(paths[0]), small)
     assert np.allclose(cache.load(paths[0].stem), expected, atol=1 / 65535)
     broken = tmp_path / "broken.dcm"
     broken.write_bytes(b"not a dicom file")
-    cached, errors = fill_cache(tmp_path, large, [("broken", broken)])
+    cached, errors = fill_cache(ImageCache(tmp_path, large), [("broken", broken)])
     assert cached == 0 and "broken.dcm" in errors[0]
-    cached, errors = fill_cache(tmp_path, large, [*images, ("broken", broken)], map_batches=in_this_process)
+    cached, errors = fill_cache(ImageCache(tmp_path, large), [*images, ("broken", broken)])
     assert cached == 6 and len(errors) == 1
     expected = preprocess(pydicom.dcmread(paths[0]), large)
     assert np.allclose(ImageCache(tmp_path, large).load(paths[0].stem), expected, atol=1 / 65535)
+    inverted = ImageCache(tmp_path, small, variant="inverted")
+    assert inverted.folder != cache.folder and paths[0].stem not in inverted
+    fill_cache(inverted, images[:1], transform=partial(np.multiply, -1.0))
+    centre = (slice(12, 20), slice(12, 20))  # the image, not the padding (zero in both)
+    assert np.allclose(inverted.load(paths[0].stem)[centre], 1.0 - cache.load(paths[0].stem)[centre], atol=0.02)

@@ -36,6 +36,8 @@ class Settings:
         Where PhysioNet projects are served (``<base>/<project>/<version>/...``).
     workers
         Worker processes or connections for parallel steps (0: one per CPU).
+    threads
+        Threads each worker process gives one image's numpy and FFT work (0: the CPUs shared out over the workers).
     prefect_home
         Prefect's own folder (its database, results and logs); never the warehouse. Default ``<data_root>/prefect``.
     dask_address
@@ -57,6 +59,7 @@ class Settings:
     device: str = "auto"
     physionet_base_url: str = "https://physionet.org/files/"
     workers: int = 0
+    threads: int = 0
     prefect_home: Path = DEFAULT_DATA_DIR / "prefect"
     dask_address: str = ""
     pipeline_cron: str = "0 3 * * 0"
@@ -70,6 +73,11 @@ class Settings:
     def worker_count(self) -> int:
         """``workers``, or one per CPU when it is 0."""
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def thread_count(self) -> int:
+        """``threads``, or the CPUs divided among the worker processes (at least one) when it is 0."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.worker_count)
 
     @property
     def physionet_files(self) -> Path:
@@ -91,6 +99,7 @@ _CONVERTERS = {
     "device": str,
     "physionet_base_url": str,
     "workers": int,
+    "threads": int,
     "prefect_home": Path,
     "dask_address": str,
     "pipeline_cron": str,
