@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from xrh.errors import UsageError
 from xrh.settings import Settings
 
 FLOWS = {
@@ -72,18 +73,14 @@ def _parameters(pairs: list[str]) -> dict[str, object]:
     for pair in pairs:
         name, separator, value = pair.partition("=")
         if not separator:
-            raise ValueError(f"--param {pair!r}: expected NAME=VALUE")
+            raise UsageError(f"--param {pair!r}: expected NAME=VALUE")
         parameters[name.replace("-", "_")] = yaml.safe_load(value)
     return parameters
 
 
 def flow_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run one flow now (Prefect records it; with no PREFECT_API_URL a temporary local server is started)."""
-    try:
-        parameters = _parameters(args.param or [])
-    except ValueError as error:
-        print(f"error: {error}")
-        return 2
+    parameters = _parameters(args.param or [])
     prefect_environment(settings, args.config)
     with prefect_api():
         state = load_flow(args.name)(**parameters, return_state=True)

@@ -30,6 +30,16 @@ class CsvOutcome:
         ]
 
 
+def check_data_root(settings: Settings) -> None:
+    """A ValueError that names the fix unless the data root holds ``physionet.org/files`` (before anything is created:
+    a mistyped data root must not leave an empty warehouse behind)."""
+    if not settings.physionet_files.is_dir():
+        raise ValueError(
+            f"the data root {settings.data_root} has no physionet.org/files folder; run `xrh download` (the real MIMIC "
+            "data) or `xrh simulate` (the stand-in) first, or set XRH_DATA_ROOT to the folder that holds it"
+        )
+
+
 def load_csv(settings: Settings, *, tables: list[str] | None = None, extra_specs: Iterable[Path] = ()) -> CsvOutcome:
     """Load the MIMIC-IV hosp, MIMIC-CXR and MIMIC-CXR-JPG CSVs into raw tables (unchanged files are skipped).
 
@@ -38,6 +48,7 @@ def load_csv(settings: Settings, *, tables: list[str] | None = None, extra_specs
     CsvLoadFailed
         Files that could not be loaded, raised after every other file was loaded (the run is recorded as failed).
     """
+    check_data_root(settings)
     spec = load_spec(RAW_TABLES_FILE, *extra_specs)
     parameters = {"step": "csv", "files": str(settings.physionet_files.resolve()), "tables": tables or "all"}
     with connect(settings.warehouse) as conn, recorded_run(conn, "ingest_csv", parameters) as run:
@@ -59,6 +70,8 @@ def read_dicom_headers(
 
     Refuses (:class:`ingest.dicom_headers.RemovalsRefused`) to remove the rows of most known files at once unless
     ``allow_removals``: an unmounted disk must not wipe the study."""
+    if folder is None:
+        check_data_root(settings)
     project = settings.mimic_cxr
     root = folder or project / "files"
     parameters = {"step": "dicom", "folder": str(root.resolve())}

@@ -63,7 +63,7 @@ def load_cohort(
         if m["split"] != "unused" and m[target] is not None
     ]
     if not rows:
-        raise ValueError(f"no split images for cohort {cohort!r} (scheme {scheme}, seed {seed}); run `xrh split` first")
+        raise ValueError(f"cohort {cohort!r} has no split images with a value of {target!r} (scheme {scheme})")
     if target == "label":
         names = conn.execute(
             "select distinct label, label_name from experiment_cohorts where cohort_name = ? order by 1", (cohort,)

@@ -131,7 +131,21 @@ def split_members(
 ) -> list[dict[str, object]]:
     """The cohort's images in the split of ``scheme`` and ``seed``, by dicom_id: :data:`MEMBER_COLUMNS` and the
     ``target`` column of cohort_images. The one join of ``ml_dataset_splits`` (written by ``xrh split`` after the
-    build, so it cannot be a dbt table) with the ``cohort_members`` mart."""
+    build, so it cannot be a dbt table) with the ``cohort_members`` mart.
+
+    Raises
+    ------
+    ValueError
+        Saying what to run when there is no such cohort or no such split.
+    """
+    if not table_exists(conn, "cohort_members"):
+        raise ValueError("the warehouse has no cohort_members mart yet; run `xrh ingest all` and `xrh build` first")
+    known = [row[0] for row in conn.execute("select distinct cohort_name from cohort_members order by 1")]
+    if cohort not in known:
+        raise ValueError(f"no cohort {cohort!r} in the warehouse; cohorts with images: {known}")
+    split_command = f"`xrh split --cohort {cohort} --scheme {scheme} --seed {seed}`"
+    if not table_exists(conn, "ml_dataset_splits"):
+        raise ValueError(f"cohort {cohort!r} is not split yet; run {split_command}")
     columns = dict.fromkeys((*MEMBER_COLUMNS, target))
     selected = ", ".join("s.split" if name == "split" else f"m.{quote(name)}" for name in columns)
     rows = conn.execute(
@@ -144,4 +158,6 @@ def split_members(
         """,
         (cohort, scheme, seed),
     ).fetchall()
+    if not rows:
+        raise ValueError(f"cohort {cohort!r} has no split of scheme {scheme} with seed {seed}; run {split_command}")
     return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -1,18 +1,25 @@
 """The ``xrh`` command line.
 
-``xrh`` itself knows only its own commands (settings, runs, tables). Each package above it adds its commands through the
-``xrh.commands`` entry-point group (see pyproject.toml): an entry point names a ``register(subparsers)`` function that
-adds one or more subcommands, each with ``handler=function(args, settings) -> exit code``. So imports go one way: the
-packages import ``xrh``, never the reverse.
+``xrh`` itself knows only its own commands (settings, runs, tables, dbt, build). Each package above it adds its
+commands through the ``xrh.commands`` entry-point group (see pyproject.toml): an entry point names a
+``register(subparsers)`` function that adds one or more subcommands, each with ``handler=function(args, settings) ->
+exit code``. So imports go one way: the packages import ``xrh``, never the reverse.
+
+A user's mistake ends in one line on stderr that says what is wrong and what to do next: exit code 2 for wrong
+arguments (argparse's usage errors and :class:`xrh.errors.UsageError`), 1 for a job that cannot go on (a ValueError,
+an OSError or an SQLite error a job raised, with its message); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import sqlite3
 import sys
 from importlib.metadata import entry_points
 
+from xrh.errors import UsageError
 from xrh.processes import Terminated, terminate_gracefully
 from xrh.report import collect, markdown_table
 from xrh.runs import mark_interrupted_runs
@@ -20,6 +27,17 @@ from xrh.settings import Settings, load_settings
 from xrh.warehouse import connect, table_counts, table_exists
 
 ENTRY_POINT_GROUP = "xrh.commands"
+
+
+def _explained(error: BaseException, settings: Settings) -> str:
+    """The one line a user reads for an error that ended a command: what is wrong and what to do next."""
+    missing = re.fullmatch(r"no such table: (?:main\.)?(\w+)", str(error))
+    if isinstance(error, sqlite3.OperationalError) and missing:
+        return (
+            f"the warehouse {settings.warehouse} has no table {missing.group(1)} yet; run `xrh ingest all`, "
+            "`xrh build` and `xrh split` first"
+        )
+    return str(error) or type(error).__name__
 
 
 def _settings_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,7 +90,14 @@ def _dbt_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run any dbt command against the warehouse of the settings (e.g. `xrh dbt test --select acquisition`)."""
     from xrh.dbt import run_dbt
 
+    if not args.dbt_args:
+        raise UsageError("name a dbt command and its arguments, e.g. `xrh dbt test --select acquisition`")
     return 0 if run_dbt(settings, args.dbt_args) else 1
+
+
+def _has_raw_tables(settings: Settings) -> bool:
+    with connect(settings.warehouse, readonly=True) as conn:
+        return table_exists(conn, "raw_dicom_headers")
 
 
 def _build_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,6 +105,8 @@ def _build_command(args: argparse.Namespace, settings: Settings) -> int:
     tests that warned (values real archives write that the warehouse nulled, mapped or excluded)."""
     from xrh.dbt import build_warehouse
 
+    if not (settings.warehouse.exists() and _has_raw_tables(settings)):
+        raise ValueError(f"no raw tables in {settings.warehouse} to build from; run `xrh ingest all` first")
     try:
         warnings = build_warehouse(settings, args.target)
     except RuntimeError as error:
@@ -103,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML settings file (default: $XRH_CONFIG); XRH_* variables override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error message")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     settings = subparsers.add_parser(
@@ -158,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         reason = stop or "interrupted"
         print(f"xrh {args.command}: {reason}; what was committed is kept, a re-run resumes", file=sys.stderr)
         return 130 if isinstance(stop, KeyboardInterrupt) else 143
+    except UsageError as error:
+        print(f"xrh {args.command}: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, sqlite3.Error) as error:
+        if args.debug:
+            raise
+        print(f"xrh {args.command}: {_explained(error, settings)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

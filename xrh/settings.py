@@ -7,6 +7,7 @@ Values come, in order of precedence, from environment variables (``XRH_*``), an 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -90,13 +91,20 @@ class Settings:
         return self.physionet_files / "mimic-cxr" / "2.1.0"
 
 
+def device(value: str) -> str:
+    """auto, cpu, cuda or cuda:N"""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(value)):
+        raise ValueError(value)
+    return str(value)
+
+
 _ENV_PREFIX = "XRH_"
 _CONVERTERS = {
     "data_root": Path,
     "warehouse": Path,
     "cache_dir": Path,
     "seed": int,
-    "device": str,
+    "device": device,
     "physionet_base_url": str,
     "workers": int,
     "threads": int,
@@ -115,7 +123,13 @@ def _coerce(source: str, key: str, value: object) -> object:
     try:
         return _CONVERTERS[key](value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{source}: setting {key!r} = {value!r} is not a valid {_CONVERTERS[key].__name__}") from error
+        converter = _CONVERTERS[key]
+        expected = (
+            f"{converter.__name__} ({converter.__doc__})"
+            if converter.__doc__ and converter not in (int, float, str, Path)
+            else converter.__name__
+        )
+        raise ValueError(f"{source}: setting {key!r} = {value!r} is not a valid {expected}") from error
 
 
 def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
