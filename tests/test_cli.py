@@ -1,4 +1,5 @@
 import argparse
+import re
 import subprocess
 import sys
 
@@ -51,4 +52,4 @@ def test_console_script_runs(tmp_path):
         env={"XRH_DATA_ROOT": str(tmp_path), "PATH": ""},
         check=True,
     )
-    assert f"warehouse  {tmp_path}/warehouse.sqlite" in result.stdout
+    assert re.search(rf"warehouse +. {re.escape(str(tmp_path))}/warehouse.sqlite +. XRH_WAREHOUSE", result.stdout)

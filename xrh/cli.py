@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 
 from xrh.errors import UsageError
 from xrh.processes import Terminated, terminate_gracefully
-from xrh.report import collect, markdown_table
+from xrh.report import collect, markdown_table, print_table
 from xrh.runs import mark_interrupted_runs
 from xrh.settings import Settings, load_settings
 from xrh.warehouse import connect, table_counts, table_exists
@@ -41,9 +41,10 @@ def _explained(error: BaseException, settings: Settings) -> str:
 
 
 def _settings_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the effective settings."""
-    for name, value in vars(settings).items():
-        print(f"{name:10} {value}")
+    """Print the effective settings and the environment variable of each."""
+    rows = [(name, str(value), f"XRH_{name.upper()}") for name, value in vars(settings).items()]
+    print_table("Settings (XRH_* variables over the --config file over the defaults)", ["setting", "value", "variable"],
+                rows)  # fmt: skip
     return 0
 
 
@@ -62,9 +63,7 @@ def _tables_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with connect(settings.warehouse, readonly=True) as conn:
         rows = table_counts(conn)
-    width = max((len(name) for name, _, _ in rows), default=5)
-    for name, kind, count in rows:
-        print(f"{name:{width}}  {kind:5}  {count:>10,}")
+    print_table(f"Tables and views of {settings.warehouse}", ["name", "kind", "rows"], rows)
     return 0
 
 
@@ -81,8 +80,8 @@ def _runs_command(args: argparse.Namespace, settings: Settings) -> int:
             "order by started_at desc limit ?",
             (args.limit,),
         ).fetchall()
-    for run_id, kind, status, attempts, started, ended, error in rows:
-        print(f"{run_id:28} {kind:12} {status:11} attempts={attempts} {started} -> {ended or '...'} {error}")
+    columns = ["run", "kind", "status", "attempts", "started", "ended", "error"]
+    print_table(f"The {args.limit} most recent runs", columns, rows)
     return 0
 
 

@@ -104,6 +104,23 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
+    """A table on the terminal (rich): a title, a header, aligned columns, numbers on the right. Piped output is not
+    wrapped at 80 characters."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for k, column in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(row[k], int | float) or row[k] is None for row in rows)
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(f"{value:,}" if isinstance(value, int) else _cell(value) for value in row))
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
+
+
 def to_markdown(section: Section) -> str:
     links = "".join(f"\n- [{p.name}]({p.resolve().as_uri()})" for p in section.pictures)
     return f"## {section.title}\n\n{markdown_table(section.columns, section.rows)}\n{links}\n"
