@@ -41,6 +41,9 @@ def prefect_environment(settings: Settings, config: str | None) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+SERVER_START_SECONDS = 90
+
+
 @contextmanager
 def prefect_api() -> Iterator[None]:
     """The API of ``PREFECT_API_URL``, or one temporary local server for the whole command, its address exported so
@@ -51,7 +54,14 @@ def prefect_api() -> Iterator[None]:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start()
+    try:
+        # Prefect's default of 20 s is too short on a small machine busy with other jobs.
+        server.start(timeout=SERVER_START_SECONDS)
+    except RuntimeError as error:
+        raise OSError(
+            f"the temporary Prefect server did not answer within {SERVER_START_SECONDS} s ({error}); retry when the "
+            "machine is less busy, or start one with `prefect server start` and set PREFECT_API_URL"
+        ) from error
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         yield

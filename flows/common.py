@@ -7,10 +7,11 @@ run flows on several warehouses). ``xrh flow`` and ``xrh serve`` set ``PREFECT_H
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prefect import task, unmapped
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
@@ -62,10 +63,18 @@ def process_batch(function: Callable[[Any], Any], batch: Any) -> Any:
 
 
 def mapper_of(batch_task) -> Callable[[Callable[[Any], Any], list[Any]], Iterator[Any]]:
-    """A ``BatchMapper`` (xrh.batches) that runs each batch as a task on the flow's task runner, results in order."""
+    """A ``BatchMapper`` (xrh.batches) that runs each batch as a task on the flow's task runner, results in order, with
+    at most two batches per worker submitted and not yet read: results are dropped as they are read, so neither the
+    flow nor the cluster holds more than a window of them, whatever the number of images."""
 
     def run(function: Callable[[Any], Any], batches: list[Any]) -> Iterator[Any]:
-        futures = batch_task.map(unmapped(function), batches) if batches else []
-        return (future.result() for future in futures)
+        ahead = 2 * settings().worker_count
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(batch_task.submit(function, batch))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     return run

@@ -56,6 +56,8 @@ def set_threads(count: int) -> None:
     global _threads, _executor
     if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
         raise ValueError(f"the thread count must be an integer of at least 1, got {count!r}")
+    if count == _threads:
+        return
     with _executor_lock:
         if _executor is not None:
             _executor.shutdown(wait=False)

@@ -22,7 +22,8 @@ and the intensity histograms of each scanner group before and after.
 Every image takes one streamed path, so memory does not grow with the cohort: each method is fitted from summed
 statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded, harmonized at its stored resolution and
 reduced to its analysis image in worker processes (or on Dask, from the flows), cached on disk per preprocessing, method
-and parameters (``ingest.images.ImageCache``); training, features and the diagnostic model read that cache through
+and parameters (``ingest.images.ImageCache``; a re-run after a crash finds what was cached, and the harmonized caches
+are removed when the evaluation ends); training, features and the diagnostic model read that cache through
 DataLoaders. The panel's histograms come from a fixed sample of pixels of at most ``PANEL_IMAGES_PER_GROUP`` images
 per group, and SSIM and PSNR are computed image by image in the workers.
 """
@@ -30,6 +31,7 @@ per group, and SSIM and PSNR are computed image by image in the workers.
 from __future__ import annotations
 
 import gzip
+import shutil
 import sqlite3
 import zlib
 from collections import Counter
@@ -43,7 +45,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pydicom  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
@@ -52,9 +53,15 @@ from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
 from harmonize.fitting import CohortImage, Harmonization, cohort_images, fit_parameters  # noqa: E402
 from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
-from ingest.images import ImageCache, Preprocessing, load_values, presentation_values  # noqa: E402
+from ingest.images import ImageCache, Preprocessing, load_values  # noqa: E402
 from models_ml.dataset import CachedImages, cache_images  # noqa: E402
-from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
+from models_ml.feature_statistics import (  # noqa: E402
+    PROBE_MAX_IMAGES,
+    frechet_distance,
+    linear_probe,
+    mmd_rbf,
+    patient_subsample,
+)
 from models_ml.features import embed, latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device, loader_options  # noqa: E402
@@ -148,7 +155,7 @@ def inspect_batch(harmonization: Harmonization | None, work: list[Inspection]) -
         harmonized = harmonization(values) if harmonization else values
         ssim = psnr = None
         if item.paired_reference is not None:
-            target = presentation_values(pydicom.dcmread(item.paired_reference)).astype(np.float64)
+            target = load_values(item.paired_reference).astype(np.float64)
             span = float(target.max() - target.min()) or 1.0
             image = harmonized.astype(np.float64)
             ssim = float(structural_similarity(image, target, data_range=span))
@@ -162,10 +169,12 @@ def inspect_batch(harmonization: Harmonization | None, work: list[Inspection]) -
 
 
 def _inspections(images: list[CohortImage], pairs: dict[str, Path]) -> list[Inspection]:
-    """The images the panel and the fidelity scores need: the first test image of each group (thumbnail), the first
-    ``PANEL_IMAGES_PER_GROUP`` images of each group (pixel sample), and every test image with a paired rendering."""
+    """The images the panel and the fidelity scores need: the first test image of each group (thumbnail; the group's
+    first image when it has none in the test split), the first ``PANEL_IMAGES_PER_GROUP`` images of each group (pixel
+    sample), and every test image with a paired rendering."""
     groups = sorted({i.energy_group for i in images})
-    examples = {next((i.dicom_id for i in images if i.split == "test" and i.energy_group == g), None) for g in groups}
+    in_test_first = sorted(images, key=lambda i: i.split != "test")  # stable: cohort order within each part
+    examples = {next(i.dicom_id for i in in_test_first if i.energy_group == g) for g in groups}
     sampled = {i.dicom_id for g in groups for i in [i for i in images if i.energy_group == g][:PANEL_IMAGES_PER_GROUP]}
     return [
         Inspection(i.dicom_id, i.path, pairs.get(i.dicom_id), i.dicom_id in sampled, i.dicom_id in examples)
@@ -211,9 +220,11 @@ def _feature_rows(
     permutations: int,
     seed: int,
 ) -> list[dict[str, object]]:
-    """Linear probe, MMD (with a normal 95% interval from its standard error; a subsample of large groups, see
-    ``models_ml.feature_statistics.mmd_rbf``) and Frechet distance between the two scanner groups in ``features``."""
-    probe, spread = linear_probe(features, groups, subjects)
+    """Linear probe (on at most ``PROBE_MAX_IMAGES`` images of whole patients), MMD (with a normal 95% interval from
+    its standard error; a subsample of large groups, see ``models_ml.feature_statistics.mmd_rbf``) and Frechet distance
+    between the two scanner groups in ``features``."""
+    chosen = patient_subsample(subjects, PROBE_MAX_IMAGES, seed)
+    probe, spread = linear_probe(features[chosen], groups[chosen], subjects[chosen])
     names = sorted(set(groups))
     first, second = features[groups == names[0]], features[groups == names[1]]
     mmd = mmd_rbf(first, second, permutations=permutations, seed=seed)
@@ -264,10 +275,15 @@ def evaluate(
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([i.subject_id for i in images])
     reference_paths = [i.path for i in split["train"] if i.energy_group == reference]
+    if not reference_paths:
+        groups_found = sorted(set(groups))
+        raise ValueError(
+            f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups_found}"
+        )
     inspection_batches = batches_of(_inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    rows, panels, unharmonized_features = [], {}, None
+    rows, panels, unharmonized_features, variants = [], {}, None, []
     for method in ["none", *(m for m in methods if m != "combat")]:
         harmonization = (
             None
@@ -279,6 +295,7 @@ def evaluate(
             )
         )
         cache = ImageCache(settings.cache_dir, preprocessing, harmonization.variant() if harmonization else "")
+        variants += [cache] if harmonization else []
         cache_images(every_image, cache, map_batches, transform=harmonization)
         done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
         inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
@@ -316,6 +333,8 @@ def evaluate(
         params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
         adjusted = combat.apply(unharmonized_features, groups, params)
         rows += _feature_rows("combat", adjusted, groups, subjects, permutations, settings.seed)
+    for variant in variants:  # working files of this evaluation, a full set per method: not kept
+        shutil.rmtree(variant.folder, ignore_errors=True)
     write_panel(panels, folder / "panel.png", reference)
     record_artifacts(conn, settings.cache_dir, run_id, {"panel": folder / "panel.png"})
     replace_run_rows(conn, {TABLES["harm_evaluation"]: rows}, run_id)
@@ -341,7 +360,10 @@ def write_panel(panels: dict[str, PanelColumn], path: Path, reference: str) -> P
             histogram_axis.stairs(counts, edges, label=group)
         histogram_axis.set_yticks([])
         histogram_axis.tick_params(labelsize=6)
-        histogram_axis.legend(fontsize=6)
+        histogram_axis.set_xlabel("presentation value (stored units)", fontsize=6)
+        if column == 0:
+            histogram_axis.set_ylabel("density (sampled body pixels)", fontsize=6)
+        histogram_axis.legend(title="scanner group", fontsize=6, title_fontsize=6)
     figure.suptitle(f"harmonization to {reference}: test images and intensity histograms per scanner", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xrh.settings import device_name
+
 log = logging.getLogger(__name__)
 
 
@@ -80,9 +82,7 @@ def choose_device(setting: str = "auto") -> torch.device:
 def _named_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", setting):
-        raise ValueError(f"device setting {setting!r} is not one of auto, cpu, cuda, cuda:N; set XRH_DEVICE to one")
-    device = torch.device(setting)
+    device = torch.device(device_name(setting))
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
@@ -91,12 +91,13 @@ def _named_device(setting: str) -> torch.device:
     return device
 
 
-def loader_options(device: torch.device) -> dict[str, object]:
+def loader_options(device: torch.device, *, every_epoch: bool = False) -> dict[str, object]:
     """DataLoader options for ``device``. On CUDA, worker processes read the next batches from the image cache into
-    pinned memory while the GPU computes; on the CPU loading stays in this process, whose cores do the computing."""
+    pinned memory while the GPU computes (kept between epochs for loaders read ``every_epoch``); on the CPU loading
+    stays in this process, whose cores do the computing."""
     if device.type != "cuda":
         return {}
-    return {"num_workers": min(8, os.cpu_count() or 1), "pin_memory": True, "persistent_workers": True}
+    return {"num_workers": min(8, os.cpu_count() or 1), "pin_memory": True, "persistent_workers": every_epoch}
 
 
 def mixed_precision(device: torch.device):

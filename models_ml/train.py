@@ -123,7 +123,7 @@ def fit_classifier(
     best state is saved to ``checkpoint`` and loaded back into the returned model."""
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    loading = loader_options(device)
+    loading = loader_options(device, every_epoch=True)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, **loading)
     # Its own generator: iterating a DataLoader draws a seed, and evaluation must not move the training's random stream.
     validation_loader = DataLoader(validation_set, batch_size=config.batch_size, generator=torch.Generator(), **loading)

@@ -111,13 +111,15 @@ def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", title_style="bold")
+    # Text, not strings: rich would read "[...]" in an error message or a path as markup.
+    table = Table(title=Text(title, style="bold"), title_justify="left")
     for k, column in enumerate(columns):
         numeric = bool(rows) and all(isinstance(row[k], int | float) or row[k] is None for row in rows)
         table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
-        table.add_row(*(f"{value:,}" if isinstance(value, int) else _cell(value) for value in row))
+        table.add_row(*(Text(f"{value:,}" if isinstance(value, int) else _cell(value)) for value in row))
     Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 

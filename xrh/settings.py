@@ -91,11 +91,19 @@ class Settings:
         return self.physionet_files / "mimic-cxr" / "2.1.0"
 
 
-def device(value: str) -> str:
-    """auto, cpu, cuda or cuda:N"""
+def device_name(value: str) -> str:
+    """one of auto, cpu, cuda or cuda:N"""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(value)):
-        raise ValueError(value)
+        raise ValueError(f"device {value!r} is not one of auto, cpu, cuda or cuda:N")
     return str(value)
+
+
+def count(value: object) -> int:
+    """a count: 0 (chosen from the CPUs) or more"""
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{value!r} is negative")
+    return number
 
 
 _ENV_PREFIX = "XRH_"
@@ -104,10 +112,10 @@ _CONVERTERS = {
     "warehouse": Path,
     "cache_dir": Path,
     "seed": int,
-    "device": device,
+    "device": device_name,
     "physionet_base_url": str,
-    "workers": int,
-    "threads": int,
+    "workers": count,
+    "threads": count,
     "prefect_home": Path,
     "dask_address": str,
     "pipeline_cron": str,
@@ -124,12 +132,8 @@ def _coerce(source: str, key: str, value: object) -> object:
         return _CONVERTERS[key](value)
     except (TypeError, ValueError) as error:
         converter = _CONVERTERS[key]
-        expected = (
-            f"{converter.__name__} ({converter.__doc__})"
-            if converter.__doc__ and converter not in (int, float, str, Path)
-            else converter.__name__
-        )
-        raise ValueError(f"{source}: setting {key!r} = {value!r} is not a valid {expected}") from error
+        expected = converter.__doc__ if converter not in (int, float, str, Path) else f"a valid {converter.__name__}"
+        raise ValueError(f"{source}: setting {key!r} = {value!r} is not {expected}") from error
 
 
 def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
