@@ -180,7 +180,11 @@ def test_apply_finds_its_fit_after_the_code_version_changed(built, monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["cdf", "fda"])
-def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, tmp_path, method):
+def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, tmp_path, monkeypatch, method):
+    from functools import partial
+
+    import harmonize.fitting
+    import ingest.images
     from harmonize.common import params_to_json
     from harmonize.fitting import Harmonization, cohort_images, fit_parameters
     from ingest.images import ImageCache, Preprocessing, fill_cache
@@ -189,6 +193,8 @@ def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, 
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
         images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)[:40]
+    for module in (harmonize.fitting, ingest.images):  # small batches: several of them, merged across workers
+        monkeypatch.setattr(module, "batches_of", partial(module.batches_of, size=8))
     paths, pairs = [i.path for i in images], [(i.dicom_id, i.path) for i in images]
     serial = fit_parameters(method, paths, in_this_process)
     one = ImageCache(tmp_path / "one", Preprocessing(size=48), Harmonization(method, serial).variant())
