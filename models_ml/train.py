@@ -239,7 +239,13 @@ def train(conn: sqlite3.Connection, settings: Settings, config: TrainConfig, run
                 folder / "confusion_matrix.png",
                 f"{config.cohort} ({config.target}), test split",
             )
-    plot_training_curves(fitted.history, folder / "training_curves.png", config.cohort)
+    plot_training_curves(
+        fitted.history,
+        folder / "training_curves.png",
+        f"{config.architecture} on {config.cohort} ({config.target}), {config.image_size} px",
+        kept_epoch=fitted.best_epoch,
+        warmup_epochs=min(config.warmup_epochs, len(fitted.history)),
+    )
     run_row = {
         "cohort_name": config.cohort,
         "target": config.target,

@@ -9,6 +9,7 @@ import pandas as pd
 import pydicom
 
 from simulate.layout import MIMIC_CXR, cxr_study_folder
+from simulate.profiles import load_profiles
 
 
 def display_pixels(dataset: pydicom.Dataset) -> np.ndarray:
@@ -27,8 +28,14 @@ def write_overview(out: Path, png: Path) -> Path:
 
     truth = pd.read_csv(out / "simulation_truth.csv.gz")
     examples = truth.groupby(["profile", "projection"], sort=True).head(1)
-    figure, axes = plt.subplots(1, len(examples), figsize=(2.4 * len(examples), 3.2), squeeze=False)
-    for axis, row in zip(axes[0], examples.itertuples(), strict=False):
+    columns = min(5, len(examples))
+    rows = -(-len(examples) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 3.5 * rows + 1.0), squeeze=False, layout="constrained"
+    )
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, row in zip(axes.flat, examples.itertuples(), strict=False):
         path = (
             out
             / "physionet.org/files"
@@ -37,9 +44,11 @@ def write_overview(out: Path, png: Path) -> Path:
             / f"{row.dicom_id}.dcm"
         )
         axis.imshow(display_pixels(pydicom.dcmread(path)), cmap="gray", vmin=0, vmax=1)
-        axis.set_title(f"{row.profile} {row.projection}\n{row.kvp:g} kVp, {row.mas:.1f} mAs", fontsize=8)
-        axis.axis("off")
-    figure.tight_layout()
+        axis.set_title(f"{row.profile}, {row.projection}\n{row.kvp:g} kVp, {row.mas:.1f} mAs", fontsize=8)
+    profiles = load_profiles()
+    key = "\n".join(f"{name}: {profiles[name].description}" for name in sorted(set(examples["profile"])))
+    figure.suptitle("Simulated radiographs: the first image of each scanner profile and projection", fontsize=10)
+    figure.supxlabel(key, fontsize=7, x=0.01, ha="left", multialignment="left")
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=110)
     plt.close(figure)
