@@ -24,7 +24,8 @@ SECTIONS = (
         "classifier-metrics",
         "Scanner classifier metrics (latest training run)",
         "report_classifier_metrics",
-        "select run_id, split, metric, value from report_classifier_metrics order by split, metric",
+        "select run_id, split, metric, class_name, value from report_classifier_metrics"
+        " order by split, metric, class_name",
         order=40,
         pictures=training_pictures,
     ),

@@ -134,7 +134,8 @@ def to_html(title: str, sections: list[Section], footer: str) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%;margin:0.5em 0}</style>",
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%;margin:0.5em 0}"
+        ".wide{overflow-x:auto;max-width:100%}</style>",
         f"</head><body><h1>{html.escape(title)}</h1>",
     ]
     for section in sections:
@@ -142,7 +143,7 @@ def to_html(title: str, sections: list[Section], footer: str) -> str:
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in section.rows
         )
-        parts.append(f"<h2>{html.escape(section.title)}</h2><table><tr>{header}</tr>{body}</table>")
+        parts.append(f"<h2>{html.escape(section.title)}</h2><div class='wide'><table><tr>{header}</tr>{body}</table></div>")
         for picture in section.pictures:
             encoded = base64.b64encode(picture.read_bytes()).decode()
             parts.append(f"<figure><img alt='{html.escape(picture.name)}' src='data:image/png;base64,{encoded}'>")
