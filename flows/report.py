@@ -16,14 +16,14 @@ from xrh.warehouse import connect
 
 @flow(name="report", log_prints=True)
 def report_flow() -> str:
-    """One markdown artifact per section (cohort counts, acquisition, classifier metrics, leaderboard, with links to
-    the PNGs), and ``<data_root>/report.html``. Returns the HTML file's path."""
+    """One markdown artifact per section (cohort counts, acquisition, classifier metrics, leaderboard, with their PNGs
+    inlined so the Prefect UI shows them), and ``<data_root>/report.html``. Returns the HTML file's path."""
     configured = settings()
     build_selected("tag:over_results")  # the marts over job results, as of now
     with connect(configured.warehouse) as conn:
         sections = collect(conn, configured.cache_dir)
     for section in sections:
-        create_markdown_artifact(to_markdown(section), key=section.key, description=section.title)
+        create_markdown_artifact(to_markdown(section, embed_pictures=True), key=section.key, description=section.title)
         if section.key == "leaderboard":  # what a run ends with
             print(to_markdown(section))
     path = Path(configured.data_root) / "report.html"
