@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xrh.report import collect, to_markdown
+from xrh.report import collect, print_table
 from xrh.settings import Settings
 from xrh.warehouse import connect
 
@@ -63,8 +63,44 @@ def leaderboard_command(args: argparse.Namespace, settings: Settings) -> int:
     if not leaderboard.rows:
         print("the leaderboard is empty: run `xrh harmonize evaluate` first")
         return 0
-    print(to_markdown(leaderboard))
+    rows = [dict(zip(leaderboard.columns, row, strict=True)) for row in leaderboard.rows]
+    columns = [name for name, _ in LEADERBOARD_COLUMNS if any(_shown(row, name) for row in rows)]
+    print_table(
+        f"Harmonization leaderboard ({rows[0]['run_id']}; 95% intervals in brackets)",
+        [dict(LEADERBOARD_COLUMNS)[name] for name in columns],
+        [tuple(_shown(row, name) for name in columns) for row in rows],
+    )
     return 0
+
+
+# The terminal's leaderboard: the mart's columns that matter, each value with its interval where it has one.
+LEADERBOARD_COLUMNS = (
+    ("rank", "rank"),
+    ("method", "method"),
+    ("retrained_balanced_accuracy", "retrained classifier, balanced accuracy"),
+    ("probe_balanced_accuracy", "probe"),
+    ("mmd_squared", "MMD^2"),
+    ("frechet_distance", "Frechet"),
+    ("ssim", "SSIM"),
+    ("psnr", "PSNR (dB)"),
+    ("diagnostic_auc_internal", "AUC reference group"),
+    ("diagnostic_auc_external", "AUC external group"),
+    ("diagnostic_auc_gap", "AUC gap"),
+)
+INTERVALS = {
+    "retrained_balanced_accuracy": ("retrained_ci_low", "retrained_ci_high"),
+    "diagnostic_auc_gap": ("diagnostic_gap_ci_low", "diagnostic_gap_ci_high"),
+}
+
+
+def _shown(row: dict[str, object], name: str) -> object:
+    """A leaderboard cell: the value (3 decimals), with its interval when the mart has one; None when empty."""
+    value = row.get(name)
+    if value is None or not isinstance(value, float):
+        return value
+    low, high = (row.get(bound) for bound in INTERVALS.get(name, ("", "")))
+    text = f"{value:.3f}"
+    return f"{text} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

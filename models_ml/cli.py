@@ -121,7 +121,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="geometric (default; keeps noise and sharpness), strong (adds blur and contrast), none",
     )
     train.add_argument(
-        "--scheme", choices=("standard", "balanced"), default=default["split_scheme"], help="split scheme"
+        "--scheme",
+        choices=("standard", "balanced"),
+        default=default["split_scheme"],
+        help="split scheme (default standard; `xrh split --scheme`)",
     )
     train.add_argument(
         "--split-seed", type=int, default=default["split_seed"], help="seed of the split (xrh split --seed)"
@@ -144,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scheme",
         choices=("standard", "balanced"),
         default="standard",
-        help="60/20/20 by images (standard) or equal training images per label (balanced)",
+        help="60/20/20 by images (standard, the default) or equal training images per label (balanced)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the seed setting)")
     parser.set_defaults(handler=split_command)

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         + " Images are rendered from physics: spekpy spectra, xraylib attenuation, "
         "a randomized thorax phantom, direct or scintillator detectors, and each vendor's processing.",
     )
-    parser.add_argument("--patients", type=int, default=100, help="number of subjects (about 4.8 images each)")
+    parser.add_argument(
+        "--patients", type=int, default=100, help="number of subjects, about 4.8 images each (default 100)"
+    )
     parser.add_argument("--out", help="folder to write physionet.org/ into (default: the data root setting)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files")
     parser.add_argument(

@@ -53,3 +53,19 @@ def test_console_script_runs(tmp_path):
         check=True,
     )
     assert re.search(rf"warehouse +. {re.escape(str(tmp_path))}/warehouse.sqlite +. XRH_WAREHOUSE", result.stdout)
+
+
+def test_every_option_with_a_default_names_it_in_its_help():
+    unnamed = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, (*prefix, name))
+            elif action.option_strings and action.default not in (None, argparse.SUPPRESS, False):
+                if "default" not in (action.help or "").lower():
+                    unnamed.append((" ".join(prefix), action.option_strings))
+
+    walk(build_parser())
+    assert not unnamed
