@@ -85,15 +85,19 @@ def test_training_writes_every_ml_table_with_one_run_id(trained):
     assert torch.load(settings.cache_dir / checkpoint, weights_only=True)
 
 
-def test_the_same_run_again_replaces_its_rows(trained):
+def test_the_same_run_again_gives_the_same_rows(trained):
+    """Training is deterministic on one machine: the same run again replaces its rows with identical ones."""
     settings, result = trained
+    query = "select dicom_id, probabilities from ml_predictions where run_id = ? order by dicom_id"
     with connect(settings.warehouse) as conn:
-        before = conn.execute("select count(*) from ml_predictions").fetchone()[0]  # the same run id: rows replaced
+        before = conn.execute(query, (result.run_id,)).fetchall()
+        total = conn.execute("select count(*) from ml_predictions").fetchone()[0]
         config = tiny("scanner_d110_vs_s120")
         with recorded_run(conn, "train", config.parameters()) as run:
             assert run.run_id == result.run_id
             train(conn, settings, config, run.run_id)
-        assert conn.execute("select count(*) from ml_predictions").fetchone()[0] == before
+        assert conn.execute("select count(*) from ml_predictions").fetchone()[0] == total  # replaced, not added
+        assert conn.execute(query, (result.run_id,)).fetchall() == before
 
 
 def test_features_are_stored_and_analysed(trained):
