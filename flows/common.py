@@ -7,8 +7,8 @@ run flows on several warehouses). ``xrh flow`` and ``xrh serve`` set ``PREFECT_H
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from prefect import task
@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
+from xrh.processes import ordered_results
 from xrh.settings import Settings, load_settings
 
 RETRIES = 3
@@ -68,13 +69,6 @@ def mapper_of(batch_task) -> Callable[[Callable[[Any], Any], list[Any]], Iterato
     flow nor the cluster holds more than a window of them, whatever the number of images."""
 
     def run(function: Callable[[Any], Any], batches: list[Any]) -> Iterator[Any]:
-        ahead = 2 * settings().worker_count
-        pending: deque = deque()
-        for batch in batches:
-            pending.append(batch_task.submit(function, batch))
-            if len(pending) >= ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        return ordered_results(partial(batch_task.submit, function), batches, ahead=2 * settings().worker_count)
 
     return run

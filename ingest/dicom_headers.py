@@ -30,6 +30,7 @@ import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pydicom
@@ -470,7 +471,7 @@ def _read_in_batches(
     chunks = batches_of(todo, FILES_PER_TASK)
     if workers > 1 and len(chunks) > 1:
         with worker_pool(workers) as executor:
-            yield from ordered_results(executor, read_files, chunks, ahead=2 * workers)
+            yield from ordered_results(partial(executor.submit, read_files), chunks, ahead=2 * workers)
     else:
         yield from map(read_files, chunks)
 

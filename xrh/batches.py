@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from xrh.processes import ordered_results, worker_pool
@@ -31,7 +32,7 @@ def local_processes(workers: int, given: BatchMapper | None = None) -> Iterator[
         yield given or in_this_process
         return
     with worker_pool(workers) as executor:
-        yield lambda function, batches: ordered_results(executor, function, batches, ahead=2 * workers)
+        yield lambda function, batches: ordered_results(partial(executor.submit, function), batches, ahead=2 * workers)
 
 
 def batches_of(items: Sequence[Any], size: int = IMAGES_PER_BATCH) -> list[Sequence[Any]]:

@@ -109,15 +109,14 @@ def worker_pool(
     executor.shutdown(wait=True)
 
 
-def ordered_results(
-    executor: ProcessPoolExecutor, function: Callable[[Any], Any], items: Iterable[Any], *, ahead: int
-) -> Iterator[Any]:
-    """``function`` over ``items`` in ``executor``, results in order, with at most ``ahead`` calls submitted and not
-    yet consumed: unlike ``executor.map``, which submits everything at once, memory stays bounded by ``ahead`` results
-    when the consumer (a single SQLite writer) is slower than the workers."""
+def ordered_results(submit: Callable[[Any], Any], items: Iterable[Any], *, ahead: int) -> Iterator[Any]:
+    """``submit(item)`` for each item (it returns a future: anything with ``.result()``, from a process pool or a
+    Prefect task runner), results in order, with at most ``ahead`` submitted and not yet consumed: unlike
+    ``executor.map``, which submits everything at once, memory stays bounded by ``ahead`` results when the consumer (a
+    single SQLite writer, say) is slower than the workers."""
     pending: deque = deque()
     for item in items:
-        pending.append(executor.submit(function, item))
+        pending.append(submit(item))
         if len(pending) >= ahead:
             yield pending.popleft().result()
     while pending:
