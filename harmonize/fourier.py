@@ -160,31 +160,36 @@ def _band_index(shape: tuple[int, int]) -> np.ndarray:
     return index
 
 
-def _band_energies(spectrum: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
+def _band_energies(spectrum: np.ndarray, padded: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Mean power per coefficient in each radial band of the ``padded``-shape transform ``spectrum``, per pixel (every
-    third coefficient each way: plenty for a mean)."""
+    third coefficient each way: plenty for a mean), and how many coefficients of each band were sampled (none for the
+    narrowest bands of small images)."""
     index = _band_index(padded)[::3, ::3]
     sample = spectrum[::3, ::3]
     power = (sample.real * sample.real + sample.imag * sample.imag).ravel()
     sums = np.bincount(index.ravel(), weights=power, minlength=len(BAND_EDGES) - 1)
     counts = np.bincount(index.ravel(), minlength=len(BAND_EDGES) - 1)
-    return sums / np.maximum(counts, 1) / (padded[0] * padded[1])
+    return sums / np.maximum(counts, 1) / (padded[0] * padded[1]), counts
 
 
 def band_energies(image: np.ndarray) -> np.ndarray:
     """Mean power per coefficient (per pixel) in each radial band (``BAND_EDGES``) of the padded image's spectrum."""
     image = check_image(image)
-    return _band_energies(_spectrum(image), padded_shape(image.shape))
+    return _band_energies(_spectrum(image), padded_shape(image.shape))[0]
 
 
 def summarize_band_energies(image: np.ndarray) -> Params:
-    """One reference image's band energies, as a summary to add up."""
-    return {"images": 1, "energies_sum": band_energies(image)}
+    """One reference image's band energies, and which bands it sampled, as a summary to add up."""
+    image = check_image(image)
+    energies, counts = _band_energies(_spectrum(image), padded_shape(image.shape))
+    return {"images": 1, "energies_sum": energies, "sampled_images": (counts > 0).astype(np.float64)}
 
 
 def finish_band_energies(summary: Params) -> Params:
-    """The reference group's mean band energies (``energies``) and the ``band_edges`` they are for."""
-    return {"band_edges": BAND_EDGES.copy(), "energies": summary["energies_sum"] / summary["images"]}
+    """The reference group's mean band energies (``energies``; each band's mean over the images that sampled it, so a
+    small reference image does not pull a band it cannot see towards zero) and the ``band_edges`` they are for."""
+    energies = summary["energies_sum"] / np.maximum(summary["sampled_images"], 1)
+    return {"band_edges": BAND_EDGES.copy(), "energies": energies}
 
 
 def apply_band_equalization(image: np.ndarray, params: Params, *, clip: bool = True) -> np.ndarray:
@@ -195,10 +200,13 @@ def apply_band_equalization(image: np.ndarray, params: Params, *, clip: bool = T
     image = check_image(image)
     padded = padded_shape(image.shape)
     spectrum = _spectrum(image)
-    own = _band_energies(spectrum, padded)
-    # A band without energy in the sample is left as it is: either the image has none there (a flat image), or none of
-    # the band's few coefficients is sampled (band 1 of a 512-pixel side), where a gain of 0 would remove them.
-    gains = np.where(own > 0, np.sqrt(params["energies"] / np.where(own > 0, own, 1.0)), 1.0).astype(np.float32)
+    own, _ = _band_energies(spectrum, padded)
+    reference = np.asarray(params["energies"])
+    # A band without energy in the image's sample or in the reference is left as it is: the image has none there (a
+    # flat image), or none of the band's few coefficients was sampled (band 1 of a 512-pixel side), where a gain of 0
+    # would remove them.
+    known = (own > 0) & (reference > 0)
+    gains = np.where(known, np.sqrt(reference / np.where(known, own, 1.0)), 1.0).astype(np.float32)
     pairs = spectrum.view(np.float32).reshape(*spectrum.shape, 2)  # real and imaginary parts as float32 pairs
     index = _band_index(padded)
 

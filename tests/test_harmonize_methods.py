@@ -238,7 +238,10 @@ def old_fda(images: list[np.ndarray]) -> dict:
 
 
 def old_bands(images: list[np.ndarray]) -> dict:
-    return {"band_edges": fourier.BAND_EDGES, "energies": np.mean([fourier.band_energies(i) for i in images], axis=0)}
+    """Each band's mean energy over the images whose sample of coefficients reaches it."""
+    measured = [fourier._band_energies(fourier._spectrum(i), fourier.padded_shape(i.shape)) for i in images]
+    energies, sampled = np.array([e for e, _ in measured]), np.array([c > 0 for _, c in measured])
+    return {"band_edges": fourier.BAND_EDGES, "energies": energies.sum(axis=0) / np.maximum(sampled.sum(axis=0), 1)}
 
 
 OLD_FITS = {
@@ -389,3 +392,16 @@ def test_results_do_not_depend_on_the_thread_count(name, restore_threads):
 def test_the_thread_count_is_a_positive_integer(count, restore_threads):
     with pytest.raises(ValueError, match="thread count"):
         common.set_threads(count)
+
+
+def test_band_energies_of_mixed_sizes_average_each_band_over_the_images_that_sample_it():
+    rng = np.random.default_rng(4)
+    small, large = rng.normal(size=(96, 96)).cumsum(0), rng.normal(size=(600, 600)).cumsum(0)
+    measured = [fourier._band_energies(fourier._spectrum(i), fourier.padded_shape(i.shape)) for i in (small, large)]
+    assert ((measured[0][1] == 0) & (measured[1][1] > 0)).any()  # the small image misses a band the large one sees
+    fitted = IMAGE_METHODS["bands"].fit([small, large])["energies"]
+    for band in range(len(fitted)):
+        seen = [energies[band] for energies, counts in measured if counts[band] > 0]
+        assert fitted[band] == pytest.approx(np.mean(seen) if seen else 0.0, rel=1e-12)
+    out = fourier.apply_band_equalization(small.astype(np.float32), IMAGE_METHODS["bands"].fit([small]), clip=False)
+    assert np.isfinite(out).all()
