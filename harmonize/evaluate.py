@@ -24,8 +24,8 @@ statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded, ha
 reduced to its analysis image in worker processes (or on Dask, from the flows), cached on disk per preprocessing, method
 and parameters (``ingest.images.ImageCache``; a re-run after a crash finds what was cached, and the harmonized caches
 are removed when the evaluation ends); training, features and the diagnostic model read that cache through
-DataLoaders. The panel's histograms come from a fixed sample of pixels of at most ``PANEL_IMAGES_PER_GROUP`` images
-per group, and SSIM and PSNR are computed image by image in the workers.
+DataLoaders. The panel's histograms come from a fixed sample of pixels of a bounded number of images per group, and
+SSIM and PSNR are computed image by image in the workers (``harmonize.inspection``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from __future__ import annotations
 import gzip
 import shutil
 import sqlite3
-import zlib
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -45,23 +44,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize import combat  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
-from harmonize.fitting import CohortImage, Harmonization, cohort_images, fit_parameters  # noqa: E402
-from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
-from ingest.images import ImageCache, Preprocessing, load_values  # noqa: E402
-from models_ml.dataset import CachedImages, cache_images  # noqa: E402
-from models_ml.feature_statistics import (  # noqa: E402
-    PROBE_MAX_IMAGES,
-    frechet_distance,
-    linear_probe,
-    mmd_rbf,
-    patient_subsample,
+from harmonize.fitting import (  # noqa: E402
+    CohortImage,
+    Harmonization,
+    cohort_images,
+    fit_parameters,
+    reference_images,
 )
+from harmonize.inspection import Inspected, inspect_batch, inspections  # noqa: E402
+from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
+from ingest.images import ImageCache, Preprocessing  # noqa: E402
+from models_ml.dataset import CachedImages, cache_images  # noqa: E402
+from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
 from models_ml.features import embed, latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device, loader_options  # noqa: E402
@@ -71,10 +69,6 @@ from xrh.batches import BatchMapper, batches_of, in_this_process  # noqa: E402
 from xrh.progress import track  # noqa: E402
 from xrh.settings import Settings  # noqa: E402
 from xrh.tables import replace_run_rows  # noqa: E402
-
-PANEL_IMAGES_PER_GROUP = 64  # images whose pixels make a group's histogram in the panel
-PANEL_PIXELS_PER_IMAGE = 4096  # pixels drawn from each (seeded by the image's id, the same for every method)
-THUMBNAIL_SIDE = 384  # longer side of the panel's example images
 
 
 def _result(
@@ -119,70 +113,6 @@ def paired_references(settings: Settings, images: list[CohortImage], reference: 
     return {dicom_id: path for dicom_id, path in candidates.items() if path.exists()}
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """What the evaluation needs of one image at stored resolution, besides its analysis image: the panel's pixel
-    sample and thumbnail, and SSIM and PSNR against its paired reference rendering."""
-
-    dicom_id: str
-    path: Path
-    paired_reference: Path | None = None
-    sample: bool = False
-    thumbnail: bool = False
-
-
-@dataclass(frozen=True)
-class Inspected:
-    dicom_id: str
-    ssim: float | None
-    psnr: float | None
-    sample: np.ndarray | None
-    thumbnail: np.ndarray | None
-
-
-def _thumbnail(values: np.ndarray) -> np.ndarray:
-    scale = THUMBNAIL_SIDE / max(values.shape)
-    size = (max(1, round(values.shape[1] * scale)), max(1, round(values.shape[0] * scale)))
-    image = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
-    return np.asarray(image.resize(size, Image.Resampling.BOX))
-
-
-def inspect_batch(harmonization: Harmonization | None, work: list[Inspection]) -> list[Inspected]:
-    """Worker: harmonize each image at stored resolution and measure what :class:`Inspection` asks for."""
-    out = []
-    for item in work:
-        values = load_values(item.path)
-        harmonized = harmonization(values) if harmonization else values
-        ssim = psnr = None
-        if item.paired_reference is not None:
-            target = load_values(item.paired_reference).astype(np.float64)
-            span = float(target.max() - target.min()) or 1.0
-            image = harmonized.astype(np.float64)
-            ssim = float(structural_similarity(image, target, data_range=span))
-            psnr = float(peak_signal_noise_ratio(target, image, data_range=span))
-        sample = None
-        if item.sample:
-            rng = np.random.default_rng(zlib.crc32(item.dicom_id.encode()))
-            sample = harmonized.ravel()[rng.integers(0, harmonized.size, PANEL_PIXELS_PER_IMAGE)].astype(np.float32)
-        out.append(Inspected(item.dicom_id, ssim, psnr, sample, _thumbnail(harmonized) if item.thumbnail else None))
-    return out
-
-
-def _inspections(images: list[CohortImage], pairs: dict[str, Path]) -> list[Inspection]:
-    """The images the panel and the fidelity scores need: the first test image of each group (thumbnail; the group's
-    first image when it has none in the test split), the first ``PANEL_IMAGES_PER_GROUP`` images of each group (pixel
-    sample), and every test image with a paired rendering."""
-    groups = sorted({i.energy_group for i in images})
-    in_test_first = sorted(images, key=lambda i: i.split != "test")  # stable: cohort order within each part
-    examples = {next(i.dicom_id for i in in_test_first if i.energy_group == g) for g in groups}
-    sampled = {i.dicom_id for g in groups for i in [i for i in images if i.energy_group == g][:PANEL_IMAGES_PER_GROUP]}
-    return [
-        Inspection(i.dicom_id, i.path, pairs.get(i.dicom_id), i.dicom_id in sampled, i.dicom_id in examples)
-        for i in images
-        if i.dicom_id in sampled or i.dicom_id in examples or i.dicom_id in pairs
-    ]
-
-
 def _fidelity_rows(method: str, inspected: list[Inspected], reference: str, seed: int) -> list[dict[str, object]]:
     """Mean SSIM and PSNR against the paired reference renderings, with bootstrap intervals."""
     rows = []
@@ -223,8 +153,7 @@ def _feature_rows(
     """Linear probe (on at most ``PROBE_MAX_IMAGES`` images of whole patients), MMD (with a normal 95% interval from
     its standard error; a subsample of large groups, see ``models_ml.feature_statistics.mmd_rbf``) and Frechet distance
     between the two scanner groups in ``features``."""
-    chosen = patient_subsample(subjects, PROBE_MAX_IMAGES, seed)
-    probe, spread = linear_probe(features[chosen], groups[chosen], subjects[chosen])
+    probe, spread, _ = linear_probe(features, groups, subjects, seed=seed)
     names = sorted(set(groups))
     first, second = features[groups == names[0]], features[groups == names[1]]
     mmd = mmd_rbf(first, second, permutations=permutations, seed=seed)
@@ -274,13 +203,8 @@ def evaluate(
     test_labels = np.array([i.label for i in split["test"]], dtype=int)
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([i.subject_id for i in images])
-    reference_paths = [i.path for i in split["train"] if i.energy_group == reference]
-    if not reference_paths:
-        groups_found = sorted(set(groups))
-        raise ValueError(
-            f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups_found}"
-        )
-    inspection_batches = batches_of(_inspections(images, paired_references(settings, images, reference)))
+    reference_paths = [i.path for i in reference_images(images, cohort, reference)]
+    inspection_batches = batches_of(inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     rows, panels, unharmonized_features, variants = [], {}, None, []

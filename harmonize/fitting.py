@@ -73,6 +73,16 @@ def cohort_images(
     ]
 
 
+def reference_images(images: list[CohortImage], cohort: str, reference: str) -> list[CohortImage]:
+    """What every fit reads: the training-split images of the ``reference`` group (a ValueError naming the groups
+    there are when it has none)."""
+    chosen = [i for i in images if i.split == "train" and i.energy_group == reference]
+    if not chosen:
+        groups = sorted({i.energy_group for i in images})
+        raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class Harmonization:
     """A fitted method as a picklable function of presentation values, for worker processes and Dask workers: each
@@ -121,11 +131,7 @@ def fit(
 ) -> int:
     """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
     image_method(method)  # an unknown name fails before any image is read
-    everything = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
-    images = [i for i in everything if i.split == "train" and i.energy_group == reference]
-    if not images:
-        groups = sorted({i.energy_group for i in everything})
-        raise ValueError(f"no training images of reference group {reference!r} in cohort {cohort!r}; groups: {groups}")
+    images = reference_images(cohort_images(conn, mimic_cxr, cohort, seed=split_seed), cohort, reference)
     params = fit_parameters(method, [i.path for i in images], map_batches, threads=threads)
     fitted = {
         "method": method,

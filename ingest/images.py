@@ -107,16 +107,22 @@ def window(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     return scaled
 
 
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize keeping the aspect ratio so the longer side is ``size``, then zero-pad the shorter side, centred."""
+def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
+    """float32, resized keeping the aspect ratio so the longer side is ``size`` (box-filtered: noise is averaged, not
+    aliased)."""
     rows, cols = image.shape
     scale = size / max(rows, cols)
     new_rows, new_cols = max(1, round(rows * scale)), max(1, round(cols * scale))
-    resized = np.asarray(
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize(
-            (new_cols, new_rows), Image.Resampling.BOX
-        )
+    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize(
+        (new_cols, new_rows), Image.Resampling.BOX
     )
+    return np.asarray(resized)
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """:func:`resize_longer_side`, then zero-pad the shorter side, centred."""
+    resized = resize_longer_side(image, size)
+    new_rows, new_cols = resized.shape
     out = np.zeros((size, size), dtype=np.float32)
     top, left = (size - new_rows) // 2, (size - new_cols) // 2
     out[top : top + new_rows, left : left + new_cols] = resized

@@ -272,10 +272,24 @@ def patient_subsample(subjects: np.ndarray, max_images: int | None, seed: int = 
     return np.flatnonzero(chosen[inverse])
 
 
-def linear_probe(features: np.ndarray, groups: np.ndarray, subjects: np.ndarray, folds: int = 5) -> tuple[float, float]:
+def linear_probe(
+    features: np.ndarray,
+    groups: np.ndarray,
+    subjects: np.ndarray,
+    folds: int = PROBE_FOLDS,
+    *,
+    max_images: int | None = PROBE_MAX_IMAGES,
+    seed: int = 0,
+) -> tuple[float, float, int]:
     """Balanced accuracy (mean, SD over folds) of a logistic regression predicting ``groups`` from ``features``,
-    cross-validated with folds grouped by patient, so no patient is in both the fitting and the scoring part.
-    Linear in the images but slow on many (L-BFGS over all of them, per fold): see :func:`patient_subsample`."""
+    cross-validated with folds grouped by patient, so no patient is in both the fitting and the scoring part, and the
+    number of images it used: a seeded subsample of whole patients of at most ``max_images`` images
+    (:func:`patient_subsample`; L-BFGS over every image, per fold, is slow on many). NaN with fewer patients than
+    folds or one group only."""
+    chosen = patient_subsample(subjects, max_images, seed)
+    features, groups, subjects = features[chosen], groups[chosen], subjects[chosen]
+    if len(set(subjects)) < folds:
+        return float("nan"), float("nan"), len(chosen)
     accuracies = []
     for train_index, test_index in GroupKFold(n_splits=folds).split(features, groups, subjects):
         if len(set(groups[train_index])) < 2:
@@ -283,7 +297,9 @@ def linear_probe(features: np.ndarray, groups: np.ndarray, subjects: np.ndarray,
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
         classifier.fit(features[train_index], groups[train_index])
         accuracies.append(balanced_accuracy_score(groups[test_index], classifier.predict(features[test_index])))
-    return (float(np.mean(accuracies)), float(np.std(accuracies))) if accuracies else (float("nan"), float("nan"))
+    if not accuracies:
+        return float("nan"), float("nan"), len(chosen)
+    return float(np.mean(accuracies)), float(np.std(accuracies)), len(chosen)
 
 
 def feature_analysis(
@@ -320,12 +336,11 @@ def feature_analysis(
              "value": None if value is None else float(value), "p_value": p}
         )  # fmt: skip
 
-    chosen = patient_subsample(subjects, probe_max_images, seed)
-    if len(groups) > 1 and len(set(subjects[chosen])) >= folds:
-        probe, spread = linear_probe(features[chosen], scanner[chosen], subjects[chosen], folds)
+    probe, spread, used = linear_probe(features, scanner, subjects, folds, max_images=probe_max_images, seed=seed)
+    if not np.isnan(probe):
         add("linear_probe", "energy_group", None, None, "balanced_accuracy", probe)
         add("linear_probe", "energy_group", None, None, "balanced_accuracy_std", spread)
-        add("linear_probe", "energy_group", None, None, "probe_images", len(chosen))
+        add("linear_probe", "energy_group", None, None, "probe_images", used)
     if len(groups) > 1:
         cap = None if max_images_per_group is None else max_images_per_group * len(groups)
         sample = _subsample(np.arange(len(features)), cap, np.random.default_rng(seed))

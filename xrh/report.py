@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -107,8 +108,6 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
 def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
     """A table on the terminal (rich): a title, a header, aligned columns, numbers on the right. Piped output is not
     wrapped at 80 characters."""
-    import sys
-
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
