@@ -96,6 +96,18 @@ def expected_signal(
     return quanta, energy
 
 
+def unattenuated_signal(technique: Technique, detector: Detector, pixel_spacing_cm: float) -> float:
+    """The raw signal (keV per pixel) where the beam reaches the detector through air only, behind the grid if any.
+
+    A unit knows it from its technique and calibration; its exposure recognition uses it to tell direct exposure from
+    anatomy.
+    """
+    empty = np.zeros((1, 1), dtype=np.float32)
+    maps = PathMaps(*(empty for _ in MATERIAL_NAMES), body_mask=np.zeros((1, 1), dtype=bool))
+    _, energy = expected_signal(maps, technique, detector, pixel_spacing_cm)
+    return float(energy[0, 0]) * (GRID_PRIMARY_TRANSMISSION if technique.grid else 1.0)
+
+
 def acquire(
     maps: PathMaps,
     technique: Technique,

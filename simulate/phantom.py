@@ -18,10 +18,13 @@ imaging research", Med. Phys. 37 (2010), at a much coarser level of detail.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from simulate.attenuation import MATERIAL_NAMES
+from simulate.texture import power_law_field, sample_field
+from simulate.vessels import grow_tree
 
 FINDINGS = (
     "atelectasis",
@@ -37,6 +40,17 @@ FINDINGS = (
     "pneumothorax",
     "support_devices",
 )
+
+# Anatomy constants (cm unless named otherwise); each structure's docstring names its source.
+RIB_SPACING_CM = 2.5  # thoracic vertebral body and disc height (Gray's Anatomy, 41st ed., ch. 43)
+CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 1995)
+TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
+DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
+VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
+PARENCHYMA_BETA = 3.0  # power-law exponent of projected anatomical background (Burgess et al. 2001)
+PARENCHYMA_CONTRAST = 0.12  # relative variation of alveolar air density; calibrated by benchmarks/realism.py
+SOFT_TISSUE_BETA = 3.0
+SOFT_TISSUE_TEXTURE_CM = 0.4  # standard deviation of the soft-tissue thickness texture
 
 
 @dataclass(frozen=True)
@@ -206,18 +220,30 @@ def _add_tube(
     target: np.ndarray,
     proj: _Projection,
     points: np.ndarray,
-    radius_cm: float | np.ndarray,
+    half_width_cm: float | np.ndarray,
     weight: float = 1.0,
+    *,
+    half_depth_cm: float | np.ndarray | None = None,
+    shell_cm: float = 0.0,
+    core_fraction: float = 1.0,
 ) -> None:
-    """Add ``weight`` x the chord length through a round tube along a 3-D polyline (``points``: (n, 3))."""
-    radii = np.broadcast_to(np.asarray(radius_cm, dtype=float), (len(points),))
+    """Add ``weight`` x the chord through a tube along a 3-D polyline (``points``: (n, 3)).
+
+    The cross-section is an ellipse: ``half_width_cm`` across the image, ``half_depth_cm`` along the beam (round when
+    None), both per point or scalar. With ``shell_cm`` the tube is a bone: a cortical shell of that thickness at full
+    density round a trabecular core holding ``core_fraction`` of it (its bone volume fraction).
+    """
+    count = len(points)
+    widths = np.broadcast_to(np.asarray(half_width_cm, dtype=float), (count,))
+    depths = widths if half_depth_cm is None else np.broadcast_to(np.asarray(half_depth_cm, dtype=float), (count,))
     projected = np.array([proj.in_plane(tuple(p)) for p in points])
     scale = np.array([proj.magnification(d) for d in projected[:, 2]])
     uv = projected[:, :2] * scale[:, None]
-    for k in range(len(points) - 1):
+    for k in range(count - 1):
         (u0, v0), (u1, v1) = uv[k], uv[k + 1]
-        r = 0.5 * (radii[k] + radii[k + 1]) * scale[k]
-        window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + r, abs(v1 - v0) / 2 + r)
+        a = 0.5 * (widths[k] + widths[k + 1]) * scale[k]
+        b = 0.5 * (depths[k] + depths[k + 1])
+        window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + a, abs(v1 - v0) / 2 + a)
         if window is None:
             continue
         rows, cols = window
@@ -226,9 +252,27 @@ def _add_tube(
         pu, pv = proj.x[:, cols] - u0, proj.y[rows] - v0
         t = np.clip((pu * du + pv * dv) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(pu * pv)
         distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
-        chord = 2.0 * np.sqrt(np.clip(r * r - distance2, 0.0, None))
+        chord = 2.0 * b * np.sqrt(np.clip(1.0 - distance2 / (a * a), 0.0, None))
+        if shell_cm > 0:
+            inner_a, inner_b = max(a - shell_cm * scale[k], 1e-3), max(b - shell_cm, 1e-3)
+            inner = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
+            chord = chord - (1.0 - core_fraction) * inner
         # Consecutive segments overlap at their joints; take the maximum there instead of summing twice.
         np.maximum(target[rows, cols], weight * chord, out=target[rows, cols], where=chord > 0)
+
+
+def _add_bone_ellipsoid(
+    target: np.ndarray,
+    proj: _Projection,
+    center: tuple[float, float, float],
+    axes: tuple[float, float, float],
+    shell_cm: float = CORTEX_CM,
+    core_fraction: float = TRABECULAR_FRACTION,
+) -> None:
+    """A bone of ellipsoidal shape: cortical shell of ``shell_cm`` round a trabecular core (see :func:`_add_tube`)."""
+    _add_ellipsoid(target, proj, center, axes)
+    inner = tuple(max(a - shell_cm, 0.05) for a in axes)
+    _add_ellipsoid(target, proj, center, inner, -(1.0 - core_fraction))
 
 
 def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
@@ -243,35 +287,84 @@ def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
     return 2.0 * half_along * np.sqrt(np.clip(1.0 - (proj.x / half_across) ** 2, 0.0, None))
 
 
-def _rib(anatomy: Anatomy, side: int, index: int) -> np.ndarray:
-    """A rib as a 3-D polyline: from the spine round the chest wall, descending, to the costal cartilage."""
-    theta = np.linspace(-np.pi / 2, np.pi / 2 * 0.72, 18)  # posterior -> lateral -> anterior
-    wall_x = anatomy.half_width_cm - anatomy.fat_cm - 1.2
-    wall_z = anatomy.half_depth_cm - anatomy.fat_cm - 1.0
-    x = side * (1.6 + (wall_x - 1.6) * np.cos(theta))
-    z = wall_z * np.sin(theta)
-    y0 = anatomy.lung_top_y_cm - 0.5 + index * 2.1
-    y = y0 + anatomy.rib_slope * 2.6 * (theta + np.pi / 2) ** 1.5
-    return np.stack([x, y, z], axis=1)
+def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rib ``index`` (0 = first rib) of one side: its 3-D centre line and the half width and half depth of its section.
+
+    Each rib is a ring round the chest from its vertebra (azimuth 0, posterior) past the lateral wall (pi/2) to the
+    costochondral junction (about 0.85 pi, near the midclavicular line); the cartilage that joins it to the sternum has
+    soft-tissue density and is
+    not drawn. The ring's plane tilts down anteriorly, so in a frontal view the posterior rib runs out almost
+    horizontally from the spine and curves down at the wall, and the anterior rib runs down and in, rising laterally
+    (Gray's Anatomy, 41st ed. (2016), ch. 54). The upper ribs are short, tightly curved rings; ribs widen to the
+    seventh. The section is a flattened band, about 1.2 cm high and 0.5 cm thick: the beam crosses its thin side
+    behind and in front, and runs along its height at the lateral wall, where ribs show densest.
+    """
+    azimuth = np.linspace(0.0, 0.85 * np.pi, 28)
+    ring = 0.5 + 0.5 * min(index, 6) / 6  # 0.5 for the first rib, 1 from the seventh on
+    wall_x = (anatomy.half_width_cm - anatomy.fat_cm - 1.4) * (0.55 + 0.45 * ring)
+    wall_z = anatomy.half_depth_cm - anatomy.fat_cm - 1.2
+    x = side * (1.8 + (wall_x - 1.8) * np.sin(azimuth))
+    z = -wall_z * np.cos(azimuth) * (0.6 + 0.4 * ring)
+    drop = anatomy.rib_slope * (3.0 + 5.5 * ring)  # the anterior end lies 3-4 vertebral levels below the head
+    y = anatomy.lung_top_y_cm - 1.0 + index * RIB_SPACING_CM + drop * (1.0 - np.cos(azimuth)) / 2
+    facing_beam = np.sin(azimuth) ** 2  # 0 behind, 1 at the lateral wall
+    height, thickness = 0.55 + 0.1 * (index == 0), 0.22
+    half_width = height * (1 - facing_beam) + thickness * facing_beam
+    half_depth = thickness * (1 - facing_beam) + 0.7 * height * facing_beam
+    return np.stack([x, y, z], axis=1), half_width, half_depth
 
 
-def _vessel_tree(anatomy: Anatomy, side: int, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-    """Pulmonary vessels: a branching tree from the hilum into the lung, as (polyline, radius) pairs."""
-    hilum = np.array([side * 3.5, anatomy.lung_top_y_cm + 9.5, 0.0])
-    branches: list[tuple[np.ndarray, float]] = []
-    stack = [(hilum, np.array([side * 0.6, rng.uniform(-0.6, 0.6), 0.0]), 0.55, 0)]
+def _lung_geometry(anatomy: Anatomy, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Centre and semi-axes of one lung's ellipsoid (``side`` -1 right, +1 left)."""
+    half_height = (anatomy.dome_right_y_cm - anatomy.lung_top_y_cm) / 2 + 3.0
+    x_center = side * (anatomy.lung_half_width_cm + 2.2)
+    center = (x_center, anatomy.lung_top_y_cm + half_height - 0.5, -1.0)
+    axes = (anatomy.lung_half_width_cm, half_height, anatomy.half_depth_cm - anatomy.fat_cm - 2.0)
+    return center, axes
+
+
+@lru_cache(maxsize=16)
+def _vessel_segments(anatomy: Anatomy, side: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Pulmonary arteries (from the hilum, to the upper, middle and lower zones) and veins (to the left atrium).
+
+    Cached: the same patient seen on several units or views has the same trees.
+    """
+    rng = np.random.default_rng([anatomy.vessel_seed, side + 1])
+    (cx, cy, cz), (ax, ay, az) = _lung_geometry(anatomy, side)
+    dome = anatomy.dome_right_y_cm if side < 0 else anatomy.dome_left_y_cm
+
+    def inside(point: np.ndarray) -> bool:
+        x, y, z = point
+        return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 + ((z - cz) / az) ** 2 < 0.92 and y < dome - 0.3
+
+    hilum = np.array([side * 4.0, anatomy.lung_top_y_cm + 9.0, 0.0])
+    atrium = np.array([side * 3.5, anatomy.lung_top_y_cm + 12.5, -1.5])
+    roots = [
+        (hilum, (side * 0.45, -1.0, -0.1), 0.42),  # upper lobe artery
+        (hilum, (side * 1.0, 0.15, 0.2), 0.40),  # middle zone
+        (hilum + np.array([0.0, 1.0, 0.0]), (side * 0.45, 1.0, -0.3), 0.50),  # lower lobe artery, the largest
+        (atrium, (side * 1.0, -0.45, 0.3), 0.40),  # superior pulmonary vein
+        (atrium, (side * 1.0, 0.35, -0.3), 0.40),  # inferior pulmonary vein
+    ]
+    segments = []
+    for root, direction, radius in roots:
+        segments += grow_tree(root, np.array(direction), radius, inside, rng, min_radius_cm=VESSEL_MIN_RADIUS_CM)
+    return segments
+
+
+def _airways(center: np.ndarray, toward: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+    """Small bronchi in a consolidated region, for air bronchograms: a few branching air tubes from the hilum side."""
+    segments = []
+    stack = [(center - 2.5 * toward, toward, 0.22, 0)]
     while stack:
         start, direction, radius, depth = stack.pop()
-        length = rng.uniform(3.0, 5.0) * (0.75**depth)
-        direction = direction / np.linalg.norm(direction)
-        end = start + direction * length
-        branches.append((np.stack([start, end]), radius))
-        if depth < 4:
-            for _ in range(2):
-                turn = rng.normal(0.0, 0.55, size=3)
-                turn[0] = abs(turn[0]) * side * 0.5
-                stack.append((end, direction + turn, radius * 0.72, depth + 1))
-    return branches
+        end = start + direction * rng.uniform(1.5, 2.5)
+        segments.append((np.stack([start, end]), radius))
+        if depth < 3:
+            for sign in (-1, 1):
+                turned = direction + sign * rng.normal(0.45, 0.15, size=3) * np.array([0.5, 1.0, 0.5])
+                stack.append((end, turned / np.linalg.norm(turned), radius * 0.8, depth + 1))
+    return segments
 
 
 def project(
@@ -313,33 +406,40 @@ def project(
         x=x,
     )
     shape = (grid.rows, grid.cols)
-    rng = np.random.default_rng(anatomy.vessel_seed)
     finding_rng = np.random.default_rng(findings.location_seed)
     present = findings.present
     severity = findings.severity
     side = findings.side
+    # The patient's texture, at each pixel's position in the body (the mid-plane's magnification).
+    scale = proj.magnification(0.0)
+    v_body, u_body = np.broadcast_arrays(proj.y / scale, proj.x / scale)
+    parenchyma = sample_field(power_law_field(anatomy.vessel_seed, PARENCHYMA_BETA), v_body, u_body)
+    tissue = sample_field(power_law_field(anatomy.vessel_seed + 1, SOFT_TISSUE_BETA), v_body, u_body)
 
     body = _torso(proj, anatomy, 0.0)
     inner = _torso(proj, anatomy, anatomy.fat_cm)
     adipose = body - inner
     soft_extra = np.zeros(shape)
+    for s in (-1, 1):
+        # Shoulders beside the upper chest; the arms are rolled forward out of a PA's field, as technologists ask.
+        shoulder = (s * (anatomy.half_width_cm + 0.5), anatomy.shoulder_y_cm + 3.0, -1.0)
+        _add_ellipsoid(soft_extra, proj, shoulder, (4.0, 5.0, 5.0))
     if anatomy.breast_size > 0:
         for s in (-1, 1):
             size = anatomy.breast_size
             center = (s * anatomy.half_width_cm * 0.55, anatomy.dome_right_y_cm - 1.0, anatomy.half_depth_cm - 1.0)
-            _add_ellipsoid(adipose, proj, center, (6.0 * size, 5.0 * size, 4.5 * size), 0.5)
-            _add_ellipsoid(soft_extra, proj, center, (6.0 * size, 5.0 * size, 4.5 * size), 0.5)
+            # Mostly fat with some glandular tissue; the PA position flattens it against the detector.
+            _add_ellipsoid(adipose, proj, center, (6.0 * size, 5.0 * size, 3.0 * size), 0.7)
+            _add_ellipsoid(soft_extra, proj, center, (6.0 * size, 5.0 * size, 3.0 * size), 0.3)
 
     # Lungs, clipped below by the diaphragm domes (the right dome is higher: the liver lies under it).
     lung = np.zeros(shape)
-    half_height = (anatomy.dome_right_y_cm - anatomy.lung_top_y_cm) / 2 + 3.0
     for s, dome_y in ((-1, anatomy.dome_right_y_cm), (1, anatomy.dome_left_y_cm)):
         if "atelectasis" in present and s == side:
             dome_y -= 1.2 * severity  # volume loss pulls the hemidiaphragm up
         one = np.zeros(shape)
-        x_center = s * (anatomy.lung_half_width_cm + 2.2)
-        center = (x_center, anatomy.lung_top_y_cm + half_height - 0.5, -1.0)
-        axes = (anatomy.lung_half_width_cm, half_height, anatomy.half_depth_cm - anatomy.fat_cm - 2.0)
+        center, axes = _lung_geometry(anatomy, s)
+        x_center = center[0]
         if "pneumothorax" in present and s == side:
             # The collapsed lung pulls away from the apex and the lateral wall; the pleural space holds air only.
             shrink = 0.75 - 0.2 * severity
@@ -353,7 +453,8 @@ def project(
             _add_ellipsoid(one, proj, center, axes)
         # The dome rises towards the lung's centre (frontal) or its middle front-to-back (lateral).
         dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else 0.05 * (proj.x - x_center) ** 2)
-        one[np.broadcast_to(proj.y, shape) > dome] = 0.0
+        # Below the dome's apex the lung thins out over the curved diaphragm (the posterior sulci reach lowest).
+        one *= np.clip((dome + DOME_SLOPE_CM - proj.y) / DOME_SLOPE_CM, 0.0, 1.0) ** 1.5
         lung += one
 
     heart_scale = 1.0
@@ -365,7 +466,7 @@ def project(
     _add_ellipsoid(heart, proj, (hx * heart_scale, hy - (heart_scale - 1) * 2.0, hz), (ax, ay, az))
     mediastinum = np.zeros(shape)
     widening = 1.0 + (0.5 * severity if "enlarged_cardiomediastinum" in present else 0.0)
-    _add_ellipsoid(mediastinum, proj, (0.3, anatomy.lung_top_y_cm + 6.0, 0.5), (2.8 * widening, 6.5, 3.5))
+    _add_ellipsoid(mediastinum, proj, (0.3, anatomy.lung_top_y_cm + 6.0, 0.5), (3.6 * widening, 7.5, 4.0))
     _add_ellipsoid(
         mediastinum, proj, (2.5, anatomy.lung_top_y_cm + 5.0, -0.5), (1.8 * widening, 1.6, 1.8)
     )  # aortic knob
@@ -374,27 +475,47 @@ def project(
     # Pulmonary vessels: blood-filled tubes that take the place of alveolar air.
     vessels = np.zeros(shape)
     for s in (-1, 1):
-        for points, radius in _vessel_tree(anatomy, s, rng):
-            _add_tube(vessels, proj, points, radius)
+        for start, end, radius in _vessel_segments(anatomy, s):
+            _add_tube(vessels, proj, np.stack([start, end]), radius)
     vessels = np.minimum(vessels, lung)
+    # Parenchyma: alveolar air density varies with a power-law texture (capillaries, acini, small vessels).
+    lung = lung * np.clip(1.0 + PARENCHYMA_CONTRAST * parenchyma, 0.3, None)
 
     # Findings that fill alveoli or pleura with fluid: a fraction of each pixel's air path becomes water-like tissue.
     filled = np.zeros(shape)
+    airways = np.zeros(shape)
     if "consolidation" in present or "pneumonia" in present:
+        # Patchy air-space filling: the region's fluid fraction follows the parenchyma's texture, and the bronchi
+        # through it stay full of air (air bronchograms).
         region = np.zeros(shape)
-        center = (
-            side * anatomy.lung_half_width_cm * finding_rng.uniform(0.8, 1.6),
-            anatomy.lung_top_y_cm + finding_rng.uniform(8.0, 17.0),
-            finding_rng.uniform(-3.0, 3.0),
+        center = np.array(
+            [
+                side * anatomy.lung_half_width_cm * finding_rng.uniform(0.8, 1.6),
+                anatomy.lung_top_y_cm + finding_rng.uniform(8.0, 17.0),
+                finding_rng.uniform(-3.0, 3.0),
+            ]
         )
         size = 2.5 + 3.0 * severity
-        _add_ellipsoid(region, proj, center, (size, size * 1.2, size))
-        filled += np.clip(region / (2 * size), 0.0, 1.0) * (0.55 + 0.4 * severity)
+        _add_ellipsoid(region, proj, tuple(center), (size, size * 1.2, size))
+        patches = np.clip(0.75 + 0.5 * sample_field(power_law_field(findings.location_seed, 2.5), v_body, u_body), 0, 1)
+        filled += np.clip(region / (2 * size), 0.0, 1.0) * patches * (0.6 + 0.35 * severity)
+        toward = np.array([side * 1.0, 0.2, 0.0]) / np.hypot(1.0, 0.2)
+        for points, radius in _airways(center, toward, finding_rng):
+            _add_tube(airways, proj, points, radius)
     if "edema" in present:
+        # Perihilar haze (alveolar) and a fine reticular net with Kerley B lines at the bases (interstitial).
+        reticular = np.abs(sample_field(power_law_field(findings.location_seed + 1, 1.5), v_body, u_body)) < 0.35
         for s in (-1, 1):
             region = np.zeros(shape)
             _add_ellipsoid(region, proj, (s * 5.0, anatomy.lung_top_y_cm + 10.0, 0.0), (7.0, 9.0, 6.0))
-            filled += np.clip(region / 12.0, 0.0, 1.0) * 0.35 * severity
+            filled += np.clip(region / 12.0, 0.0, 1.0) * 0.3 * severity
+            dome = anatomy.dome_right_y_cm if s < 0 else anatomy.dome_left_y_cm
+            wall = s * (anatomy.lung_half_width_cm * 2 + 1.8)
+            for k in range(int(4 + 6 * severity)):
+                level = dome - 0.6 - 0.7 * k - finding_rng.uniform(0, 0.3)
+                line = np.array([[wall, level, 0.0], [wall - s * finding_rng.uniform(1.0, 2.0), level, 0.0]])
+                _add_tube(filled, proj, line, 0.05, 0.25 * severity, half_depth_cm=3.0)
+        filled += reticular * 0.12 * severity
     if "atelectasis" in present:
         region = np.zeros(shape)
         base_y = (anatomy.dome_right_y_cm if side < 0 else anatomy.dome_left_y_cm) - 3.0
@@ -415,7 +536,7 @@ def project(
             wall_distance = np.abs(np.abs(proj.x) - (anatomy.lung_half_width_cm * 2 + 2.0))
             level = dome_y - depth + 0.15 * np.clip(6.0 - wall_distance, 0.0, None) ** 1.5
             same_side = (proj.x * side) > 0 if not lateral else np.ones_like(proj.x, dtype=bool)
-            filled += ((proj.y > level) & same_side) * 1.0
+            filled += np.clip((proj.y - level) / 1.5, 0.0, 1.0) * same_side
     if "pleural_other" in present:
         rim = np.zeros(shape)
         wall = side * (anatomy.half_width_cm - anatomy.fat_cm - 1.5)
@@ -423,58 +544,33 @@ def project(
         _add_tube(rim, proj, points, 0.6 + 0.6 * severity)
         soft_extra += np.minimum(rim, lung)
         lung = np.clip(lung - rim, 0.0, None)
-    filled = np.clip(filled, 0.0, 0.95)
-    fluid = (lung - vessels) * filled
-    lung = lung - vessels - fluid
+    filled = np.clip(filled, 0.0, 0.95) * (1.0 - np.clip(airways / 0.4, 0.0, 0.9))
+    fluid = np.clip(lung - vessels, 0.0, None) * filled
+    lung = np.clip(lung - vessels - fluid, 0.0, None)
     soft_extra += vessels + fluid
 
     if "lung_lesion" in present:
+        # A lobulated nodule: a few overlapping spheres round one centre.
         nodule = np.zeros(shape)
         r = 0.6 + 1.4 * severity
-        center = (
-            side * anatomy.lung_half_width_cm * finding_rng.uniform(0.9, 1.5),
-            anatomy.lung_top_y_cm + finding_rng.uniform(4.0, 14.0),
-            finding_rng.uniform(-3.0, 3.0),
+        center = np.array(
+            [
+                side * anatomy.lung_half_width_cm * finding_rng.uniform(0.9, 1.5),
+                anatomy.lung_top_y_cm + finding_rng.uniform(4.0, 14.0),
+                finding_rng.uniform(-3.0, 3.0),
+            ]
         )
-        _add_ellipsoid(nodule, proj, center, (r, r, r))
+        _add_ellipsoid(nodule, proj, tuple(center), (r, r, r))
+        for _lobe in range(3):
+            offset = finding_rng.normal(0.0, 0.45 * r, size=3)
+            lobe = np.zeros(shape)
+            _add_ellipsoid(lobe, proj, tuple(center + offset), (0.6 * r,) * 3)
+            np.maximum(nodule, lobe, out=nodule)
         nodule = np.minimum(nodule, lung)
         lung -= nodule
         soft_extra += nodule
 
-    # Bone: vertebrae (cancellous, so a fraction of cortical density), ribs and clavicles (cortical shell).
-    bone = np.zeros(shape)
-    for level in range(14):
-        y_level = anatomy.shoulder_y_cm - 3.0 + level * 2.6
-        _add_ellipsoid(bone, proj, (0.0, y_level, -anatomy.half_depth_cm + 5.5), (2.4, 1.25, 2.0), 0.25)
-        _add_ellipsoid(
-            bone, proj, (0.0, y_level, -anatomy.half_depth_cm + 2.5), (0.7, 0.9, 1.4), 0.3
-        )  # spinous process
-    broken = (side, 3 + int(finding_rng.integers(5))) if "fracture" in present else None
-    for s in (-1, 1):
-        for index in range(10):
-            points = _rib(anatomy, s, index)
-            if broken == (s, index):
-                # A displaced fracture: the lateral part of the rib steps down across a gap.
-                cut = 8
-                _add_tube(bone, proj, points[:cut], 0.5, 0.55)
-                _add_tube(bone, proj, points[cut + 1 :] + np.array([0.0, 0.3 + 0.4 * severity, 0.0]), 0.5, 0.55)
-            else:
-                _add_tube(bone, proj, points, 0.5, 0.55)
-        clavicle = np.array(
-            [
-                [s * t, anatomy.shoulder_y_cm + 1.0 - 0.12 * t + 0.6 * np.sin(t / 3.0), 2.0 - 0.25 * t]
-                for t in np.linspace(1.5, anatomy.half_width_cm - 1.5, 10)
-            ]
-        )
-        _add_tube(bone, proj, clavicle, 0.75, 0.7)
-    # Sternum (seen mainly on laterals).
-    _add_ellipsoid(
-        bone,
-        proj,
-        (0.0, anatomy.lung_top_y_cm + 8.0, anatomy.half_depth_cm - anatomy.fat_cm - 1.0),
-        (1.6, 8.0, 0.7),
-        0.4,
-    )
+    bone = _skeleton(proj, anatomy, ("fracture" in present, side, severity, finding_rng))
 
     # Air outside the lungs: trachea and the gastric bubble under the left dome.
     air = np.zeros(shape)
@@ -496,13 +592,77 @@ def project(
         _add_tube(metal, proj, line, 0.08)
         _add_tube(soft_extra, proj, line, 0.25)
 
-    # Bone and air take the place of soft tissue inside the body; the lungs (with vessels) and fat are already apart.
-    soft = np.clip(body - adipose - lung - bone - air, 0.0, None) + soft_extra
+    # Soft tissue: muscle and fat thickness vary with the patient's texture; bone and air take its place in the body.
+    texture = SOFT_TISSUE_TEXTURE_CM * tissue * np.clip(body / 10.0, 0.0, 1.0)
+    soft = np.clip(body - adipose - lung - bone - air + texture, 0.0, None) + soft_extra
     return PathMaps(
         soft_tissue=soft.astype(np.float32),
         adipose=np.clip(adipose, 0.0, None).astype(np.float32),
         lung=np.clip(lung, 0.0, None).astype(np.float32),
-        bone=bone.astype(np.float32),
+        bone=np.clip(bone, 0.0, None).astype(np.float32),
         metal=metal.astype(np.float32),
-        body_mask=body > 0,
+        body_mask=(body + soft_extra) > 0,
     )
+
+
+def _skeleton(proj: _Projection, anatomy: Anatomy, fracture: tuple) -> np.ndarray:
+    """Bone path (cm of cortical bone): spine, ribs, clavicles, scapulae, humeral heads and sternum.
+
+    Every bone is a cortical shell of ``CORTEX_CM`` round trabecular bone of ``TRABECULAR_FRACTION`` (adult bone volume
+    fractions of rib and vertebral trabecular bone are 0.1-0.25; ICRP Publication 70, "Basic anatomical and
+    physiological data for use in radiological protection: the skeleton", 1995).
+    """
+    broken, side, severity, finding_rng = fracture
+    bone = np.zeros((proj.grid.rows, proj.grid.cols))
+    depth = anatomy.half_depth_cm
+    for level in range(14):
+        y_level = anatomy.shoulder_y_cm - 3.0 + level * RIB_SPACING_CM
+        _add_bone_ellipsoid(bone, proj, (0.0, y_level, -depth + 5.5), (2.2, 1.0, 1.8))  # vertebral body
+        for s in (-1, 1):
+            _add_bone_ellipsoid(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
+            process = np.array([[s * 1.0, y_level - 0.3, -depth + 3.2], [s * 3.2, y_level - 0.6, -depth + 3.0]])
+            _add_tube(bone, proj, process, 0.45, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
+        _add_bone_ellipsoid(bone, proj, (0.0, y_level + 0.4, -depth + 2.3), (0.5, 0.9, 1.2))  # spinous process
+    broken_rib = (side, 3 + int(finding_rng.integers(5))) if broken else None
+    for s in (-1, 1):
+        for index in range(11):
+            points, half_width, half_depth = _rib(anatomy, s, index)
+            parts = [(slice(None), 0.0)]
+            if broken_rib == (s, index):
+                # A displaced fracture: the lateral part of the rib steps down across a gap.
+                parts = [(slice(0, 9), 0.0), (slice(10, None), 0.3 + 0.4 * severity)]
+            for part, step in parts:
+                _add_tube(
+                    bone,
+                    proj,
+                    points[part] + np.array([0.0, step, 0.0]),
+                    half_width[part],
+                    half_depth_cm=half_depth[part],
+                    shell_cm=CORTEX_CM,
+                    core_fraction=TRABECULAR_FRACTION,
+                )
+        clavicle = np.array(
+            [
+                [s * t, anatomy.shoulder_y_cm + 1.0 - 0.12 * t + 0.6 * np.sin(t / 3.0), 2.0 - 0.25 * t]
+                for t in np.linspace(1.5, anatomy.half_width_cm - 1.0, 12)
+            ]
+        )
+        _add_tube(bone, proj, clavicle, 0.7, shell_cm=0.2, core_fraction=TRABECULAR_FRACTION)
+        # Scapula: a thin blade behind the upper ribs with a thick lateral border, and the humeral head beside it.
+        wall = anatomy.half_width_cm - anatomy.fat_cm
+        _add_bone_ellipsoid(
+            bone, proj, (s * (wall - 3.5), anatomy.shoulder_y_cm + 7.0, -depth + 2.0), (4.0, 7.0, 0.3), 0.1
+        )
+        border = np.array(
+            [
+                [s * (wall - 0.5), anatomy.shoulder_y_cm + 1.5, -depth + 3.0],
+                [s * (wall - 4.5), anatomy.shoulder_y_cm + 13.0, -depth + 2.0],
+            ]
+        )
+        _add_tube(bone, proj, border, 0.5, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
+        _add_bone_ellipsoid(
+            bone, proj, (s * (anatomy.half_width_cm + 1.0), anatomy.shoulder_y_cm + 3.0, -1.0), (2.4, 2.4, 2.4)
+        )
+    # Sternum (seen mainly on laterals).
+    _add_bone_ellipsoid(bone, proj, (0.0, anatomy.lung_top_y_cm + 8.0, depth - anatomy.fat_cm - 1.0), (1.6, 8.0, 0.7))
+    return bone

@@ -64,18 +64,20 @@ class Processing:
             raise ValueError(f"bits_stored must be 8-16, got {self.bits_stored}")
 
 
-# Exposure recognition leaves out direct exposure: pixels that received more than this fraction of the brightest signal.
+# Exposure recognition leaves out direct exposure: pixels whose signal exceeds this fraction of the unattenuated beam's.
 DIRECT_EXPOSURE_FRACTION = 0.6
 
 
-def log_normalize(raw: np.ndarray, field_mask: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+def log_normalize(
+    raw: np.ndarray, field_mask: np.ndarray, percentiles: tuple[float, float], direct_signal: float
+) -> np.ndarray:
     """``-log(raw)``, windowed by exposure recognition: the chosen percentiles of the anatomy map to 0 and 1.
 
-    The anatomy is the exposed field less the direct-exposure (unattenuated) area, as found from the signal level.
+    The anatomy is the exposed field less the direct-exposure area, where the signal is close to ``direct_signal``
+    (the unattenuated beam's).
     """
     attenuation = -np.log(np.clip(raw, 1e-3, None), dtype=np.float32)
-    exposed = raw[field_mask] if field_mask.any() else raw.ravel()
-    anatomy = field_mask & (raw < DIRECT_EXPOSURE_FRACTION * np.percentile(exposed, 99.9))
+    anatomy = field_mask & (raw < DIRECT_EXPOSURE_FRACTION * direct_signal)
     values = attenuation[anatomy] if anatomy.sum() > 100 else attenuation[field_mask]
     low, high = np.percentile(values, percentiles)
     return (attenuation - low) / max(high - low, 1e-6)
@@ -105,12 +107,14 @@ def tone_curve(image: np.ndarray, contrast: float, midpoint: float) -> np.ndarra
     return (sigmoid(image) - low) / (high - low)
 
 
-def present(raw: np.ndarray, processing: Processing, spacing_mm: float, field_mask: np.ndarray) -> np.ndarray:
+def present(
+    raw: np.ndarray, processing: Processing, spacing_mm: float, field_mask: np.ndarray, direct_signal: float
+) -> np.ndarray:
     """The stored pixel values (uint16, ``bits_stored`` used) of a "For Presentation" image.
 
     Outside the collimated field the vendor's electronic shutter shows black.
     """
-    normalized = log_normalize(raw, field_mask, processing.recognition_percentiles)
+    normalized = log_normalize(raw, field_mask, processing.recognition_percentiles, direct_signal)
     enhanced = multiband_enhance(normalized, processing.bands, processing.range_compression, spacing_mm)
     toned = np.clip(tone_curve(enhanced, processing.tone_contrast, processing.tone_midpoint), 0.0, 1.0)
     toned[~field_mask] = 0.0

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from simulate.detector import Technique, acquire
+from simulate.detector import Technique, acquire, unattenuated_signal
 from simulate.dicom_writer import DxHeader
 from simulate.phantom import Grid, project, random_anatomy, random_findings
 from simulate.processing import present
@@ -51,11 +51,26 @@ def image_geometry(profile: ScannerProfile, landscape: bool, image_size: int | N
 
 
 def collimation_mask(
-    rows: int, cols: int, spacing_mm: float, rng: np.random.Generator, max_margin_cm: float
+    rows: int,
+    cols: int,
+    spacing_mm: float,
+    rng: np.random.Generator,
+    max_margin_cm: float,
+    body_cm: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """The exposed field: the detector less a random collimator margin on each side."""
+    """The exposed field: the detector less a random collimator margin on each side.
+
+    ``body_cm`` (centre and half width across the image, in cm on the detector) narrows the field to the body plus
+    0.5-2 cm each side, as a technologist collimates a patient narrower than the detector.
+    """
     margins = rng.uniform(0.0, max_margin_cm, size=4) * 10.0 / spacing_mm
     top, bottom, left, right = (int(m) for m in margins)
+    if body_cm is not None:
+        centre_cm, half_width_cm = body_cm
+        sides_cm = half_width_cm + rng.uniform(0.5, 2.0, size=2)
+        middle = (cols - 1) / 2 + centre_cm * 10.0 / spacing_mm
+        left = max(left, int(middle - sides_cm[0] * 10.0 / spacing_mm))
+        right = max(right, int(cols - 1 - middle - sides_cm[1] * 10.0 / spacing_mm))
     mask = np.zeros((rows, cols), dtype=bool)
     mask[top : rows - bottom, left : cols - right] = True
     return mask
@@ -97,7 +112,10 @@ def render(
     findings = random_findings(np.random.default_rng(task.finding_seed), task.findings)
     maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
     portable = profile.setting == "inpatient"
-    field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=3.0 if portable else 1.0)
+    half_width = anatomy.half_depth_cm if task.projection == "LATERAL" else anatomy.half_width_cm
+    magnification = profile.source_to_image_cm / (profile.source_to_image_cm - half_width - 1.5)
+    body = (anatomy.shift_cm[1] * magnification, half_width * magnification)
+    field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=3.0 if portable else 1.0, body_cm=body)
     technique = Technique(
         kvp=task.kvp,
         mas=task.mas,
@@ -106,7 +124,8 @@ def render(
         grid=profile.grid,
     )
     raw = acquire(maps, technique, profile.detector, spacing_mm / 10.0, rng, field_mask=field)
-    pixels = present(raw, profile.processing, spacing_mm, field)
+    direct = unattenuated_signal(technique, profile.detector, spacing_mm / 10.0)
+    pixels = present(raw, profile.processing, spacing_mm, field, direct)
     orientation = "Recumbent" if task.projection == "AP" and rng.random() < 0.6 else "Erect"
     writes = profile.writes
     header = DxHeader(
