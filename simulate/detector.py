@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.fft import irfft2, next_fast_len, rfft2
 
 from simulate.attenuation import MATERIAL_NAMES, MATERIALS, attenuation_matrix, layer_absorption
 from simulate.filters import gaussian_blur
@@ -53,9 +54,16 @@ class Detector:
     layer, thickness_mm
         The converter material (``a-Se`` or ``CsI``) and its thickness.
     blur_mm
-        Gaussian sigma of the conversion stage's spread (charge drift for a-Se, light spread for CsI).
+        Width of the conversion stage's spread: the sigma of a Gaussian (``spread: gaussian``, charge drift in a-Se,
+        standing in for the pixel aperture too) or the length of an exponential line spread function (``spread:
+        exponential``, light spread in a phosphor, whose MTF is ``1 / (1 + (2 pi L f)^2)``; Swank, "Calculation of
+        modulation transfer functions of x-ray fluorescent screens", Appl. Opt. 12 (1973)).
     electronic_noise_quanta
-        Standard deviation of the read-out noise, in quanta at the mean absorbed energy.
+        Standard deviation of the read-out noise, in quanta at the mean absorbed energy: a few quanta per pixel on
+        modern panels (Samei and Flynn, "An experimental comparison of detector performance for direct and indirect
+        digital radiography systems", Med. Phys. 30 (2003)).
+    spread
+        ``gaussian`` or ``exponential`` (see ``blur_mm``).
     """
 
     detector_type: str
@@ -63,6 +71,36 @@ class Detector:
     thickness_mm: float
     blur_mm: float
     electronic_noise_quanta: float
+    spread: str = "gaussian"
+
+    def __post_init__(self) -> None:
+        if self.spread not in SPREADS:
+            raise ValueError(f"detector spread must be one of {SPREADS}, got {self.spread!r}")
+
+    def mtf(self, frequency_per_mm: np.ndarray) -> np.ndarray:
+        """The conversion stage's modulation transfer function at these spatial frequencies (cycles per mm)."""
+        f = np.asarray(frequency_per_mm, dtype=float)
+        if self.spread == "exponential":
+            return 1.0 / (1.0 + (2 * np.pi * self.blur_mm * f) ** 2)
+        return np.exp(-2 * (np.pi * self.blur_mm * f) ** 2)
+
+
+SPREADS = ("gaussian", "exponential")
+
+
+def blur(signal: np.ndarray, detector: Detector, pixel_spacing_mm: float) -> np.ndarray:
+    """The detector's MTF applied to an image sampled at ``pixel_spacing_mm`` (exponential spread: by FFT, mirrored)."""
+    if detector.blur_mm / pixel_spacing_mm < 0.05:
+        return signal
+    if detector.spread == "gaussian":
+        return ndimage.gaussian_filter(signal, detector.blur_mm / pixel_spacing_mm, mode="nearest")
+    rows, cols = signal.shape
+    padded = np.pad(signal, ((0, next_fast_len(rows + 64) - rows), (0, next_fast_len(cols + 64) - cols)), "reflect")
+    fy = np.fft.fftfreq(padded.shape[0], d=pixel_spacing_mm)[:, None]
+    fx = np.fft.rfftfreq(padded.shape[1], d=pixel_spacing_mm)[None, :]
+    transfer = detector.mtf(np.hypot(fy, fx)).astype(np.float32)
+    filtered = irfft2(rfft2(padded, workers=1) * transfer, s=padded.shape, workers=1)
+    return filtered[:rows, :cols].astype(np.float32)
 
 
 # Grid transmission of primary and scatter (a 10:1 focused grid at chest energies).
@@ -149,9 +187,7 @@ def acquire(
         # Poisson statistics of the absorbed quanta (normal approximation: counts here are in the thousands).
         total_quanta = total_quanta + np.sqrt(total_quanta) * rng.standard_normal(total_quanta.shape, dtype=np.float32)
     signal = np.clip(total_quanta, 0.0, None) * mean_energy
-    blur_px = detector.blur_mm / 10.0 / pixel_spacing_cm
-    if blur_px > 0.05:
-        signal = ndimage.gaussian_filter(signal, blur_px, mode="nearest")
+    signal = blur(signal, detector, pixel_spacing_cm * 10.0)
     if noise and detector.electronic_noise_quanta > 0:
         reference_energy = float(np.median(mean_energy[mean_energy > 0])) if np.any(mean_energy > 0) else 1.0
         signal = signal + detector.electronic_noise_quanta * reference_energy * rng.standard_normal(

@@ -47,6 +47,7 @@ CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 19
 TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
+SUBPIXEL = 0.25  # tubes whose half width is under this fraction of a pixel are left out (their mass is tiny)
 PARENCHYMA_BETA = 3.0  # power-law exponent of projected anatomical background (Burgess et al. 2001)
 PARENCHYMA_CONTRAST = 0.12  # relative variation of alveolar air density; calibrated by benchmarks/realism.py
 SOFT_TISSUE_BETA = 3.0
@@ -233,16 +234,51 @@ def _add_tube(
     None), both per point or scalar. With ``shell_cm`` the tube is a bone: a cortical shell of that thickness at full
     density round a trabecular core holding ``core_fraction`` of it (its bone volume fraction).
     """
-    count = len(points)
-    widths = np.broadcast_to(np.asarray(half_width_cm, dtype=float), (count,))
-    depths = widths if half_depth_cm is None else np.broadcast_to(np.asarray(half_depth_cm, dtype=float), (count,))
-    projected = np.array([proj.in_plane(tuple(p)) for p in points])
-    scale = np.array([proj.magnification(d) for d in projected[:, 2]])
-    uv = projected[:, :2] * scale[:, None]
-    for k in range(count - 1):
-        (u0, v0), (u1, v1) = uv[k], uv[k + 1]
-        a = 0.5 * (widths[k] + widths[k + 1]) * scale[k]
-        b = 0.5 * (depths[k] + depths[k + 1])
+    points = np.asarray(points, dtype=float)
+    widths = np.broadcast_to(np.asarray(half_width_cm, dtype=float), (len(points),))
+    depths = widths if half_depth_cm is None else np.broadcast_to(np.asarray(half_depth_cm, dtype=float), widths.shape)
+    _add_segments(
+        target,
+        proj,
+        points[:-1],
+        points[1:],
+        (widths[:-1] + widths[1:]) / 2,
+        weight,
+        half_depth_cm=(depths[:-1] + depths[1:]) / 2,
+        shell_cm=shell_cm,
+        core_fraction=core_fraction,
+    )
+
+
+def _add_segments(
+    target: np.ndarray,
+    proj: _Projection,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    half_width_cm: np.ndarray,
+    weight: float = 1.0,
+    *,
+    half_depth_cm: np.ndarray | None = None,
+    shell_cm: float = 0.0,
+    core_fraction: float = 1.0,
+) -> None:
+    """Tube segments from ``starts`` to ``ends`` ((n, 3) each) with per-segment sections (see :func:`_add_tube`).
+
+    Segments thinner than ``SUBPIXEL`` of a pixel are left out: point sampling would catch them only by chance.
+    """
+    depths = half_width_cm if half_depth_cm is None else half_depth_cm
+    ends_uv = []
+    for points in (starts, ends):
+        depth = points[:, 0] if proj.lateral else points[:, 2]
+        distance = np.maximum(proj.body_depth_to_detector_cm - proj.toward_detector * depth, 0.5)
+        scale = proj.source_to_image_cm / (proj.source_to_image_cm - distance)
+        across = -points[:, 2] if proj.lateral else points[:, 0]
+        ends_uv.append((across * scale, points[:, 1] * scale, scale))
+    (u0s, v0s, scales), (u1s, v1s, _) = ends_uv
+    widths = half_width_cm * scales
+    spacing = proj.grid.spacing_cm
+    for k in np.flatnonzero(widths >= SUBPIXEL * spacing):
+        u0, v0, u1, v1, a, b = u0s[k], v0s[k], u1s[k], v1s[k], widths[k], depths[k]
         window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + a, abs(v1 - v0) / 2 + a)
         if window is None:
             continue
@@ -254,7 +290,7 @@ def _add_tube(
         distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
         chord = 2.0 * b * np.sqrt(np.clip(1.0 - distance2 / (a * a), 0.0, None))
         if shell_cm > 0:
-            inner_a, inner_b = max(a - shell_cm * scale[k], 1e-3), max(b - shell_cm, 1e-3)
+            inner_a, inner_b = max(a - shell_cm * scales[k], 1e-3), max(b - shell_cm, 1e-3)
             inner = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
             chord = chord - (1.0 - core_fraction) * inner
         # Consecutive segments overlap at their joints; take the maximum there instead of summing twice.
@@ -324,10 +360,11 @@ def _lung_geometry(anatomy: Anatomy, side: int) -> tuple[tuple[float, float, flo
 
 
 @lru_cache(maxsize=16)
-def _vessel_segments(anatomy: Anatomy, side: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def _vessel_segments(anatomy: Anatomy, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pulmonary arteries (from the hilum, to the upper, middle and lower zones) and veins (to the left atrium).
 
-    Cached: the same patient seen on several units or views has the same trees.
+    Starts, ends ((n, 3), cm) and radii (cm) of every segment. Cached: the same patient seen on several units or
+    views has the same trees.
     """
     rng = np.random.default_rng([anatomy.vessel_seed, side + 1])
     (cx, cy, cz), (ax, ay, az) = _lung_geometry(anatomy, side)
@@ -349,7 +386,8 @@ def _vessel_segments(anatomy: Anatomy, side: int) -> list[tuple[np.ndarray, np.n
     segments = []
     for root, direction, radius in roots:
         segments += grow_tree(root, np.array(direction), radius, inside, rng, min_radius_cm=VESSEL_MIN_RADIUS_CM)
-    return segments
+    starts, ends, radii = zip(*segments, strict=True)
+    return np.array(starts), np.array(ends), np.array(radii)
 
 
 def _airways(center: np.ndarray, toward: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
@@ -412,7 +450,7 @@ def project(
     side = findings.side
     # The patient's texture, at each pixel's position in the body (the mid-plane's magnification).
     scale = proj.magnification(0.0)
-    v_body, u_body = np.broadcast_arrays(proj.y / scale, proj.x / scale)
+    v_body, u_body = proj.y / scale, proj.x / scale
     parenchyma = sample_field(power_law_field(anatomy.vessel_seed, PARENCHYMA_BETA), v_body, u_body)
     tissue = sample_field(power_law_field(anatomy.vessel_seed + 1, SOFT_TISSUE_BETA), v_body, u_body)
 
@@ -475,8 +513,8 @@ def project(
     # Pulmonary vessels: blood-filled tubes that take the place of alveolar air.
     vessels = np.zeros(shape)
     for s in (-1, 1):
-        for start, end, radius in _vessel_segments(anatomy, s):
-            _add_tube(vessels, proj, np.stack([start, end]), radius)
+        starts, ends, radii = _vessel_segments(anatomy, s)
+        _add_segments(vessels, proj, starts, ends, radii)
     vessels = np.minimum(vessels, lung)
     # Parenchyma: alveolar air density varies with a power-law texture (capillaries, acini, small vessels).
     lung = lung * np.clip(1.0 + PARENCHYMA_CONTRAST * parenchyma, 0.3, None)

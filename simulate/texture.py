@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
 FIELD_PIXELS = 512
 FIELD_SPACING_CM = 0.1  # 51.2 cm square: any detector's field of view, at 1 mm (finer detail is the vessels' and noise)
@@ -35,8 +34,16 @@ def power_law_field(seed: int, beta: float) -> np.ndarray:
 
 
 def sample_field(field: np.ndarray, v_cm: np.ndarray, u_cm: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``field`` (centred on the origin) at positions (v down, u across) in cm; wraps around."""
-    v, u = np.broadcast_arrays(v_cm, u_cm)
+    """Bilinear samples of ``field`` (centred on the origin, wrapping round) on the grid of rows at ``v_cm`` (down) and
+    columns at ``u_cm`` (across): a ``(len(v_cm), len(u_cm))`` image, interpolated one axis at a time."""
     centre = (FIELD_PIXELS - 1) / 2
-    coordinates = np.stack([v / FIELD_SPACING_CM + centre, u / FIELD_SPACING_CM + centre])
-    return ndimage.map_coordinates(field, coordinates, order=1, mode="grid-wrap").astype(np.float32)
+
+    def weights(positions_cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = np.ravel(positions_cm) / FIELD_SPACING_CM + centre
+        lower = np.floor(index).astype(int)
+        return lower % FIELD_PIXELS, (lower + 1) % FIELD_PIXELS, (index - lower).astype(np.float32)
+
+    r0, r1, wr = weights(v_cm)
+    c0, c1, wc = weights(u_cm)
+    rows = field[r0] * (1 - wr)[:, None] + field[r1] * wr[:, None]
+    return rows[:, c0] * (1 - wc)[None, :] + rows[:, c1] * wc[None, :]

@@ -1,0 +1,91 @@
+"""The stand-in's anatomy and detector laws: Murray's branching, power-law texture, MTFs, collimation to the body."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulate.detector import Detector, blur
+from simulate.phantom import Findings, Grid, project, random_anatomy
+from simulate.render import collimation_mask
+from simulate.texture import FIELD_SPACING_CM, power_law_field
+from simulate.vessels import grow_tree, murray_angles
+
+
+def test_symmetric_bifurcation_follows_murray():
+    r0 = 1.0
+    r1 = r0 * 0.5 ** (1 / 3)
+    a1, a2 = murray_angles(r0, r1, r1)
+    assert a1 == pytest.approx(a2)
+    assert np.degrees(a1) == pytest.approx(37.5, abs=0.1)  # the classic optimum for equal daughters
+    thin = r0 * 0.2 ** (1 / 3)
+    wide, narrow = murray_angles(r0, r0 * 0.8 ** (1 / 3), thin)
+    assert narrow > wide, "the thinner daughter leaves at the wider angle"
+
+
+def test_tree_keeps_the_cube_law_and_stays_inside():
+    def inside(point):
+        return float(np.sum(point**2)) < 100.0  # a sphere of radius 10 cm
+
+    segments = grow_tree(np.zeros(3), np.array([1.0, 0.0, 0.0]), 0.5, inside, np.random.default_rng(0))
+    assert len(segments) > 20
+    assert all(inside(end) for _, end, _ in segments)
+    by_start: dict[tuple, list[float]] = {}
+    for start, _, radius in segments:
+        by_start.setdefault(tuple(np.round(start, 9)), []).append(radius)
+    parents = {tuple(np.round(end, 9)): radius for _, end, radius in segments}
+    checked = 0
+    for point, daughters in by_start.items():
+        if point in parents and len(daughters) == 2:
+            assert sum(r**3 for r in daughters) == pytest.approx(parents[point] ** 3)
+            checked += 1
+    assert checked > 5
+
+
+def test_texture_has_the_requested_power_law():
+    field = power_law_field(3, 3.0)
+    assert field.std() == pytest.approx(1.0, rel=1e-3)
+    spectrum = np.abs(np.fft.fft2(field)) ** 2
+    f = np.fft.fftfreq(field.shape[0], d=FIELD_SPACING_CM)
+    radius = np.hypot(f[:, None], f[None, :])
+    band = (radius > 0.2) & (radius < 2.0)  # well above the flat low end, below the grid's Nyquist of 5 cycles/cm
+    slope = np.polyfit(np.log(radius[band]), np.log(spectrum[band]), 1)[0]
+    assert slope == pytest.approx(-3.0, abs=0.1)
+
+
+def test_scintillator_mtf_is_a_lorentzian_and_blur_applies_it():
+    csi = Detector("SCINTILLATOR", "CsI", 0.6, 0.125, 0.0, spread="exponential")
+    assert csi.mtf(np.array([0.0]))[0] == pytest.approx(1.0)
+    assert 0.55 < csi.mtf(np.array([1.0]))[0] < 0.7  # CsI panels measure about 0.6 at 1 cycle/mm
+    pitch = 0.1
+    line = np.zeros((64, 256), dtype=np.float32)
+    line[:, 128] = 1.0
+    spread = blur(line, csi, pitch)[32]
+    measured = np.abs(np.fft.rfft(spread))
+    frequencies = np.fft.rfftfreq(256, d=pitch)
+    at_one = np.argmin(np.abs(frequencies - 1.0))
+    assert measured[at_one] / measured[0] == pytest.approx(csi.mtf(frequencies[at_one]), abs=0.02)
+    with pytest.raises(ValueError, match="spread"):
+        Detector("SCINTILLATOR", "CsI", 0.6, 0.125, 0.0, spread="lorentz")
+
+
+def test_collimation_follows_a_narrow_body():
+    rng = np.random.default_rng(0)
+    mask = collimation_mask(400, 400, 1.0, rng, max_margin_cm=0.0, body_cm=(0.0, 10.0))
+    columns = np.flatnonzero(mask.any(axis=0))
+    width_cm = (columns[-1] - columns[0] + 1) * 0.1
+    assert 21.0 <= width_cm <= 24.0  # the body's 20 cm plus 0.5-2 cm each side
+    assert mask.any(axis=1).all(), "top and bottom keep the detector's margins"
+
+
+def test_nodule_and_consolidation_show_in_the_lung_map():
+    anatomy = random_anatomy(np.random.default_rng(5), "M")
+    grid = Grid(120, 100, 0.4)
+    healthy = project(anatomy, Findings(), grid, view="PA", source_to_image_cm=180)
+    for finding in ("lung_lesion", "consolidation"):
+        sick = project(
+            anatomy, Findings(frozenset({finding}), side=1, severity=0.8), grid, view="PA", source_to_image_cm=180
+        )
+        lost = healthy.lung - sick.lung
+        assert lost.max() > 0.5, finding
+        assert sick.soft_tissue.sum() > healthy.soft_tissue.sum(), finding
