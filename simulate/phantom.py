@@ -1,7 +1,9 @@
 """A randomized thorax phantom, projected to material path-length maps.
 
 The anatomy is three-dimensional: ellipsoids (lungs, heart, vertebrae, breasts, air spaces), an elliptic cylinder (the
-torso) and tubes along 3-D polylines (ribs, clavicles, pulmonary vessels, devices). A projection integrates each
+torso), tubes of elliptic section along 3-D polylines (ribs and other bones with a cortical shell, clavicles, devices),
+pulmonary vessel trees grown by Murray's laws (``simulate.vessels``) and a power-law texture of parenchyma and soft
+tissue (``simulate.texture``). A projection integrates each
 material along the beam, for a frontal (PA or AP) or a lateral view, giving path-length maps in cm at each material's
 nominal density (``simulate.attenuation.MATERIALS``). Geometric magnification follows each structure's distance from the
 detector, so hearts look larger on portable AP films, as they do on real ones.
