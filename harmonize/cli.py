@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from xrh.report import collect, print_table
 from xrh.settings import Settings
@@ -10,6 +11,17 @@ from xrh.warehouse import connect
 
 REFERENCE_HELP = "reference energy group (default: the reference_group setting, D110)"
 COHORT_HELP = "cohort of experiment_cohorts (default: the cohort setting)"
+BENCH_SUMMARY = """
+select experiment, metric, method, count(*) as seeds, round(avg(value), 4) as mean, round(min(value), 4) as lowest,
+    round(max(value), 4) as highest, round(avg(ci_low), 4) as mean_ci_low, round(avg(ci_high), 4) as mean_ci_high,
+    max(test_phantoms) as test_phantoms
+from harm_bench where run_id = ? and metric != 'rank'
+group by experiment, metric, method order by experiment, metric, method
+"""
+BENCH_RANKS = """
+select seed, cast(value as integer) as rank, method, note from harm_bench where run_id = ? and metric = 'rank'
+order by seed, value
+"""
 
 
 def fit_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,6 +61,30 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"evaluation {run_id} written to harm_evaluation; `xrh harmonize leaderboard` ranks it")
     print(f"panel: {settings.cache_dir / 'harmonized' / run_id / 'panel.png'}")
+    return 0
+
+
+def bench_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the powered benchmark on a paired bench set (made by `xrh simulate --bench`): per seed and method the
+    retrained scanner classifier, the frozen probe, outline and scalar-cue controls, fidelity to the reference
+    rendering, the physical-shift, negative-control and confounded experiments, and the paired ranking; harm_bench."""
+    from harmonize.bench import BenchConfig, power_lines, read_manifest
+    from harmonize.jobs import bench_methods
+
+    read_manifest(Path(args.bench))  # a set that is not there fails before a run is recorded
+    config = BenchConfig(methods=tuple(args.methods), seeds=tuple(args.seeds), size=args.size, epochs=args.epochs)
+    for line in power_lines():
+        print(f"power: {line}")
+    run_id = bench_methods(settings, Path(args.bench), config)
+    with connect(settings.warehouse) as conn:
+        summary = conn.execute(BENCH_SUMMARY, (run_id,))
+        columns = [d[0] for d in summary.description]
+        print_table(f"bench run {run_id}: over seeds, the mean, lowest and highest value", columns, summary.fetchall())
+        ranks = conn.execute(BENCH_RANKS, (run_id,))
+        columns = [d[0] for d in ranks.description]
+        print_table(
+            "methods that qualified for a rank, per seed (none listed: none qualified)", columns, ranks.fetchall()
+        )
     return 0
 
 
@@ -104,6 +140,7 @@ def _shown(row: dict[str, object], name: str) -> object:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from harmonize.bench import BenchConfig
     from harmonize.methods import IMAGE_METHODS
     from harmonize.results import EVALUATION_EPOCHS
 
@@ -147,6 +184,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--external-group", help="the group the pathology model never saw (default: the external_group setting)"
     )
     evaluate.set_defaults(handler=evaluate_command)
+    bench = steps.add_parser(
+        "bench", help="the powered benchmark on a paired bench set", description=bench_command.__doc__
+    )
+    bench.add_argument("--bench", required=True, help="the bench set's folder (with manifest.csv)")
+    bench.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["none", *sorted(IMAGE_METHODS)],
+        default=list(BenchConfig.methods),
+        help="methods, none included for the paired comparison (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--seeds", nargs="+", type=int, default=list(BenchConfig.seeds), help="training seeds (default %(default)s)"
+    )
+    bench.add_argument(
+        "--size", type=int, default=BenchConfig.size, help="analysis image size in pixels (default %(default)s)"
+    )
+    bench.add_argument(
+        "--epochs", type=int, default=BenchConfig.epochs, help="epochs of each classifier (default %(default)s)"
+    )
+    bench.set_defaults(handler=bench_command)
     leaderboard = steps.add_parser(
         "leaderboard", help="build and print the harmonization leaderboard", description=leaderboard_command.__doc__
     )

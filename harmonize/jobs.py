@@ -7,6 +7,9 @@ again is the same run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harmonize.bench import BenchConfig, run_bench
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
 from xrh.batches import BatchMapper, local_processes
@@ -110,5 +113,30 @@ def evaluate_methods(
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group,
             map_batches=mapper,
+        )
+        return run.run_id
+
+
+def bench_methods(
+    settings: Settings, bench_dir: Path, config: BenchConfig, map_batches: BatchMapper | None = None
+) -> str:
+    """The powered benchmark (``harmonize.bench``) as a recorded run; returns its run id."""
+    parameters = {
+        "bench": str(Path(bench_dir).resolve()),
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
+    }
+    with (
+        connect(settings.warehouse) as conn,
+        recorded_run(conn, "harmonize_bench", parameters) as run,
+        local_processes(settings.worker_count, map_batches) as mapper,
+    ):
+        run_bench(
+            conn,
+            Path(bench_dir),
+            settings.cache_dir,
+            config,
+            run.run_id,
+            map_batches=mapper,
+            device_setting=settings.device,
         )
         return run.run_id

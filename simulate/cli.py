@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from xrh.runs import recorded_run
@@ -14,12 +15,27 @@ def _image_size(value: str) -> int | None:
     return None if value == "native" else int(value)
 
 
+def bench_command(args: argparse.Namespace, out: Path) -> int:
+    """The paired bench set instead of a release (simulate/bench.py)."""
+    from simulate.bench import bench_phantoms, render_bench
+
+    size = args.image_size or 512
+    manifest = render_bench(
+        out, bench_phantoms(args.bench, args.seed), size, workers=args.workers or os.cpu_count() or 1
+    )
+    print(f"bench set of {args.bench} phantoms at {size} px: {manifest}")
+    print(f"next: xrh harmonize bench --bench {out}")
+    return 0
+
+
 def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
     """Write a simulated MIMIC-IV / MIMIC-CXR / MIMIC-CXR-JPG release in PhysioNet's layout."""
     from simulate.generate import simulate_dataset
     from simulate.overview import write_overview
 
     out = Path(args.out) if args.out else settings.data_root
+    if args.bench:
+        return bench_command(args, out)
     parameters = {
         "patients": args.patients,
         "seed": args.seed,
@@ -72,4 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also render every image as each other scanner would have (simulation_paired/)",
     )
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: one per CPU)")
+    parser.add_argument(
+        "--bench",
+        type=int,
+        metavar="PHANTOMS",
+        help="instead of a release, render the paired bench set of this many phantoms (2,000 for the powered "
+        "benchmark: 800 test phantoms on every arm) for `xrh harmonize bench`",
+    )
     parser.set_defaults(handler=simulate_command)

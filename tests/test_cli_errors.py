@@ -81,3 +81,8 @@ def test_dbt_without_a_command_is_a_usage_error():
 def test_debug_shows_the_traceback(tmp_path):
     result = xrh("--debug", "build", XRH_DATA_ROOT=str(tmp_path))
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_bench_without_a_rendered_set_names_the_command_that_makes_one(tmp_path):
+    line = one_line(xrh("harmonize", "bench", "--bench", str(tmp_path / "nothing"), XRH_DATA_ROOT=str(tmp_path)))
+    assert "no bench manifest" in line and "xrh simulate --bench" in line

@@ -1,0 +1,157 @@
+"""A paired benchmark set: the same phantoms rendered on several units, pixel-aligned, split by phantom.
+
+The leaderboard of the demo compares scanners on different patients and small test sets; here every test phantom is
+seen on every unit, so a difference between units or methods is measured within phantoms (paired) and training,
+validation and test phantoms are disjoint by construction. Only the images the benchmark needs are rendered.
+
+Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geometry and outline carry no scanner signal):
+
+- ``D110``: the direct-panel PA room at 110 kVp with its grid (the reference);
+- ``S120``: the CsI room at 120 kVp with its own processing (the scanner-classification partner);
+- ``D90PA``: the portable unit's physics (90 kVp, 2.5 mm Al, no grid, 100 cm, a-Se) taking a PA: a physical shift with
+  the same vendor processing as D110, for the diagnostic transfer experiment;
+- ``D110R``: D110 again with new noise and collimation: the negative control, where no method should open a gap.
+
+Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them) and ``<out>/manifest.csv``
+(phantom_id, split, sex, abnormal, finding, arm, path). A re-run renders only what is missing; equal seeds give equal
+bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from simulate.dicom_writer import dx_bytes, uid_from
+from simulate.profiles import ScannerProfile, load_profiles
+from simulate.render import ImageTask, render
+from simulate.spectra import tube_spectrum
+from xrh.files import write_bytes_atomic
+from xrh.processes import worker_pool
+from xrh.progress import track
+
+ARMS = ("D110", "S120", "D90PA", "D110R")
+SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
+ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion", "atelectasis")
+MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
+# Which arms each split needs: the test phantoms on every arm; training and validation for the classifiers.
+ARMS_BY_SPLIT = {"train": ("D110", "S120", "D90PA"), "validate": ("D110", "S120", "D90PA"), "test": ARMS}
+
+
+@dataclass(frozen=True)
+class BenchPhantom:
+    phantom_id: int
+    split: str
+    sex: str
+    abnormal: bool
+    finding: str
+    anatomy_seed: int
+    finding_seed: int
+    image_seed: int
+
+
+def bench_phantoms(count: int, seed: int) -> list[BenchPhantom]:
+    """``count`` phantoms, half abnormal (one finding each), split train/validate/test by ``SPLITS``."""
+    rng = np.random.default_rng(seed)
+    bounds = np.cumsum([round(share * count) for _, share in SPLITS])
+    phantoms = []
+    for index in range(count):
+        split = SPLITS[int(np.searchsorted(bounds, index, side="right"))][0] if index < bounds[-1] else "test"
+        abnormal = bool(rng.random() < 0.5)
+        phantoms.append(
+            BenchPhantom(
+                phantom_id=100_000 + index,
+                split=split,
+                sex=str(rng.choice(["F", "M"])),
+                abnormal=abnormal,
+                finding=str(rng.choice(ABNORMAL_FINDINGS)) if abnormal else "",
+                anatomy_seed=int(rng.integers(2**31)),
+                finding_seed=int(rng.integers(2**31)),
+                image_seed=int(rng.integers(2**31)),
+            )
+        )
+    return phantoms
+
+
+def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[ScannerProfile, float]]:
+    """Each arm's unit (its physics and processing) and kVp."""
+    d90 = profiles["D90"]
+    return {
+        "D110": (profiles["D110"], 110.0),
+        "S120": (profiles["S120"], 120.0),
+        "D90PA": (d90, 90.0),
+        "D110R": (profiles["D110"], 110.0),
+    }
+
+
+def _task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
+    plan = next((p for p in profile.exposures if p.projection != "LATERAL"), profile.exposures[0])
+    rng = np.random.default_rng([phantom.image_seed, ARMS.index(arm)])
+    mas = float(plan.mas_mean * np.exp(rng.normal(0.0, 0.2)))
+    return ImageTask(
+        dicom_id=f"{phantom.phantom_id}-{arm}",
+        subject_id=phantom.phantom_id,
+        study_id=phantom.phantom_id,
+        sex=phantom.sex,
+        anatomy_seed=phantom.anatomy_seed,
+        findings=frozenset({phantom.finding} if phantom.abnormal else set()),
+        finding_seed=phantom.finding_seed,
+        acquired=datetime(2150, 1, 1, 12, 0),
+        study_instance_uid=uid_from("bench", phantom.phantom_id),
+        projection="PA",
+        view_position="PA",
+        kvp=kvp,
+        mas=round(mas, 2),
+        exposure_time_ms=round(mas / profile.tube_current_ma * 1000.0, 1),
+        landscape=False,
+        # D110R differs from D110 only in its noise and collimation; the other arms share D110's draw of both.
+        image_seed=phantom.image_seed + (1 if arm == "D110R" else 0),
+    )
+
+
+def _render_one(image_size: int, out: str, work: tuple[BenchPhantom, str]) -> str:
+    phantom, arm = work
+    profiles = load_profiles()
+    profile, kvp = arm_profiles(profiles)[arm]
+    pixels, header = render(_task(phantom, arm, profile, kvp), profile, image_size, geometry_of=profiles["D110"])
+    relative = f"{arm}/{phantom.phantom_id}.dcm"
+    write_bytes_atomic(Path(out) / relative, dx_bytes(header, pixels))
+    return relative
+
+
+def render_bench(out: Path, phantoms: list[BenchPhantom], image_size: int, *, workers: int = 1) -> Path:
+    """Render every (phantom, arm) the splits need that is not on disk yet; write the manifest; return its path."""
+    out = Path(out)
+    needed = [(p, arm) for p in phantoms for arm in ARMS_BY_SPLIT[p.split]]
+    missing = [(p, arm) for p, arm in needed if not (out / arm / f"{p.phantom_id}.dcm").exists()]
+    render_one = partial(_render_one, image_size, str(out))
+    arms = arm_profiles(load_profiles())
+    for profile, kvp in arms.values():
+        tube_spectrum(kvp, profile.filtration_mm_al)  # warm the cache once, before the workers fork
+    if workers > 1 and missing:
+        # One BLAS thread per worker; chunks of four keep a phantom's arms in one worker (its vessel trees are cached).
+        with worker_pool(workers, start_method="fork", initializer=threadpool_limits, initargs=(1,)) as executor:
+            done = executor.map(render_one, missing, chunksize=4)
+            for _ in track(done, len(missing), "rendering the bench set", unit="images"):
+                pass
+    else:
+        for _ in track(map(render_one, missing), len(missing), "rendering the bench set", unit="images"):
+            pass
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for phantom, arm in needed:
+        writer.writerow(
+            [phantom.phantom_id, phantom.split, phantom.sex, int(phantom.abnormal), phantom.finding, arm]
+            + [f"{arm}/{phantom.phantom_id}.dcm"]
+        )
+    manifest = out / "manifest.csv"
+    write_bytes_atomic(manifest, text.getvalue().encode("utf-8"))
+    return manifest

@@ -1,0 +1,87 @@
+"""The powered benchmark on a tiny paired bench set: disjoint phantoms, paired arms, every experiment's rows."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from harmonize.bench import (
+    BenchConfig,
+    confounded_images,
+    control_features,
+    read_manifest,
+    run_bench,
+    scanner_balanced_accuracy,
+    scanner_images,
+)
+from simulate.bench import ARMS, bench_phantoms, render_bench
+from xrh.batches import in_this_process
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    render_bench(out, bench_phantoms(30, seed=3), 48, workers=1)
+    return out
+
+
+def test_splits_are_disjoint_and_test_phantoms_are_on_every_arm(bench_dir):
+    images = read_manifest(bench_dir)
+    phantoms = {split: {i.phantom_id for i in images if i.split == split} for split in ("train", "validate", "test")}
+    assert not phantoms["train"] & phantoms["test"] and not phantoms["validate"] & phantoms["test"]
+    assert not phantoms["train"] & phantoms["validate"]
+    for phantom in phantoms["test"]:
+        assert {i.arm for i in images if i.phantom_id == phantom} == set(ARMS)
+    # The harmonization fit set (reference arm, training phantoms) never meets a test image.
+    fit_set = {i.phantom_id for i in images if i.split == "train" and i.arm == "D110"}
+    assert not fit_set & phantoms["test"]
+
+
+def test_arms_share_the_grid_and_the_reference_repeat_differs_only_in_noise(bench_dir):
+    import pydicom
+
+    shapes = {arm: pydicom.dcmread(bench_dir / arm / "100020.dcm").pixel_array.shape for arm in ARMS}
+    assert len(set(shapes.values())) == 1, shapes
+    first = pydicom.dcmread(bench_dir / "D110" / "100020.dcm").pixel_array.astype(float)
+    again = pydicom.dcmread(bench_dir / "D110R" / "100020.dcm").pixel_array.astype(float)
+    assert not np.array_equal(first, again)
+    assert np.corrcoef(first.ravel(), again.ravel())[0, 1] > 0.9
+
+
+def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
+    before = (bench_dir / "S120" / "100020.dcm").read_bytes()
+    render_bench(bench_dir, bench_phantoms(30, seed=3), 48, workers=1)
+    assert (bench_dir / "S120" / "100020.dcm").read_bytes() == before
+
+
+def test_confounded_training_set_follows_the_prevalence_rule(bench_dir):
+    images = read_manifest(bench_dir)
+    chosen = confounded_images(images, "train", share=1.0, seed=0)
+    assert all((i.arm == "D90PA") == bool(i.abnormal) for i in chosen)
+    assert len({i.phantom_id for i in chosen}) == len(chosen)
+
+
+def test_scanner_pairs_and_balanced_accuracy():
+    scores = np.array([[0.1, 0.9], [0.2, 0.8], [0.6, 0.7]])
+    assert scanner_balanced_accuracy(scores) == pytest.approx(0.5 * (1.0 + 2 / 3))
+    image = np.zeros((48, 48), dtype=np.float32)
+    image[:, 6:40] = np.linspace(0.1, 1.0, 34)
+    outline, scalars = control_features(image)
+    assert outline.shape == (256,) and scalars[1] == 6 and scalars[2] == 8  # left and right padding widths
+
+
+def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path):
+    conn = sqlite3.connect(tmp_path / "w.sqlite")
+    config = BenchConfig(methods=("none", "cdf"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1)
+    rows = run_bench(conn, bench_dir, tmp_path / "cache", config, "bench-test", map_batches=in_this_process)
+    experiments = {row["experiment"] for row in rows}
+    assert experiments >= {"scanner", "controls", "fidelity", "shift", "null", "confounded", "ranking"}
+    stored = conn.execute("select count(*), count(distinct method) from harm_bench").fetchone()
+    assert stored == (len(rows), 2)
+    for row in rows:
+        if row["ci_low"] is not None:
+            assert row["ci_low"] <= row["ci_high"]
+    test_phantoms = len({i.phantom_id for i in scanner_images(read_manifest(bench_dir), "test")})
+    assert {row["test_phantoms"] for row in rows} == {test_phantoms}
