@@ -25,6 +25,7 @@ FLOWS = {
     "train": "flows.models:train_flow",
     "features": "flows.models:features_flow",
     "harmonize": "flows.harmonization:harmonize_flow",
+    "bench": "flows.harmonization:bench_flow",
     "report": "flows.report:report_flow",
 }
 

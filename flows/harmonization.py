@@ -1,7 +1,7 @@
 """The ``harmonize`` flow: fit each method on the reference group, apply it to the cohort, evaluate every method, and
-rebuild the leaderboard mart. Every image batch of the three steps (fit statistics, harmonized images, the evaluation's
-analysis images and inspections) is a task on the Dask task runner; the steps themselves run in the flow, which
-writes the warehouse."""
+rebuild the leaderboard mart; and the ``bench`` flow, the powered benchmark on a paired bench set. Every image batch
+(fit statistics, harmonized images, the evaluations' analysis images and inspections) is a task on the Dask task
+runner; the steps themselves run in the flow, which writes the warehouse."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from prefect import flow
 from flows.common import current_flow_run_id, image_task_runner, mapper_of, process_batch, settings
 from flows.models import split_task
 from flows.warehouse import build_selected
-from harmonize.jobs import apply_method, evaluate_methods, fit_method
+from harmonize.bench import BenchConfig
+from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method
 from harmonize.results import EVALUATION_EPOCHS
 from xrh.runs import orchestrated_by
 
@@ -53,3 +54,22 @@ def harmonize_flow(
         )
         build_selected("harmonization_leaderboard")
     return evaluation
+
+
+@flow(name="bench", log_prints=True, task_runner=image_task_runner())
+def bench_flow(
+    bench: str,
+    methods: list[str] | None = None,
+    seeds: list[int] | None = None,
+    size: int = BenchConfig.size,
+    epochs: int = BenchConfig.epochs,
+) -> str:
+    """The powered benchmark on the paired bench set in ``bench`` (``xrh simulate --bench``); its image batches on the
+    Dask task runner. Returns the run id of its ``harm_bench`` rows."""
+    config = BenchConfig(
+        methods=tuple(methods or BenchConfig.methods), seeds=tuple(seeds or BenchConfig.seeds), size=size, epochs=epochs
+    )
+    with orchestrated_by(current_flow_run_id()):
+        run_id = bench_methods(settings(), bench, config, map_batches=mapper_of(process_batch))
+    print(f"bench run {run_id}: rows in harm_bench")
+    return run_id

@@ -25,8 +25,8 @@ image:
   AUC and its shortcut: the mean, over test phantoms, of its score on the D90PA image minus its score on the D110 image
   of the same phantom (0: the prediction does not follow the scanner);
 - **ranking**: a method ranks only if its shift experiment's mean AUC is at most ``NON_INFERIORITY`` below ``none``'s,
-  both controls stay under ``CONTROL_LIMIT``, and its paired ``|BA - 0.5|`` difference against ``none`` has a 95%
-  interval below 0; ranked methods are ordered by that difference.
+  both controls stay under ``CONTROL_LIMIT``, its negative-control gap's interval holds 0, and its paired
+  ``|BA - 0.5|`` difference against ``none`` has a 95% interval below 0; ranked methods are ordered by that difference.
 
 Every interval is a 95% percentile interval over ``models_ml.metrics.BOOTSTRAP_SAMPLES`` resamples of test phantoms,
 stratified by class where the metric needs both classes; resampling whole phantoms keeps the pairs together, and the
@@ -39,6 +39,7 @@ import csv
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -240,7 +241,8 @@ class _MethodScores:
     """What the ranking needs of one method: paired test scores."""
 
     scanner: np.ndarray  # (phantoms, 2)
-    shift: np.ndarray  # (phantoms, 2): D110, D90PA
+    shift: np.ndarray  # (phantoms, 2): the frozen pathology model's scores on D110 and D90PA
+    null: np.ndarray  # (phantoms, 2): on D110 and D110R
     controls: dict[str, float]
 
 
@@ -426,8 +428,9 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         return auc(c.abnormal[index], _two_columns(frozen[index, column]))
 
     everything = np.arange(len(c.abnormal))
-    for column, arm in enumerate((REFERENCE_ARM, SHIFT_ARM, NULL_ARM)):
-        add("shift", f"auc_{arm}", arm_auc(everything, column), lambda index, k=column: arm_auc(index, k), c.by_class)
+    for column, (experiment, arm) in enumerate((("shift", REFERENCE_ARM), ("shift", SHIFT_ARM), ("null", NULL_ARM))):
+        statistic = partial(arm_auc, column=column)
+        add(experiment, f"auc_{arm}", statistic(everything), statistic, c.by_class)
     for experiment, column in (("shift", 1), ("null", 2)):
 
         def gap(index, k=column):
@@ -447,7 +450,7 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
     shortcut = confounded[:, 1] - confounded[:, 0]
     add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
-    return rows, _MethodScores(retrained, frozen[:, :2], controls)
+    return rows, _MethodScores(retrained, frozen[:, :2], frozen[:, [0, 2]], controls)
 
 
 def _two_columns(positive: np.ndarray) -> np.ndarray:
@@ -484,6 +487,12 @@ def _ranking(scores: dict[str, _MethodScores], context: _Seed) -> list[dict[str,
         auc_value, (auc_low, auc_high) = auc_difference(all_rows), interval(auc_difference, context.by_class, seed)
         non_inferior = auc_value >= -NON_INFERIORITY
         controls_ok = all(v <= CONTROL_LIMIT for v in own.controls.values())
+
+        def null_gap(index, s=own.null):
+            return auc(abnormal[index], _two_columns(s[index, 0])) - auc(abnormal[index], _two_columns(s[index, 1]))
+
+        null_low, null_high = interval(null_gap, context.by_class, seed)
+        null_ok = null_low <= 0 <= null_high
         rows.append(_row(seed, method, "ranking", "scanner_distance_difference", value, low, high))
         rows.append(
             _row(
@@ -497,7 +506,20 @@ def _ranking(scores: dict[str, _MethodScores], context: _Seed) -> list[dict[str,
                 note=None if non_inferior else f"inferior: more than {NON_INFERIORITY} below none",
             )
         )
-        if non_inferior and controls_ok and high < 0:
+        if not null_ok:
+            rows.append(
+                _row(
+                    seed,
+                    method,
+                    "ranking",
+                    "null_gap_excludes_zero",
+                    null_gap(all_rows),
+                    null_low,
+                    null_high,
+                    note="a gap where there is none: not ranked",
+                )
+            )
+        if non_inferior and controls_ok and null_ok and high < 0:
             ranked.append((value, method))
     for rank, (value, method) in enumerate(sorted(ranked), start=1):
         rows.append(_row(seed, method, "ranking", "rank", rank, note=f"paired |BA - 0.5| difference {value:+.3f}"))
