@@ -268,10 +268,10 @@ def run_bench(
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
-        rows += _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, device, map_batches)
-    for row in rows:
-        row["test_phantoms"] = test_phantoms
-    replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
+        done = _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, device, map_batches)
+        rows += [{**row, "test_phantoms": test_phantoms} for row in done]
+        # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
+        replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
     return rows
 
 
