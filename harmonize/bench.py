@@ -50,6 +50,7 @@ from harmonize.results import TABLES
 from ingest.images import ImageCache, Preprocessing
 from models_ml.config import TrainConfig
 from models_ml.dataset import CachedImages, cache_images
+from models_ml.feature_statistics import frechet_distance, mmd_rbf
 from models_ml.features import embed
 from models_ml.metrics import BOOTSTRAP_SAMPLES, auc, bootstrap, percentile_interval
 from models_ml.torch_setup import choose_device
@@ -58,9 +59,12 @@ from xrh.batches import BatchMapper
 from xrh.tables import replace_run_rows
 
 REFERENCE_ARM = "D110"
-SCANNER_ARMS = ("D110", "S120")
 SHIFT_ARM = "D90PA"
 NULL_ARM = "D110R"
+# The two scanner experiments: D110 against S120 as it is, and against S120's physics behind D110's processing.
+PARTNERS = {"scanner": "S120", "texture": "S120T"}
+# The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
+# import the simulator: a bench set is files, like any data set).
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
 CONTROL_LIMIT = 0.60
 NON_INFERIORITY = 0.02
@@ -133,7 +137,7 @@ def read_manifest(bench_dir: Path) -> list[BenchImage]:
             for row in reader
         ]
     arms = {image.arm for image in images}
-    needed = {*SCANNER_ARMS, SHIFT_ARM, NULL_ARM}
+    needed = {REFERENCE_ARM, *PARTNERS.values(), SHIFT_ARM, NULL_ARM}
     if not needed <= arms:
         raise ValueError(f"{manifest}: arms {sorted(needed - arms)} are missing; render the set again")
     return images
@@ -146,8 +150,9 @@ def _select(images: list[BenchImage], split: str, arms: tuple[str, ...], label: 
     return [BenchImage(**{**vars(i), "label": label(i)}) for i in chosen]
 
 
-def scanner_images(images: list[BenchImage], split: str) -> list[BenchImage]:
-    return _select(images, split, SCANNER_ARMS, lambda i: int(i.arm == SCANNER_ARMS[1]))
+def scanner_images(images: list[BenchImage], split: str, partner: str = PARTNERS["scanner"]) -> list[BenchImage]:
+    """The split's images of the reference arm (label 0) and ``partner`` (label 1), in pairs."""
+    return _select(images, split, (REFERENCE_ARM, partner), lambda i: int(i.arm == partner))
 
 
 def diagnostic_images(images: list[BenchImage], split: str, arms: tuple[str, ...]) -> list[BenchImage]:
@@ -299,9 +304,9 @@ class _Seed:
     seed: int
     device: object
     checkpoint: Path
-    frozen_scanner: object
+    frozen: dict[str, object]  # per scanner experiment: its classifier trained on unharmonized images
     pathology: object
-    scanner_sets: dict[str, list[BenchImage]]
+    sets: dict[str, dict[str, list[BenchImage]]]  # per scanner experiment and split: its images, in pairs
     test_pairs: list[BenchImage]  # test phantoms on D110, D90PA, D110R
     abnormal: np.ndarray  # per test phantom
     truth: dict[int, np.ndarray]  # the unharmonized D110 analysis image per test phantom
@@ -318,10 +323,16 @@ class _Seed:
 def _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, device, map_batches):
     checkpoint = Path(cache_dir) / "bench" / f"seed{seed}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    sets = {split: scanner_images(images, split) for split in ("train", "validate", "test")}
-    # The frozen models of this seed, trained on unharmonized images: the scanner classifier the probe reads, and the
+    sets = {
+        experiment: {split: scanner_images(images, split, partner) for split in ("train", "validate", "test")}
+        for experiment, partner in PARTNERS.items()
+    }
+    # The frozen models of this seed, trained on unharmonized images: the scanner classifiers the probes read, and the
     # D110 pathology model of the shift and null experiments.
-    frozen_scanner, _ = _train_and_score(config, seed, sets["train"], sets["validate"], [], base, device, checkpoint)
+    frozen = {
+        experiment: _train_and_score(config, seed, own["train"], own["validate"], [], base, device, checkpoint)[0]
+        for experiment, own in sets.items()
+    }
     pathology, _ = _train_and_score(
         config,
         seed,
@@ -339,9 +350,9 @@ def _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, d
         seed=seed,
         device=device,
         checkpoint=checkpoint,
-        frozen_scanner=frozen_scanner,
+        frozen=frozen,
         pathology=pathology,
-        scanner_sets=sets,
+        sets=sets,
         test_pairs=test_pairs,
         abnormal=as_pairs(np.array([i.label for i in test_pairs]), 3)[:, 0],
         truth={i.phantom_id: base.load(i.dicom_id) for i in test_pairs if i.arm == REFERENCE_ARM},
@@ -360,17 +371,75 @@ def _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, d
     return rows
 
 
-def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[list[dict[str, object]], _MethodScores]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+class _Rows:
+    """Collects one seed's rows of one method, each with its bootstrap interval over test phantoms."""
+
+    def __init__(self, context: _Seed, method: str) -> None:
+        self.context, self.method, self.rows = context, method, []
+
+    def add(self, experiment, metric, value, statistic=None, strata=None, note=None, method=None) -> None:
+        low, high = interval(statistic, strata, self.context.seed) if statistic is not None else (None, None)
+        self.rows.append(_row(self.context.seed, method or self.method, experiment, metric, value, low, high, note))
+
+    def balanced(self, experiment, metric, scores: np.ndarray, note=None, method=None) -> float:
+        """A balanced-accuracy row of (phantoms, 2) scores, its interval over test phantoms."""
+        value = scanner_balanced_accuracy(scores)
+        statistic = lambda index: scanner_balanced_accuracy(scores[index])  # noqa: E731
+        self.add(experiment, metric, value, statistic, self.context.everyone, note, method)
+        return value
+
+
+def _probe_scores(validate: np.ndarray, validate_labels, test: np.ndarray, kind: str) -> np.ndarray:
+    """Test scores of a probe fitted on validation features: ``linear`` (logistic regression) or ``rbf`` (SVM)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
-    c, rows = context, []
+    model = LogisticRegression(max_iter=2000, class_weight="balanced") if kind == "linear" else SVC(kernel="rbf")
+    probe = make_pipeline(StandardScaler(), model).fit(validate, validate_labels)
+    return probe.predict_proba(test)[:, 1] if kind == "linear" else probe.predict(test).astype(float)
 
-    def add(experiment, metric, value, statistic=None, strata=None, note=None):
-        low, high = interval(statistic, strata, c.seed) if statistic is not None else (None, None)
-        rows.append(_row(c.seed, method, experiment, metric, value, low, high, note=note))
+
+def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tuple[np.ndarray, dict[str, float]]:
+    """One scanner experiment for one method: retrained classifier, controls, probes, MMD and Frechet distance."""
+    from harmonize import combat
+
+    c = out.context
+    own = c.sets[experiment]
+    retrained = train(own["train"], own["validate"], own["test"])
+    out.balanced(experiment, "retrained_balanced_accuracy", retrained)
+    controls = {}
+    for name, control in control_scores(own["train"], own["test"], cache).items():
+        scores = as_pairs(control, 2)
+        value = scanner_balanced_accuracy(scores)
+        note = "discarded: above the control limit" if value > CONTROL_LIMIT else None
+        controls[name] = out.balanced(f"{experiment}_controls", f"{name}_balanced_accuracy", scores, note)
+    validate, _ = embed(c.frozen[experiment], CachedImages(own["validate"], cache), c.device)
+    test, _ = embed(c.frozen[experiment], CachedImages(own["test"], cache), c.device)
+    validate_labels = np.array([i.label for i in own["validate"]])
+    test_labels = np.array([i.label for i in own["test"]])
+    for kind in ("linear", "rbf"):
+        probed = as_pairs(_probe_scores(validate, validate_labels, test, kind), 2)
+        out.balanced(experiment, f"probe_{kind}_balanced_accuracy", probed)
+    mmd = mmd_rbf(test[test_labels == 0], test[test_labels == 1], seed=c.seed)
+    out.add(experiment, "mmd_squared", mmd.value, note=f"standard error {mmd.standard_error:.4g}, p {mmd.p_value:.3g}")
+    out.add(experiment, "frechet_distance", frechet_distance(test[test_labels == 0], test[test_labels == 1]))
+    if out.method == "none":
+        # ComBat on the frozen features: fitted on the validation phantoms with their arms, applied to the test ones.
+        params = combat.fit(validate, validate_labels.astype(str))
+        validate_combat = combat.apply(validate, validate_labels.astype(str), params)
+        test_combat = combat.apply(test, test_labels.astype(str), params)
+        for kind in ("linear", "rbf"):
+            probed = as_pairs(_probe_scores(validate_combat, validate_labels, test_combat, kind), 2)
+            out.balanced(experiment, f"probe_{kind}_balanced_accuracy", probed, method="combat")
+    return retrained, controls
+
+
+def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[list[dict[str, object]], _MethodScores]:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    c, out = context, _Rows(context, method)
 
     def train(train_set, validate_set, test_set):
         _, [(_, scores)] = _train_and_score(
@@ -378,31 +447,9 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         )
         return as_pairs(scores, 2)
 
-    def balanced(scores):
-        return scanner_balanced_accuracy(scores), lambda index: scanner_balanced_accuracy(scores[index])
-
-    sets = c.scanner_sets
-    # Scanner: retrained classifier, controls, frozen probe.
-    retrained = train(sets["train"], sets["validate"], sets["test"])
-    add("scanner", "retrained_balanced_accuracy", *balanced(retrained), c.everyone)
-    controls = {}
-    for name, control in control_scores(sets["train"], sets["test"], cache).items():
-        value, statistic = balanced(as_pairs(control, 2))
-        controls[name] = value
-        note = "discarded: above the control limit" if value > CONTROL_LIMIT else None
-        add("controls", f"{name}_balanced_accuracy", value, statistic, c.everyone, note)
-    validate_features, _ = embed(c.frozen_scanner, CachedImages(sets["validate"], cache), c.device)
-    test_features, _ = embed(c.frozen_scanner, CachedImages(sets["test"], cache), c.device)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
-    probe.fit(validate_features, [i.label for i in sets["validate"]])
-    add(
-        "scanner",
-        "probe_balanced_accuracy",
-        *balanced(as_pairs(probe.predict_proba(test_features)[:, 1], 2)),
-        c.everyone,
-    )
+    results = {experiment: _scanner_rows(out, cache, experiment, train) for experiment in PARTNERS}
     # Fidelity against the reference rendering of the same phantom.
-    for arm in (SCANNER_ARMS[1], SHIFT_ARM):
+    for arm in (*PARTNERS.values(), SHIFT_ARM):
         measured = [
             (
                 structural_similarity(c.truth[i.phantom_id], cache.load(i.dicom_id), data_range=1.0),
@@ -413,7 +460,7 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         ]
         for column, metric in enumerate(("ssim", "psnr_db")):
             values = np.array([m[column] for m in measured])
-            add(
+            out.add(
                 "fidelity",
                 f"{metric}_{arm}_vs_{REFERENCE_ARM}",
                 values.mean(),
@@ -430,13 +477,13 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     everything = np.arange(len(c.abnormal))
     for column, (experiment, arm) in enumerate((("shift", REFERENCE_ARM), ("shift", SHIFT_ARM), ("null", NULL_ARM))):
         statistic = partial(arm_auc, column=column)
-        add(experiment, f"auc_{arm}", statistic(everything), statistic, c.by_class)
+        out.add(experiment, f"auc_{arm}", statistic(everything), statistic, c.by_class)
     for experiment, column in (("shift", 1), ("null", 2)):
 
         def gap(index, k=column):
             return arm_auc(index, 0) - arm_auc(index, k)
 
-        add(experiment, "auc_gap", gap(everything), gap, c.by_class)
+        out.add(experiment, "auc_gap", gap(everything), gap, c.by_class)
     # Confounded: retrained where prevalence differs by arm; tested on both arms of every test phantom.
     confounded = train(
         confounded_images(c.images, "train", c.config.confounding, c.seed),
@@ -447,10 +494,11 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     def pooled_auc(index):
         return auc(np.repeat(c.abnormal[index], 2), _two_columns(confounded[index].ravel()))
 
-    add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
+    out.add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
     shortcut = confounded[:, 1] - confounded[:, 0]
-    add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
-    return rows, _MethodScores(retrained, frozen[:, :2], frozen[:, [0, 2]], controls)
+    out.add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
+    retrained, controls = results["scanner"]
+    return out.rows, _MethodScores(retrained, frozen[:, :2], frozen[:, [0, 2]], controls)
 
 
 def _two_columns(positive: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
 - ``S120``: the CsI room at 120 kVp with its own processing (the scanner-classification partner);
 - ``D90PA``: the portable unit's physics (90 kVp, 2.5 mm Al, no grid, 100 cm, a-Se) taking a PA: a physical shift with
   the same vendor processing as D110, for the diagnostic transfer experiment;
-- ``D110R``: D110 again with new noise and collimation: the negative control, where no method should open a gap.
+- ``D110R``: D110 again with new noise and collimation: the negative control, where no method should open a gap;
+- ``S120T``: S120's detector and beam (CsI, 120 kVp, 3.5 mm Al) with D110's grid, distance and processing: the
+  scanners' physics without their vendor processing, the texture difference the project's hypothesis is about.
 
 Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them) and ``<out>/manifest.csv``
 (phantom_id, split, sex, abnormal, finding, arm, path). A re-run renders only what is missing; equal seeds give equal
@@ -21,9 +23,9 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +39,16 @@ from xrh.files import write_bytes_atomic
 from xrh.processes import worker_pool
 from xrh.progress import track
 
-ARMS = ("D110", "S120", "D90PA", "D110R")
+ARMS = ("D110", "S120", "D90PA", "D110R", "S120T")  # appended only: an arm's index seeds its draws
 SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
 ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion", "atelectasis")
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
 # Which arms each split needs: the test phantoms on every arm; training and validation for the classifiers.
-ARMS_BY_SPLIT = {"train": ("D110", "S120", "D90PA"), "validate": ("D110", "S120", "D90PA"), "test": ARMS}
+ARMS_BY_SPLIT = {
+    "train": ("D110", "S120", "D90PA", "S120T"),
+    "validate": ("D110", "S120", "D90PA", "S120T"),
+    "test": ARMS,
+}
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,13 @@ def bench_phantoms(count: int, seed: int) -> list[BenchPhantom]:
 
 def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[ScannerProfile, float]]:
     """Each arm's unit (its physics and processing) and kVp."""
-    d90 = profiles["D90"]
+    d110, s120 = profiles["D110"], profiles["S120"]
     return {
-        "D110": (profiles["D110"], 110.0),
-        "S120": (profiles["S120"], 120.0),
-        "D90PA": (d90, 90.0),
-        "D110R": (profiles["D110"], 110.0),
+        "D110": (d110, 110.0),
+        "S120": (s120, 120.0),
+        "D90PA": (profiles["D90"], 90.0),
+        "D110R": (d110, 110.0),
+        "S120T": (replace(d110, detector=s120.detector, filtration_mm_al=s120.filtration_mm_al), 120.0),
     }
 
 
@@ -116,9 +123,14 @@ def _task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) 
     )
 
 
+@lru_cache(maxsize=1)
+def _profiles() -> dict[str, ScannerProfile]:
+    return load_profiles()
+
+
 def _render_one(image_size: int, out: str, work: tuple[BenchPhantom, str]) -> str:
     phantom, arm = work
-    profiles = load_profiles()
+    profiles = _profiles()
     profile, kvp = arm_profiles(profiles)[arm]
     pixels, header = render(_task(phantom, arm, profile, kvp), profile, image_size, geometry_of=profiles["D110"])
     relative = f"{arm}/{phantom.phantom_id}.dcm"

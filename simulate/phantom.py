@@ -610,7 +610,8 @@ def project(
         lung -= nodule
         soft_extra += nodule
 
-    bone = _skeleton(proj, anatomy, ("fracture" in present, side, severity, finding_rng))
+    broken_rib = (side, 3 + int(finding_rng.integers(5))) if "fracture" in present else None
+    bone = _skeleton(proj, anatomy, broken_rib, displacement_cm=0.3 + 0.4 * severity)
 
     # Air outside the lungs: trachea and the gastric bubble under the left dome.
     air = np.zeros(shape)
@@ -645,14 +646,16 @@ def project(
     )
 
 
-def _skeleton(proj: _Projection, anatomy: Anatomy, fracture: tuple) -> np.ndarray:
-    """Bone path (cm of cortical bone): spine, ribs, clavicles, scapulae, humeral heads and sternum.
+def _skeleton(
+    proj: _Projection, anatomy: Anatomy, broken_rib: tuple[int, int] | None, *, displacement_cm: float
+) -> np.ndarray:
+    """Bone path (cm of cortical bone): spine, ribs, clavicles, scapulae, humeral heads and sternum; ``broken_rib``
+    (side, index) has a fracture whose lateral part is displaced down by ``displacement_cm``.
 
     Every bone is a cortical shell of ``CORTEX_CM`` round trabecular bone of ``TRABECULAR_FRACTION`` (adult bone volume
     fractions of rib and vertebral trabecular bone are 0.1-0.25; ICRP Publication 70, "Basic anatomical and
     physiological data for use in radiological protection: the skeleton", 1995).
     """
-    broken, side, severity, finding_rng = fracture
     bone = np.zeros((proj.grid.rows, proj.grid.cols))
     depth = anatomy.half_depth_cm
     for level in range(14):
@@ -663,14 +666,13 @@ def _skeleton(proj: _Projection, anatomy: Anatomy, fracture: tuple) -> np.ndarra
             process = np.array([[s * 1.0, y_level - 0.3, -depth + 3.2], [s * 3.2, y_level - 0.6, -depth + 3.0]])
             _add_tube(bone, proj, process, 0.45, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
         _add_bone_ellipsoid(bone, proj, (0.0, y_level + 0.4, -depth + 2.3), (0.5, 0.9, 1.2))  # spinous process
-    broken_rib = (side, 3 + int(finding_rng.integers(5))) if broken else None
     for s in (-1, 1):
         for index in range(11):
             points, half_width, half_depth = _rib(anatomy, s, index)
             parts = [(slice(None), 0.0)]
             if broken_rib == (s, index):
                 # A displaced fracture: the lateral part of the rib steps down across a gap.
-                parts = [(slice(0, 9), 0.0), (slice(10, None), 0.3 + 0.4 * severity)]
+                parts = [(slice(0, 9), 0.0), (slice(10, None), displacement_cm)]
             for part, step in parts:
                 _add_tube(
                     bone,

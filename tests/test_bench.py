@@ -50,6 +50,16 @@ def test_arms_share_the_grid_and_the_reference_repeat_differs_only_in_noise(benc
     assert np.corrcoef(first.ravel(), again.ravel())[0, 1] > 0.9
 
 
+def test_the_texture_arm_has_s120s_detector_behind_d110s_processing(bench_dir):
+    import pydicom
+
+    reference, texture, scanner = (pydicom.dcmread(bench_dir / arm / "100020.dcm") for arm in ("D110", "S120T", "S120"))
+    assert texture.Manufacturer == reference.Manufacturer != scanner.Manufacturer
+    assert texture.PhotometricInterpretation == reference.PhotometricInterpretation
+    assert texture.DetectorType == scanner.DetectorType == "SCINTILLATOR" != reference.DetectorType
+    assert float(texture.KVP) == float(scanner.KVP) == 120
+
+
 def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
     before = (bench_dir / "S120" / "100020.dcm").read_bytes()
     render_bench(bench_dir, bench_phantoms(30, seed=3), 48, workers=1)
@@ -77,9 +87,10 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path):
     config = BenchConfig(methods=("none", "cdf"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1)
     rows = run_bench(conn, bench_dir, tmp_path / "cache", config, "bench-test", map_batches=in_this_process)
     experiments = {row["experiment"] for row in rows}
-    assert experiments >= {"scanner", "controls", "fidelity", "shift", "null", "confounded", "ranking"}
-    stored = conn.execute("select count(*), count(distinct method) from harm_bench").fetchone()
-    assert stored == (len(rows), 2)
+    scanner = {"scanner", "scanner_controls", "texture", "texture_controls"}
+    assert experiments >= scanner | {"fidelity", "shift", "null", "confounded", "ranking"}
+    stored = conn.execute("select count(*), group_concat(distinct method) from harm_bench").fetchone()
+    assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "combat"}
     for row in rows:
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]
