@@ -7,6 +7,9 @@ again is the same run.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harmonize.bench import BenchConfig, run_bench
@@ -18,6 +21,20 @@ from xrh.settings import Settings
 from xrh.warehouse import connect
 
 
+@contextmanager
+def _recorded_job(
+    settings: Settings, kind: str, parameters: dict[str, object], map_batches: BatchMapper | None
+) -> Iterator[tuple[sqlite3.Connection, str, BatchMapper]]:
+    """(connection, run id, batch mapper) of one recorded run whose image batches go to ``map_batches``, by default
+    to local worker processes."""
+    with (
+        connect(settings.warehouse) as conn,
+        recorded_run(conn, kind, parameters) as run,
+        local_processes(settings.worker_count, map_batches) as mapper,
+    ):
+        yield conn, run.run_id, mapper
+
+
 def _fit_parameters(settings: Settings, method: str, cohort: str, reference: str) -> dict[str, object]:
     return {"method": method, "cohort": cohort, "reference": reference, "split_seed": settings.seed}
 
@@ -27,23 +44,20 @@ def fit_method(
 ) -> tuple[str, int]:
     """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count). The
     images' statistics are read in batches by ``map_batches``, by default in local worker processes."""
-    with (
-        connect(settings.warehouse) as conn,
-        recorded_run(conn, "harmonize_fit", _fit_parameters(settings, method, cohort, reference)) as run,
-        local_processes(settings.worker_count, map_batches) as mapper,
-    ):
+    parameters = _fit_parameters(settings, method, cohort, reference)
+    with _recorded_job(settings, "harmonize_fit", parameters, map_batches) as (conn, run_id, mapper):
         count = fit(
             conn,
             settings.mimic_cxr,
             method,
             cohort,
             reference,
-            run.run_id,
+            run_id,
             split_seed=settings.seed,
             map_batches=mapper,
             threads=settings.thread_count,
         )
-        return run.run_id, count
+        return run_id, count
 
 
 def apply_method(
@@ -58,22 +72,18 @@ def apply_method(
             f"no finished fit of {method!r} on reference {reference!r} of cohort {cohort!r} (split seed "
             f"{settings.seed}); run `xrh harmonize fit --method {method} --reference {reference} --cohort {cohort}`"
         )
-    with (
-        connect(settings.warehouse) as conn,
-        recorded_run(conn, "harmonize_apply", {"fit_run": fit_run_id}) as run,
-        local_processes(settings.worker_count, map_batches) as mapper,
-    ):
+    with _recorded_job(settings, "harmonize_apply", {"fit_run": fit_run_id}, map_batches) as (conn, run_id, mapper):
         count = apply(
             conn,
             settings.mimic_cxr,
             settings.cache_dir,
             fit_run_id,
-            run.run_id,
+            run_id,
             split_seed=settings.seed,
             map_batches=mapper,
             threads=settings.thread_count,
         )
-        return run.run_id, count
+        return run_id, count
 
 
 def evaluate_methods(
@@ -97,24 +107,20 @@ def evaluate_methods(
         "diagnostic_cohort": diagnostic_cohort,
         "external_group": external_group,
     }
-    with (
-        connect(settings.warehouse) as conn,
-        recorded_run(conn, "harmonize_evaluate", parameters) as run,
-        local_processes(settings.worker_count, map_batches) as mapper,
-    ):
+    with _recorded_job(settings, "harmonize_evaluate", parameters, map_batches) as (conn, run_id, mapper):
         evaluate(
             conn,
             settings,
             cohort=cohort,
             reference=reference,
             methods=methods,
-            run_id=run.run_id,
+            run_id=run_id,
             epochs=epochs,
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group,
             map_batches=mapper,
         )
-        return run.run_id
+        return run_id
 
 
 def bench_methods(
@@ -125,18 +131,14 @@ def bench_methods(
         "bench": str(Path(bench_dir).resolve()),
         **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
     }
-    with (
-        connect(settings.warehouse) as conn,
-        recorded_run(conn, "harmonize_bench", parameters) as run,
-        local_processes(settings.worker_count, map_batches) as mapper,
-    ):
+    with _recorded_job(settings, "harmonize_bench", parameters, map_batches) as (conn, run_id, mapper):
         run_bench(
             conn,
             Path(bench_dir),
             settings.cache_dir,
             config,
-            run.run_id,
+            run_id,
             map_batches=mapper,
             device_setting=settings.device,
         )
-        return run.run_id
+        return run_id
