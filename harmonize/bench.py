@@ -24,9 +24,10 @@ image:
   ``confounding`` and healthy ones on D110 with the same probability; tested on every test phantom on both arms, its
   AUC and its shortcut: the mean, over test phantoms, of its score on the D90PA image minus its score on the D110 image
   of the same phantom (0: the prediction does not follow the scanner);
-- **ranking**: a method ranks only if its shift experiment's mean AUC is at most ``NON_INFERIORITY`` below ``none``'s,
-  both controls stay under ``CONTROL_LIMIT``, its negative-control gap's interval holds 0, and its paired
-  ``|BA - 0.5|`` difference against ``none`` has a 95% interval below 0; ranked methods are ordered by that difference.
+- **ranking**, per scanner experiment: a method ranks only if its shift experiment's mean AUC is at most
+  ``NON_INFERIORITY`` below ``none``'s, the experiment's two controls stay under ``CONTROL_LIMIT``, its
+  negative-control gap's interval holds 0, and its paired ``|BA - 0.5|`` difference against ``none`` has a 95%
+  interval below 0; ranked methods are ordered by that difference.
 
 Every interval is a 95% percentile interval over ``models_ml.metrics.BOOTSTRAP_SAMPLES`` resamples of test phantoms,
 stratified by class where the metric needs both classes; resampling whole phantoms keeps the pairs together, and the
@@ -245,10 +246,9 @@ def _row(seed, method, experiment, metric, value, low=None, high=None, note=None
 class _MethodScores:
     """What the ranking needs of one method: paired test scores."""
 
-    scanner: np.ndarray  # (phantoms, 2)
+    scanner: dict[str, tuple[np.ndarray, dict[str, float]]]  # per scanner experiment: retrained (phantoms, 2), controls
     shift: np.ndarray  # (phantoms, 2): the frozen pathology model's scores on D110 and D90PA
     null: np.ndarray  # (phantoms, 2): on D110 and D110R
-    controls: dict[str, float]
 
 
 def run_bench(
@@ -497,8 +497,7 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     out.add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
     shortcut = confounded[:, 1] - confounded[:, 0]
     out.add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
-    retrained, controls = results["scanner"]
-    return out.rows, _MethodScores(retrained, frozen[:, :2], frozen[:, [0, 2]], controls)
+    return out.rows, _MethodScores(results, frozen[:, :2], frozen[:, [0, 2]])
 
 
 def _two_columns(positive: np.ndarray) -> np.ndarray:
@@ -507,70 +506,61 @@ def _two_columns(positive: np.ndarray) -> np.ndarray:
 
 
 def _ranking(scores: dict[str, _MethodScores], context: _Seed) -> list[dict[str, object]]:
-    """Paired differences against ``none`` and the rank of the methods that qualify (see the module docstring)."""
+    """Paired differences against ``none`` and, per scanner experiment, the rank of the methods that qualify (see the
+    module docstring)."""
     if "none" not in scores:
         return []
     none = scores["none"]
-    abnormal, seed = context.abnormal, context.seed
-    rows, ranked = [], []
+    abnormal, seed, everything = context.abnormal, context.seed, np.arange(len(context.abnormal))
+    rows, ranked = [], {experiment: [] for experiment in PARTNERS}
 
-    def distance(s: np.ndarray, index) -> float:
-        return abs(scanner_balanced_accuracy(s[index]) - 0.5)
+    def add(method, metric, statistic, strata, note=None):
+        value, (low, high) = statistic(everything), interval(statistic, strata, seed)
+        rows.append(_row(seed, method, "ranking", metric, value, low, high, note))
+        return value, high
 
     def mean_auc(s: np.ndarray, index) -> float:
         return 0.5 * sum(auc(abnormal[index], _two_columns(s[index, a])) for a in (0, 1))
 
+    def distance(s: np.ndarray, index) -> float:
+        return abs(scanner_balanced_accuracy(s[index]) - 0.5)
+
     for method, own in scores.items():
         if method == "none":
             continue
-
-        def difference(index, s=own.scanner):
-            return distance(s, index) - distance(none.scanner, index)
-
-        def auc_difference(index, s=own.shift):
-            return mean_auc(s, index) - mean_auc(none.shift, index)
-
-        all_rows = np.arange(len(abnormal))
-        value, (low, high) = difference(all_rows), interval(difference, context.everyone, seed)
-        auc_value, (auc_low, auc_high) = auc_difference(all_rows), interval(auc_difference, context.by_class, seed)
+        auc_value, _ = add(
+            method,
+            "shift_mean_auc_difference",
+            lambda index, s=own.shift: mean_auc(s, index) - mean_auc(none.shift, index),
+            context.by_class,
+        )
         non_inferior = auc_value >= -NON_INFERIORITY
-        controls_ok = all(v <= CONTROL_LIMIT for v in own.controls.values())
+        if not non_inferior:
+            rows[-1]["note"] = f"inferior: more than {NON_INFERIORITY} below none"
 
         def null_gap(index, s=own.null):
             return auc(abnormal[index], _two_columns(s[index, 0])) - auc(abnormal[index], _two_columns(s[index, 1]))
 
         null_low, null_high = interval(null_gap, context.by_class, seed)
         null_ok = null_low <= 0 <= null_high
-        rows.append(_row(seed, method, "ranking", "scanner_distance_difference", value, low, high))
-        rows.append(
-            _row(
-                seed,
-                method,
-                "ranking",
-                "shift_mean_auc_difference",
-                auc_value,
-                auc_low,
-                auc_high,
-                note=None if non_inferior else f"inferior: more than {NON_INFERIORITY} below none",
-            )
-        )
         if not null_ok:
-            rows.append(
-                _row(
-                    seed,
-                    method,
-                    "ranking",
-                    "null_gap_excludes_zero",
-                    null_gap(all_rows),
-                    null_low,
-                    null_high,
-                    note="a gap where there is none: not ranked",
-                )
+            rows.append(_row(seed, method, "ranking", "null_gap_excludes_zero", null_gap(everything), null_low,
+                             null_high, "a gap where there is none: not ranked"))  # fmt: skip
+        for experiment, (retrained, controls) in own.scanner.items():
+            baseline = none.scanner[experiment][0]
+            value, high = add(
+                method,
+                f"{experiment}_distance_difference",
+                lambda index, s=retrained, b=baseline: distance(s, index) - distance(b, index),
+                context.everyone,
             )
-        if non_inferior and controls_ok and null_ok and high < 0:
-            ranked.append((value, method))
-    for rank, (value, method) in enumerate(sorted(ranked), start=1):
-        rows.append(_row(seed, method, "ranking", "rank", rank, note=f"paired |BA - 0.5| difference {value:+.3f}"))
+            controls_ok = all(v <= CONTROL_LIMIT for v in controls.values())
+            if non_inferior and controls_ok and null_ok and high < 0:
+                ranked[experiment].append((value, method))
+    for experiment, qualified in ranked.items():
+        for rank, (value, method) in enumerate(sorted(qualified), start=1):
+            note = f"paired |BA - 0.5| difference {value:+.3f}"
+            rows.append(_row(seed, method, "ranking", f"{experiment}_rank", rank, note=note))
     return rows
 
 

@@ -15,12 +15,12 @@ BENCH_SUMMARY = """
 select experiment, metric, method, count(*) as seeds, round(avg(value), 4) as mean, round(min(value), 4) as lowest,
     round(max(value), 4) as highest, round(avg(ci_low), 4) as mean_ci_low, round(avg(ci_high), 4) as mean_ci_high,
     max(test_phantoms) as test_phantoms
-from harm_bench where run_id = ? and metric != 'rank'
+from harm_bench where run_id = ? and metric not like '%rank'
 group by experiment, metric, method order by experiment, metric, method
 """
 BENCH_RANKS = """
-select seed, cast(value as integer) as rank, method, note from harm_bench where run_id = ? and metric = 'rank'
-order by seed, value
+select seed, replace(metric, '_rank', '') as experiment, cast(value as integer) as rank, method, note
+from harm_bench where run_id = ? and metric like '%rank' order by seed, experiment, value
 """
 
 

@@ -96,3 +96,34 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path):
             assert row["ci_low"] <= row["ci_high"]
     test_phantoms = len({i.phantom_id for i in scanner_images(read_manifest(bench_dir), "test")})
     assert {row["test_phantoms"] for row in rows} == {test_phantoms}
+
+
+def test_ranking_needs_controls_at_chance_no_null_gap_and_a_paired_gain():
+    from pathlib import Path
+
+    from harmonize.bench import _MethodScores, _ranking, _Seed
+
+    rng = np.random.default_rng(0)
+    n = 400
+    abnormal = (np.arange(n) % 2).astype(int)
+    diagnostic = np.clip(abnormal[:, None] * 0.6 + rng.uniform(0, 0.4, (n, 2)), 0, 1)  # both arms, AUC about 1
+    found = np.column_stack([rng.uniform(0, 0.3, n), rng.uniform(0.7, 1, n)])  # the scanner read perfectly
+    hidden = rng.uniform(0, 1, (n, 2))  # the scanner at chance
+
+    def scores(scanner, controls):
+        return _MethodScores({"scanner": (scanner, controls)}, diagnostic, diagnostic)
+
+    context = _Seed([], BenchConfig(), 0, None, Path("."), {}, None, {}, [], abnormal, {})
+    rows = _ranking(
+        {
+            "none": scores(found, {"outline_only": 0.5}),
+            "good": scores(hidden, {"outline_only": 0.5}),
+            "cue": scores(hidden, {"outline_only": 0.9}),  # hides the scanner but leaves a trivial cue
+            "same": scores(found, {"outline_only": 0.5}),
+        },
+        context,
+    )
+    ranks = {row["method"]: row["value"] for row in rows if row["metric"] == "scanner_rank"}
+    assert ranks == {"good": 1}
+    differences = {row["method"]: row for row in rows if row["metric"] == "scanner_distance_difference"}
+    assert differences["good"]["ci_high"] < 0 and differences["same"]["value"] == 0
