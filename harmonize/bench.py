@@ -1,20 +1,22 @@
 """The powered benchmark: methods judged on paired renderings, on held-out phantoms only, with controls.
 
 The bench set (``xrh simulate --bench``; its manifest is ``<bench>/manifest.csv``) holds the same phantoms on several
-arms, pixel-aligned: D110 (the reference), S120 (the other scanner), D90PA (the portable unit's beam, grid and distance
-taking a PA) and D110R (D110 again with new noise: the negative control). Phantoms are split train / validate / test,
-and every statistic below is computed on test phantoms, which trained no classifier and no harmonization fit. Per seed
-and method (``none`` included), with the method fitted on the reference arm's training images and applied to every
-image:
+arms, pixel-aligned: D110 (the reference), S120 (the other scanner), S120T (S120's detector and beam behind D110's
+processing), D90PA (the portable unit's beam, grid and distance taking a PA) and D110R (D110 again with new noise: the
+negative control). Phantoms are split train / validate / test, and every statistic below is computed on test
+phantoms, which trained no classifier and no harmonization fit. Per seed and method (``none`` included), with the
+method fitted on the reference arm's training images and applied to every image:
 
-- **scanner**: a CNN retrained on harmonized D110-vs-S120 training images, its balanced accuracy on the test phantoms
-  (both arms); a linear probe on the frozen unharmonized classifier's features, fitted on validation phantoms and scored
-  on test phantoms; the paired difference of ``|BA - 0.5|`` against ``none`` (negative: the scanner is harder to find);
-- **controls**: an outline-only classifier (which pixels are non-zero, block-averaged) and a scalar-cue classifier
-  (zero share, padding widths, distinct values, global quantiles, mean and spread), each trained on the training
-  phantoms and scored on the test phantoms, before and after every method: above ``CONTROL_LIMIT`` the scanner is
-  readable from a trivial cue and the method's result is discarded;
-- **fidelity**: SSIM and PSNR of each harmonized S120 and D90PA test image against the D110 rendering of the same
+- **scanner** (D110 against S120) and **texture** (D110 against S120T: the physics without the vendor's processing):
+  a CNN retrained on harmonized training images, its balanced accuracy on the test phantoms (both arms); linear and
+  RBF-SVM probes on the frozen unharmonized classifier's features, fitted on validation phantoms and scored on test
+  phantoms; MMD and Frechet distance between the arms' test features; with ``none``, ComBat fitted on the validation
+  features and applied to the test features (method ``combat``);
+- **scanner_controls**, **texture_controls**: an outline-only classifier (which pixels are non-zero, block-averaged)
+  and a scalar-cue classifier (zero share, padding widths, distinct values, global quantiles, mean and spread), each
+  trained on the training phantoms and scored on the test phantoms, before and after every method: above
+  ``CONTROL_LIMIT`` the scanner is readable from a trivial cue and the method's result on that experiment is discarded;
+- **fidelity**: SSIM and PSNR of each harmonized S120, S120T and D90PA test image against the D110 rendering of the same
   phantom (the ground truth), at the analysis size;
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
   training images, its AUC on the harmonized D110 and D90PA test images and the gap between them;
@@ -27,7 +29,8 @@ image:
 - **ranking**, per scanner experiment: a method ranks only if its shift experiment's mean AUC is at most
   ``NON_INFERIORITY`` below ``none``'s, the experiment's two controls stay under ``CONTROL_LIMIT``, its
   negative-control gap's interval holds 0, and its paired ``|BA - 0.5|`` difference against ``none`` has a 95%
-  interval below 0; ranked methods are ordered by that difference.
+  interval below 0 (the paired difference of ``|BA - 0.5|``: negative when the scanner is harder to find); ranked
+  methods are ordered by that difference.
 
 Every interval is a 95% percentile interval over ``models_ml.metrics.BOOTSTRAP_SAMPLES`` resamples of test phantoms,
 stratified by class where the metric needs both classes; resampling whole phantoms keeps the pairs together, and the
