@@ -49,6 +49,7 @@ CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 19
 TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
+DETECTOR_GAP_CM = 1.5  # from the patient's skin to the detector's surface
 SUBPIXEL = 0.25  # tubes whose half width is under this fraction of a pixel are left out (their mass is tiny)
 PARENCHYMA_BETA = 3.0  # power-law exponent of projected anatomical background (Burgess et al. 2001)
 PARENCHYMA_CONTRAST = 0.12  # relative variation of alveolar air density; calibrated by benchmarks/realism.py
@@ -407,6 +408,19 @@ def _airways(center: np.ndarray, toward: np.ndarray, rng: np.random.Generator) -
     return segments
 
 
+def _mid_plane_to_detector_cm(anatomy: Anatomy, lateral: bool) -> float:
+    """Distance from the body's mid-plane to the detector: half the body along the beam plus the gap to the cassette."""
+    return (anatomy.half_width_cm if lateral else anatomy.half_depth_cm) + DETECTOR_GAP_CM
+
+
+def body_across_detector(anatomy: Anatomy, view: str, source_to_image_cm: float) -> tuple[float, float]:
+    """Centre and half width (cm on the detector) of the body across the image, magnified as its mid-plane is."""
+    lateral = view == "LATERAL"
+    magnification = source_to_image_cm / (source_to_image_cm - _mid_plane_to_detector_cm(anatomy, lateral))
+    half_width = anatomy.half_depth_cm if lateral else anatomy.half_width_cm
+    return anatomy.shift_cm[1] * magnification, half_width * magnification
+
+
 def project(
     anatomy: Anatomy,
     findings: Findings,
@@ -435,11 +449,10 @@ def project(
     )
     y, x = grid.axes()
     lateral = view == "LATERAL"
-    half_thickness = anatomy.half_width_cm if lateral else anatomy.half_depth_cm
     proj = _Projection(
         lateral=lateral,
         source_to_image_cm=source_to_image_cm,
-        body_depth_to_detector_cm=half_thickness + 1.5,
+        body_depth_to_detector_cm=_mid_plane_to_detector_cm(anatomy, lateral),
         toward_detector={"PA": 1, "AP": -1, "LATERAL": 1}[view],
         grid=grid,
         y=y,

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulate.detector import Technique, acquire, unattenuated_signal
 from simulate.dicom_writer import DxHeader
-from simulate.phantom import Grid, project, random_anatomy, random_findings
+from simulate.phantom import Grid, body_across_detector, project, random_anatomy, random_findings
 from simulate.processing import present
 from simulate.profiles import ScannerProfile
 
@@ -112,9 +112,7 @@ def render(
     findings = random_findings(np.random.default_rng(task.finding_seed), task.findings)
     maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
     portable = profile.setting == "inpatient"
-    half_width = anatomy.half_depth_cm if task.projection == "LATERAL" else anatomy.half_width_cm
-    magnification = profile.source_to_image_cm / (profile.source_to_image_cm - half_width - 1.5)
-    body = (anatomy.shift_cm[1] * magnification, half_width * magnification)
+    body = body_across_detector(anatomy, task.projection, profile.source_to_image_cm)
     field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=3.0 if portable else 1.0, body_cm=body)
     technique = Technique(
         kvp=task.kvp,
