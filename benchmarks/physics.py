@@ -129,10 +129,9 @@ def measure(patients: int, image_size: int, size: int) -> None:
             )
             clean_image = analysis_image(clean, preprocessing)
             # Conspicuity in the presented image: the nodule's mean against its ring, over the noise in the ring.
-            scaled = (noisy - np.percentile(noisy, 0.5)) / max(np.ptp(np.percentile(noisy, [0.5, 99.5])), 1e-6)
-            scaled_clean = (clean - np.percentile(noisy, 0.5)) / max(np.ptp(np.percentile(noisy, [0.5, 99.5])), 1e-6)
-            noise_sd = float(np.std((scaled - scaled_clean)[ring]))
-            cnr = abs(float(scaled_clean[nodule].mean() - scaled_clean[ring].mean())) / max(noise_sd, 1e-9)
+            # A ratio: the presented values' scale and offset cancel.
+            noise_sd = float(np.std((noisy - clean)[ring]))
+            cnr = abs(float(clean[nodule].mean() - clean[ring].mean())) / max(noise_sd, 1e-9)
             contrast = float(bone_signal[ribs].mean())
             row = results.setdefault(
                 name, {"rms": [], "contrast": [], "contrast_change": [], "cnr": [], "cnr_ratio": []}

@@ -384,9 +384,11 @@ class _Rows:
         low, high = interval(statistic, strata, self.context.seed) if statistic is not None else (None, None)
         self.rows.append(_row(self.context.seed, method or self.method, experiment, metric, value, low, high, note))
 
-    def balanced(self, experiment, metric, scores: np.ndarray, note=None, method=None) -> float:
-        """A balanced-accuracy row of (phantoms, 2) scores, its interval over test phantoms."""
+    def balanced(self, experiment, metric, scores: np.ndarray, *, limit=None, method=None) -> float:
+        """A balanced-accuracy row of (phantoms, 2) scores, its interval over test phantoms; above ``limit`` (a
+        control's) the row says its experiment's result is discarded."""
         value = scanner_balanced_accuracy(scores)
+        note = "discarded: above the control limit" if limit is not None and value > limit else None
         statistic = lambda index: scanner_balanced_accuracy(scores[index])  # noqa: E731
         self.add(experiment, metric, value, statistic, self.context.everyone, note, method)
         return value
@@ -414,10 +416,8 @@ def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tupl
     out.balanced(experiment, "retrained_balanced_accuracy", retrained)
     controls = {}
     for name, control in control_scores(own["train"], own["test"], cache).items():
-        scores = as_pairs(control, 2)
-        value = scanner_balanced_accuracy(scores)
-        note = "discarded: above the control limit" if value > CONTROL_LIMIT else None
-        controls[name] = out.balanced(f"{experiment}_controls", f"{name}_balanced_accuracy", scores, note)
+        metric = f"{name}_balanced_accuracy"
+        controls[name] = out.balanced(f"{experiment}_controls", metric, as_pairs(control, 2), limit=CONTROL_LIMIT)
     validate, _ = embed(c.frozen[experiment], CachedImages(own["validate"], cache), c.device)
     test, _ = embed(c.frozen[experiment], CachedImages(own["test"], cache), c.device)
     validate_labels = np.array([i.label for i in own["validate"]])
@@ -439,9 +439,17 @@ def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tupl
     return retrained, controls
 
 
-def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[list[dict[str, object]], _MethodScores]:
+def _fidelity(reference: np.ndarray, harmonized: np.ndarray) -> tuple[float, float]:
+    """SSIM and PSNR (dB) of a harmonized analysis image against the reference rendering of the same phantom."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    return (
+        structural_similarity(reference, harmonized, data_range=1.0),
+        peak_signal_noise_ratio(reference, harmonized, data_range=1.0),
+    )
+
+
+def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[list[dict[str, object]], _MethodScores]:
     c, out = context, _Rows(context, method)
 
     def train(train_set, validate_set, test_set):
@@ -454,10 +462,7 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     # Fidelity against the reference rendering of the same phantom.
     for arm in (*PARTNERS.values(), SHIFT_ARM):
         measured = [
-            (
-                structural_similarity(c.truth[i.phantom_id], cache.load(i.dicom_id), data_range=1.0),
-                peak_signal_noise_ratio(c.truth[i.phantom_id], cache.load(i.dicom_id), data_range=1.0),
-            )
+            _fidelity(c.truth[i.phantom_id], cache.load(i.dicom_id))
             for i in c.images
             if i.split == "test" and i.arm == arm
         ]

@@ -144,7 +144,7 @@ def render_bench(out: Path, phantoms: list[BenchPhantom], image_size: int, *, wo
     needed = [(p, arm) for p in phantoms for arm in ARMS_BY_SPLIT[p.split]]
     missing = [(p, arm) for p, arm in needed if not (out / arm / f"{p.phantom_id}.dcm").exists()]
     render_one = partial(_render_one, image_size, str(out))
-    arms = arm_profiles(load_profiles())
+    arms = arm_profiles(_profiles())
     for profile, kvp in arms.values():
         tube_spectrum(kvp, profile.filtration_mm_al)  # warm the cache once, before the workers fork
     if workers > 1 and missing:

@@ -61,9 +61,13 @@ def test_the_texture_arm_has_s120s_detector_behind_d110s_processing(bench_dir):
 
 
 def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
-    before = (bench_dir / "S120" / "100020.dcm").read_bytes()
-    render_bench(bench_dir, bench_phantoms(30, seed=3), 48, workers=1)
-    assert (bench_dir / "S120" / "100020.dcm").read_bytes() == before
+    phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
+    render_bench(tmp_path, [phantom], 48, workers=1)  # a fresh folder: rendered anew
+    for arm in ARMS:
+        assert (tmp_path / arm / "100020.dcm").read_bytes() == (bench_dir / arm / "100020.dcm").read_bytes(), arm
+    written = {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS}
+    render_bench(tmp_path, [phantom], 48, workers=1)  # the same folder again: nothing to render
+    assert {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS} == written
 
 
 def test_confounded_training_set_follows_the_prevalence_rule(bench_dir):
