@@ -7,7 +7,9 @@ run flows on several warehouses). ``xrh flow`` and ``xrh serve`` set ``PREFECT_H
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -18,7 +20,10 @@ from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
 from xrh.processes import ordered_results
+from xrh.runs import orchestrated_by
 from xrh.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 RETRIES = 3
 
@@ -45,6 +50,25 @@ def image_task_runner() -> DaskTaskRunner:
 
 def current_flow_run_id() -> str | None:
     return flow_run.id
+
+
+def name_flow_run(run_id: str) -> None:
+    """Name the current flow run after a job's run id, so the UI lists ``train-3f2a...`` rather than a random name;
+    a server that refuses costs the name only, never the job."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=run_id)
+    except Exception as error:  # the name is a convenience; the run's rows are what matter
+        log.warning("flow run not renamed to %s: %s", run_id, error)
+
+
+@contextmanager
+def jobs_of_this_flow_run() -> Iterator[None]:
+    """Job runs started inside record this flow run's id, and the flow run takes the name of each (the last job's)."""
+    with orchestrated_by(current_flow_run_id(), on_run=name_flow_run):
+        yield
 
 
 @task(name="read batch", cache_policy=NO_CACHE, persist_result=False, **disk_retries())

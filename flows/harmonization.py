@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.common import current_flow_run_id, image_task_runner, mapper_of, process_batch, settings
+from flows.common import image_task_runner, jobs_of_this_flow_run, mapper_of, process_batch, settings
 from flows.models import split_task
 from flows.warehouse import build_selected
 from harmonize.bench import BenchConfig
 from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method
 from harmonize.results import EVALUATION_EPOCHS
-from xrh.runs import orchestrated_by
 
 
 @flow(name="harmonize", log_prints=True, task_runner=image_task_runner())
@@ -34,7 +33,7 @@ def harmonize_flow(
     reference = reference or configured.reference_group
     external_group = external_group or configured.external_group
     on_dask = mapper_of(process_batch)
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         for method in apply_methods or ["cdf"]:
             run_id, count = fit_method(configured, method, cohort, reference, map_batches=on_dask)
             print(f"{method} fitted on {count} training images of {reference} (run {run_id})")
@@ -63,13 +62,20 @@ def bench_flow(
     seeds: list[int] | None = None,
     size: int = BenchConfig.size,
     epochs: int = BenchConfig.epochs,
+    field_mm: float = BenchConfig.field_mm,
+    equalize: bool = BenchConfig.equalize,
 ) -> str:
     """The powered benchmark on the paired bench set in ``bench`` (``xrh simulate --bench``); its image batches on the
     Dask task runner. Returns the run id of its ``harm_bench`` rows."""
     config = BenchConfig(
-        methods=tuple(methods or BenchConfig.methods), seeds=tuple(seeds or BenchConfig.seeds), size=size, epochs=epochs
+        methods=tuple(methods or BenchConfig.methods),
+        seeds=tuple(seeds or BenchConfig.seeds),
+        size=size,
+        epochs=epochs,
+        field_mm=field_mm,
+        equalize=equalize,
     )
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         run_id = bench_methods(settings(), bench, config, map_batches=mapper_of(process_batch))
     print(f"bench run {run_id}: rows in harm_bench")
     return run_id

@@ -5,10 +5,9 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import current_flow_run_id, disk_retries, image_task_runner, mapper_of, read_batch, settings
+from flows.common import disk_retries, image_task_runner, jobs_of_this_flow_run, mapper_of, read_batch, settings
 from ingest.download import PROJECT_NAMES, SubjectSelection, download_release, summary_lines
 from ingest.jobs import load_csv, read_dicom_headers
-from xrh.runs import orchestrated_by
 
 
 @task(name="download from PhysioNet", cache_policy=NO_CACHE, **disk_retries())
@@ -47,7 +46,7 @@ def load_csv_task() -> list[tuple[str, str, int]]:
 @flow(name="ingest", log_prints=True, task_runner=image_task_runner())
 def ingest_flow() -> dict[str, int]:
     """CSV files into raw tables, then the DICOM header walk mapped over batches on the Dask task runner."""
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         for table, status, rows in load_csv_task():
             print(f"{table:32} {status:9} {rows:>10,} rows")
         summary = read_dicom_headers(settings(), map_batches=mapper_of(read_batch))

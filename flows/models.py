@@ -12,12 +12,12 @@ import json
 
 from prefect import flow, task
 
-from flows.common import current_flow_run_id, image_task_runner, mapper_of, process_batch, settings
+from flows.common import image_task_runner, jobs_of_this_flow_run, mapper_of, process_batch, settings
 from models_ml.config import TrainConfig
 from models_ml.features import latest_run
 from models_ml.jobs import cache_cohort_images, extract_features, split_images, train_classifier
 from xrh.artifacts import recorded_artifact
-from xrh.runs import orchestrated_by, run_id_for
+from xrh.runs import run_id_for
 from xrh.warehouse import connect, warehouse_id
 
 
@@ -92,7 +92,7 @@ def train_flow(
         seed=configured.seed,
         **{name: value for name, value in chosen.items() if value is not None},
     )
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         print(split_task(config.cohort, config.split_scheme))
         cache_cohort_images(configured, config.cohort, config.image_size, map_batches=mapper_of(process_batch))
         result = train_task(config)
@@ -105,7 +105,7 @@ def train_flow(
 def features_flow(cohort: str | None = None, permutations: int = 200) -> dict[str, object]:
     """Penultimate features of the cohort's (default: the cohort setting's) latest training run, stored and analysed
     by scanner group."""
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         summary = features_task(cohort or settings().cohort, permutations)
     print(summary)
     return summary

@@ -5,14 +5,17 @@ from __future__ import annotations
 from prefect import flow
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-from flows.common import current_flow_run_id, settings
-from xrh.dbt import DBT_PROFILES_DIR, DBT_PROJECT_DIR, build_warehouse, run_dbt
-from xrh.runs import orchestrated_by
+from flows.common import jobs_of_this_flow_run, settings
+from xrh.dbt import DBT_PROFILES_DIR, DBT_PROJECT_DIR, build_warehouse, dbt_target_dir, run_dbt
 
 
 def prefect_dbt_invoke():
     """prefect-dbt's runner over this project (it raises on a failing node, with the node named)."""
-    runner = PrefectDbtRunner(settings=PrefectDbtSettings(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR))
+    runner = PrefectDbtRunner(
+        settings=PrefectDbtSettings(
+            project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR, target_path=dbt_target_dir(settings())
+        )
+    )
     return runner.invoke
 
 
@@ -21,7 +24,7 @@ def build_warehouse_flow(target: str = "sqlite") -> list[tuple[str, int]]:
     """Seeds, staging, intermediate models, marts and every data and unit test; ``target`` sqlite or duckdb.
 
     Returns the tests that warned (source values the warehouse nulled, mapped or excluded; see data_quality)."""
-    with orchestrated_by(current_flow_run_id()):
+    with jobs_of_this_flow_run():
         warnings = build_warehouse(settings(), target, invoke=prefect_dbt_invoke())
     for name, rows in warnings:
         print(f"warning: {name}: {rows:,} row(s); see the data_quality mart")

@@ -89,6 +89,15 @@ class BenchConfig:
     patience: int = 4
     warmup_epochs: int = 2
     confounding: float = 0.9
+    # The analysis image: a centred 256 mm square (inside an adult chest on every scanner, so no collimation, matrix or
+    # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture. The
+    # window is min-max, as a percentile window's clipping would leave ties that count as a cue.
+    field_mm: float = 256.0
+    equalize: bool = True
+    window: str = "minmax"
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(size=self.size, field_mm=self.field_mm, equalize=self.equalize, window=self.window)
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(
@@ -270,7 +279,7 @@ def run_bench(
             image_method(method)  # an unknown name fails before any work
     images = read_manifest(bench_dir)
     device = choose_device(device_setting)
-    preprocessing = Preprocessing(size=config.size)
+    preprocessing = config.preprocessing()
     base = cache_images(images, ImageCache(cache_dir, preprocessing), map_batches)
     fit_paths = [i.path for i in images if i.split == "train" and i.arm == REFERENCE_ARM]
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})

@@ -72,7 +72,14 @@ def bench_command(args: argparse.Namespace, settings: Settings) -> int:
     from harmonize.jobs import bench_methods
 
     read_manifest(Path(args.bench))  # a set that is not there fails before a run is recorded
-    config = BenchConfig(methods=tuple(args.methods), seeds=tuple(args.seeds), size=args.size, epochs=args.epochs)
+    config = BenchConfig(
+        methods=tuple(args.methods),
+        seeds=tuple(args.seeds),
+        size=args.size,
+        epochs=args.epochs,
+        field_mm=args.field_mm,
+        equalize=args.equalize,
+    )
     for line in power_lines():
         print(f"power: {line}")
     run_id = bench_methods(settings, Path(args.bench), config)
@@ -203,6 +210,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument(
         "--epochs", type=int, default=BenchConfig.epochs, help="epochs of each classifier (default %(default)s)"
+    )
+    bench.add_argument(
+        "--field-mm",
+        type=float,
+        default=BenchConfig.field_mm,
+        help="analyse a centred square of this many mm; 0 for the whole frame (default %(default)s)",
+    )
+    bench.add_argument(
+        "--equalize",
+        action=argparse.BooleanOptionalAction,
+        default=BenchConfig.equalize,
+        help="histogram-equalize the analysis images (default %(default)s)",
     )
     bench.set_defaults(handler=bench_command)
     leaderboard = steps.add_parser(

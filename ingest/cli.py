@@ -59,7 +59,7 @@ def cache_step(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.images import ImageCache, Preprocessing, fill_cache
     from xrh.batches import local_processes
 
-    preprocessing = Preprocessing(size=args.size, window=args.window, equalize=args.equalize)
+    preprocessing = Preprocessing(size=args.size, window=args.window, equalize=args.equalize, field_mm=args.field_mm)
     project = settings.mimic_cxr
     with connect(settings.warehouse) as conn:
         rows = conn.execute("select dicom_id, path from raw_dicom_headers order by path").fetchall()
@@ -132,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="intensity window: 0.5-99.5 percentiles (default) or min-max",
     )
     cache.add_argument("--equalize", action="store_true", help="histogram-equalize after windowing")
+    cache.add_argument(
+        "--field-mm", type=float, default=0.0, help="a centred square of this many mm instead of the whole frame"
+    )
     add_workers(cache)
     cache.set_defaults(handler=cache_step)
 

@@ -7,9 +7,15 @@
 2. MONOCHROME1 is inverted (``max - value``), so that higher always means denser, as on MONOCHROME2 images;
 3. windowing to [0, 1]: ``percentile`` (default) maps the 0.5th and 99.5th percentiles of the image to 0 and 1 and
    clips, which ignores a few outlier pixels (burned-in markers, dead pixels); ``minmax`` uses the extremes (the
-   original study's choice); ``equalize`` adds histogram equalization after windowing (also the original study's);
+   original study's choice);
 4. resize to ``size`` x ``size`` keeping the aspect ratio: the longer side becomes ``size`` (box-filtered, so noise is
-   averaged rather than aliased) and the shorter side is padded with zeros, centred.
+   averaged rather than aliased) and the shorter side is padded with zeros, centred; ``equalize`` adds histogram
+   equalization of the resized image, before the padding (also the original study's choice).
+
+With ``field_mm`` set, steps 3 and 4 work on a centred square of that many millimetres instead of the whole frame (the
+spacing from PixelSpacing, else ImagerPixelSpacing): the same anatomy at the same scale from every scanner, without the
+detector's matrix, the collimation or the padding, which a classifier can otherwise read the scanner from (Zech et al.,
+PLoS Med. 15 (2018) e1002683). Where the detector is smaller than the field, the rest is zero.
 
 :class:`ImageCache` stores each result once per (dicom_id, preprocessing, harmonization) as a 16-bit ``.npy`` file, so
 training epochs, feature extraction and the harmonization benchmark read small analysis images and never decode a
@@ -36,6 +42,9 @@ from xrh.files import write_bytes_atomic
 from xrh.progress import track
 
 WINDOWS = ("percentile", "minmax")
+# Part of every cache key: raise it when a change to this module changes what a preprocessing produces, so that no
+# cache made by the old code is read as the new code's.
+PREPROCESSING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Preprocessing:
     low_percentile: float = 0.5
     high_percentile: float = 99.5
     equalize: bool = False
+    field_mm: float = 0.0  # 0: the whole frame
 
     def __post_init__(self) -> None:
         if self.window not in WINDOWS:
@@ -57,12 +67,15 @@ class Preprocessing:
             raise ValueError(
                 f"percentiles must satisfy 0 <= low < high <= 100, got {self.low_percentile}, {self.high_percentile}"
             )
+        if self.field_mm < 0:
+            raise ValueError(f"field_mm must be 0 (the whole frame) or a size in mm, got {self.field_mm}")
 
     def key(self) -> str:
         """A short, stable name for these parameters."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        text = json.dumps({**asdict(self), "version": PREPROCESSING_VERSION}, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        return f"s{self.size}-{self.window}{'-eq' if self.equalize else ''}-{digest}"
+        field = f"-f{self.field_mm:g}mm" if self.field_mm else ""
+        return f"s{self.size}-{self.window}{'-eq' if self.equalize else ''}{field}-{digest}"
 
 
 def presentation_values(dataset: pydicom.Dataset) -> np.ndarray:
@@ -83,60 +96,109 @@ def presentation_values(dataset: pydicom.Dataset) -> np.ndarray:
     return values
 
 
-def load_values(path: Path) -> np.ndarray:
-    """Presentation values of a DICOM file, as uint16 when they are integers in range: what the harmonization methods
-    take (their lookup-table fast path) and what the cache preprocesses."""
-    values = presentation_values(pydicom.dcmread(path))
+def pixel_spacing_mm(dataset: pydicom.Dataset) -> tuple[float, float] | None:
+    """(row, column) spacing in mm: PixelSpacing, else ImagerPixelSpacing (projection radiographs often carry only the
+    detector's); None when neither holds two positive numbers."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            row, column = (float(v) for v in dataset.get(keyword) or ())
+        except (TypeError, ValueError):
+            continue
+        if row > 0 and column > 0:
+            return row, column
+    return None
+
+
+def stored_values(dataset: pydicom.Dataset) -> np.ndarray:
+    """Presentation values, as uint16 when they are integers in range: what the harmonization methods take (their
+    lookup-table fast path) and what the cache preprocesses."""
+    values = presentation_values(dataset)
     if values.min() >= 0 and values.max() <= 65535 and np.array_equal(values, np.round(values)):
         return values.astype(np.uint16)
     return values
 
 
+def load_values(path: Path) -> np.ndarray:
+    """:func:`stored_values` of a DICOM file."""
+    return stored_values(pydicom.dcmread(path))
+
+
 def window(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """Map to [0, 1] by percentiles or extremes (see the module docstring), then optionally equalize."""
+    """Map to [0, 1] by percentiles or extremes (see the module docstring)."""
     if preprocessing.window == "minmax":
         low, high = float(values.min()), float(values.max())
     else:
         low, high = np.percentile(values, [preprocessing.low_percentile, preprocessing.high_percentile])
-    scaled = np.clip((values - low) / max(float(high - low), 1e-6), 0.0, 1.0).astype(np.float32)
-    if preprocessing.equalize:
-        counts, edges = np.histogram(scaled, bins=256, range=(0.0, 1.0))
-        cdf = np.cumsum(counts).astype(np.float32)
-        cdf /= cdf[-1]
-        scaled = np.interp(scaled, edges[1:], cdf).astype(np.float32)
-    return scaled
+    return np.clip((values - low) / max(float(high - low), 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
-    """float32, resized keeping the aspect ratio so the longer side is ``size`` (box-filtered: noise is averaged, not
-    aliased)."""
-    rows, cols = image.shape
-    scale = size / max(rows, cols)
-    new_rows, new_cols = max(1, round(rows * scale)), max(1, round(cols * scale))
+def equalize(image: np.ndarray) -> np.ndarray:
+    """Histogram equalization by ranks: each pixel becomes the share of pixels below it (ties at their mid-rank), so
+    that any monotone tone curve applied before gives the same image (a binned histogram would merge the values a
+    steep curve crowds together)."""
+    values, inverse, counts = np.unique(image, return_inverse=True, return_counts=True)
+    shares = (np.cumsum(counts) - counts / 2) / image.size
+    return shares[inverse].reshape(image.shape).astype(np.float32)
+
+
+def _resize(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """float32, box-filtered to ``rows`` x ``cols`` (noise is averaged, not aliased)."""
     resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize(
-        (new_cols, new_rows), Image.Resampling.BOX
+        (cols, rows), Image.Resampling.BOX
     )
     return np.asarray(resized)
 
 
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """:func:`resize_longer_side`, then zero-pad the shorter side, centred."""
-    resized = resize_longer_side(image, size)
-    new_rows, new_cols = resized.shape
-    out = np.zeros((size, size), dtype=np.float32)
-    top, left = (size - new_rows) // 2, (size - new_cols) // 2
-    out[top : top + new_rows, left : left + new_cols] = resized
+def _pad_centred(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.zeros((rows, cols), dtype=np.float32)
+    top, left = (rows - image.shape[0]) // 2, (cols - image.shape[1]) // 2
+    out[top : top + image.shape[0], left : left + image.shape[1]] = image
     return out
 
 
-def analysis_image(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """The analysis image of presentation values: float32, ``size`` x ``size``, values in [0, 1]."""
-    return fit_square(window(values.astype(np.float32, copy=False), preprocessing), preprocessing.size)
+def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
+    """float32, resized keeping the aspect ratio so the longer side is ``size``."""
+    rows, cols = image.shape
+    scale = size / max(rows, cols)
+    return _resize(image, max(1, round(rows * scale)), max(1, round(cols * scale)))
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """:func:`resize_longer_side`, then zero-pad the shorter side, centred."""
+    return _pad_centred(resize_longer_side(image, size), size, size)
+
+
+def analysis_image(
+    values: np.ndarray, preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
+) -> np.ndarray:
+    """The analysis image of presentation values: float32, ``size`` x ``size``, values in [0, 1]; ``spacing_mm``
+    (row, column) is needed when ``preprocessing.field_mm`` is set.
+
+    Equalization comes after the resize, over the image's own pixels (not the padding), so that the analysis image's
+    histogram is flat whatever the scanner: with equalization, no global statistic is left to tell scanners apart."""
+    values = values.astype(np.float32, copy=False)
+    if not preprocessing.field_mm:
+        frame_rows = frame_cols = max(values.shape)
+    elif spacing_mm is None:
+        raise ValueError(
+            f"no PixelSpacing or ImagerPixelSpacing: a {preprocessing.field_mm:g} mm field cannot be cut;"
+            " preprocess with field_mm 0 (the whole frame)"
+        )
+    else:
+        frame_rows, frame_cols = (max(1, round(preprocessing.field_mm / s)) for s in spacing_mm)
+        top, left = max(0, (values.shape[0] - frame_rows) // 2), max(0, (values.shape[1] - frame_cols) // 2)
+        values = values[top : top + frame_rows, left : left + frame_cols]
+    size = preprocessing.size
+    rows, cols = (max(1, round(n * size / f)) for n, f in zip(values.shape, (frame_rows, frame_cols), strict=True))
+    image = _resize(window(values, preprocessing), rows, cols)
+    if preprocessing.equalize:
+        image = equalize(image)
+    return _pad_centred(image, size, size)
 
 
 def preprocess(dataset: pydicom.Dataset, preprocessing: Preprocessing) -> np.ndarray:
     """The analysis image of a dataset."""
-    return analysis_image(presentation_values(dataset), preprocessing)
+    return analysis_image(presentation_values(dataset), preprocessing, pixel_spacing_mm(dataset))
 
 
 class ImageCache:
@@ -176,10 +238,11 @@ def _cache_batch(
     outcomes = []
     for dicom_id, dicom_path in images:
         try:
-            values = load_values(dicom_path)
+            dataset = pydicom.dcmread(dicom_path)
+            values = stored_values(dataset)
             if transform is not None:
                 values = transform(values)
-            cache.store(dicom_id, analysis_image(values, cache.preprocessing))
+            cache.store(dicom_id, analysis_image(values, cache.preprocessing, pixel_spacing_mm(dataset)))
             outcomes.append(None)
         except Exception as error:
             outcomes.append(f"{dicom_path}: {error}")

@@ -9,10 +9,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
-from xrh.warehouse import connect, table_columns
+from xrh.warehouse import connect, table_columns, table_exists
 
 TINY = {
     "architecture": "small_cnn",
@@ -75,10 +76,16 @@ def test_pipeline_runs_records_reports_and_hits_the_caches_when_run_again(flow_s
     warehouse = flow_settings / "warehouse.sqlite"
     with connect(warehouse, readonly=True) as conn:
         runs = dict(conn.execute("select kind, prefect_flow_run_id from runs"))
+        run_ids = dict(conn.execute("select kind, run_id from runs"))
         evaluation = conn.execute("select count(*) from harm_evaluation").fetchone()[0]
         leaderboard = conn.execute("select method from harmonization_leaderboard").fetchall()
     for kind in ("ingest_csv", "ingest_dicom", "build_warehouse", "split", "train", "features", "harmonize_evaluate"):
         assert runs[kind], f"{kind} has no Prefect flow run id"
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # each flow run is named after the last job it ran
+        for kind in ("build_warehouse", "train", "features", "harmonize_evaluate"):
+            assert client.read_flow_run(UUID(runs[kind])).name == run_ids[kind]
     assert evaluation > 0 and {m for (m,) in leaderboard} == {"none", "cdf", "combat"}
     report = Path(where["report"]).read_text()
     assert "Harmonization leaderboard" in report and "data:image/png;base64," in report
@@ -112,7 +119,12 @@ def test_a_step_that_fails_once_is_retried_and_ends_with_the_clean_tables(flow_s
         while time.monotonic() < deadline:
             if retried.exists():
                 with connect(retried, readonly=True) as conn:
-                    if conn.execute("select 1 from runs where kind = 'ingest_csv' and status = 'failed'").fetchone():
+                    if (
+                        table_exists(conn, "runs")
+                        and conn.execute(
+                            "select 1 from runs where kind = 'ingest_csv' and status = 'failed'"
+                        ).fetchone()
+                    ):
                         break
             time.sleep(0.05)
         patients.write_bytes(original)
@@ -153,6 +165,27 @@ def test_served_deployments_carry_the_cron_schedules(flow_settings):
         "scheduled-pipeline": [settings.pipeline_cron],
         "nightly-ingest-and-build": [settings.ingest_cron],
     }
+
+
+@pytest.mark.slow
+def test_prefect_yaml_deploys_every_flow_with_the_served_schedules(flow_settings):
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+
+    from flows.cli import FLOWS, deployments
+    from xrh.settings import load_settings
+
+    repository = Path(__file__).resolve().parent.parent
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    for command in (["work-pool", "create", "xrh", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+        subprocess.run([prefect, *command], cwd=repository, check=True, capture_output=True)
+    with get_client(sync_client=True) as client:
+        deployed = {d.name: d for d in client.read_deployments()}
+    assert {d.entrypoint for d in deployed.values()} == set(FLOWS.values())
+    for name, served in {d.name: d for d in deployments(load_settings())}.items():
+        assert [s.schedule.cron for s in deployed[name].schedules] == [s.schedule.cron for s in served.schedules]
 
 
 def test_flow_modules_never_shadow_the_packages():

@@ -9,7 +9,16 @@ import pydicom
 import pytest
 from pydicom.uid import RLELossless
 
-from ingest.images import ImageCache, Preprocessing, fill_cache, fit_square, preprocess, presentation_values
+from ingest.images import (
+    ImageCache,
+    Preprocessing,
+    analysis_image,
+    fill_cache,
+    fit_square,
+    pixel_spacing_mm,
+    preprocess,
+    presentation_values,
+)
 from tests.conftest import FILES
 from xrh.batches import local_processes
 
@@ -88,3 +97,38 @@ def test_cache_stores_once_per_preprocessing_and_variant(simulated, tmp_path):
     fill_cache(inverted, images[:1], transform=partial(np.multiply, -1.0))
     centre = (slice(12, 20), slice(12, 20))  # the image, not the padding (zero in both)
     assert np.allclose(inverted.load(paths[0].stem)[centre], 1.0 - cache.load(paths[0].stem)[centre], atol=0.02)
+
+
+def test_a_field_in_mm_is_the_same_anatomy_at_any_spacing_and_pads_past_the_detector():
+    # A 300 mm detector at 0.5 mm (600 px) and the same picture at 0.25 mm (1200 px): a 200 mm field is the same pixels.
+    rng = np.random.default_rng(0)
+    coarse = rng.random((600, 600)).astype(np.float32)
+    fine = np.kron(coarse, np.ones((2, 2), dtype=np.float32))
+    settings = Preprocessing(size=40, field_mm=200.0)
+    one, two = analysis_image(coarse, settings, (0.5, 0.5)), analysis_image(fine, settings, (0.25, 0.25))
+    assert one.shape == (40, 40) and np.allclose(one, two, atol=1e-5)
+    # A 400 mm field on the 300 mm detector: the 50 mm on each side beyond it are zero.
+    wide = analysis_image(coarse, Preprocessing(size=40, field_mm=400.0), (0.5, 0.5))
+    assert np.all(wide[:, :5] == 0) and np.all(wide[:, -5:] == 0) and np.all(wide[5:-5, 5:-5] > 0)
+    with pytest.raises(ValueError, match="no PixelSpacing or ImagerPixelSpacing"):
+        analysis_image(coarse, settings, None)
+
+
+def test_spacing_comes_from_pixel_spacing_else_the_imagers(dataset):
+    dataset.PixelSpacing, dataset.ImagerPixelSpacing = [0.2, 0.3], [0.15, 0.15]
+    assert pixel_spacing_mm(dataset) == (0.2, 0.3)
+    del dataset.PixelSpacing
+    assert pixel_spacing_mm(dataset) == (0.15, 0.15)
+    dataset.ImagerPixelSpacing = ""  # an empty value, as some archives write
+    assert pixel_spacing_mm(dataset) is None
+
+
+def test_equalized_images_have_a_flat_histogram_whatever_the_tone_and_keep_their_padding():
+    rng = np.random.default_rng(1)
+    # Constant 2 x 2 blocks, so the resize averages equal values and the tone curve commutes with it.
+    image = np.kron(rng.random((64, 32)), np.ones((2, 2))).astype(np.float32)
+    settings = Preprocessing(size=64, equalize=True)
+    flat, toned = analysis_image(image, settings), analysis_image(image**3, settings)
+    assert np.allclose(flat, toned, atol=1e-6)  # a monotone tone curve leaves nothing behind
+    inside = flat[:, 16:48]
+    assert np.all(flat[:, :16] == 0) and abs(np.quantile(inside, 0.5) - 0.5) < 0.02

@@ -125,5 +125,5 @@ def test_every_table_the_python_side_wrote_is_declared(built):
 
 def test_the_dbt_sources_file_is_generated_from_the_declarations():
     assert Path(SOURCES_FILE).read_text(encoding="utf-8") == dbt_sources_yaml(), (
-        "dbt_project/models/staging/__sources.yml is out of date: run `xrh tables --write-dbt-sources`"
+        "xrh/dbt_project/models/staging/__sources.yml is out of date: run `xrh tables --write-dbt-sources`"
     )

@@ -1,15 +1,17 @@
 """Running the dbt project against the warehouse named by the settings.
 
-dbt reads its profile (``profiles.yml`` at the repository root) through environment variables; this module sets them
-from the settings with absolute paths, so dbt runs from any working directory.
+The dbt project ships inside the package (``xrh/dbt_project``, its ``profiles.yml`` beside ``dbt_project.yml``), so an
+installed ``xrh`` builds from any folder. dbt reads the profile through environment variables; this module sets them
+from the settings with absolute paths, and puts dbt's artifacts and logs under the data root's cache, not into the
+package (which may be read-only, and is shared by every data root).
 
 dbt-sqlite opens its own ``sqlite3`` connection: a 5 s lock timeout and deferred transactions, so a build that meets
 another writer (a second build, an ingest) fails with "database is locked". :func:`wait_like_the_project_writers`
 gives its connections the project's busy timeout and makes its transactions ``BEGIN IMMEDIATE`` (a deferred
 transaction that read before another connection committed cannot wait for the lock at all); every dbt run through this
 module gets it, so concurrent builds and ingests serialize instead of failing. dbt also writes its artifacts (manifest,
-partial parse, compiled SQL) into the project's ``target/`` folder, which two runs at once would corrupt: runs through
-this module take turns on a lock file there.
+partial parse, compiled SQL) into its target folder, which two runs at once would corrupt: runs through this module
+take turns on a lock file there.
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ from xrh.warehouse import BUSY_TIMEOUT_MS, connect
 
 log = logging.getLogger(__name__)
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = REPOSITORY / "dbt_project"
-DBT_PROFILES_DIR = REPOSITORY
+DBT_PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
+DBT_PROFILES_DIR = DBT_PROJECT_DIR
 # Generated from the table declarations (xrh.tables.dbt_sources_yaml; `xrh tables --write-dbt-sources`).
 SOURCES_FILE = DBT_PROJECT_DIR / "models" / "staging" / "__sources.yml"
 
@@ -59,11 +60,18 @@ def duckdb_extension_directory(cache_dir: Path) -> Path:
     return folder
 
 
+def dbt_target_dir(settings: Settings) -> Path:
+    """Where dbt writes its artifacts (manifest, compiled SQL, run results) for this data root."""
+    return (settings.cache_dir / "dbt_target").resolve()
+
+
 def dbt_environment(settings: Settings, target: str = "sqlite") -> dict[str, str]:
-    """The variables ``profiles.yml`` reads, for this warehouse."""
+    """The variables ``profiles.yml`` reads, for this warehouse, and dbt's own for its artifacts and logs."""
     schema_dir = (settings.cache_dir / "dbt_schemas").resolve()
     schema_dir.mkdir(parents=True, exist_ok=True)
     environment = {
+        "DBT_TARGET_PATH": str(dbt_target_dir(settings)),
+        "DBT_LOG_PATH": str((settings.cache_dir / "dbt_logs").resolve()),
         "XRH_WAREHOUSE": str(settings.warehouse.resolve()),
         "XRH_DBT_SCHEMA_DIR": str(schema_dir),
         "XRH_DBT_TARGET": target,
@@ -99,10 +107,10 @@ def wait_like_the_project_writers() -> None:
 
 
 @contextmanager
-def one_dbt_run_at_a_time() -> Iterator[None]:
-    """Hold the project's lock file (``target/.xrh-lock``) for the block; wait, saying so, while another holds it."""
-    path = DBT_PROJECT_DIR / "target" / ".xrh-lock"
-    path.parent.mkdir(exist_ok=True)
+def one_dbt_run_at_a_time(settings: Settings) -> Iterator[None]:
+    """Hold the target folder's lock file (``.xrh-lock``) for the block; wait, saying so, while another holds it."""
+    path = dbt_target_dir(settings) / ".xrh-lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,7 +129,7 @@ def _invoke(settings: Settings, args: list[str], target: str, invoke: Callable[[
     if target == "sqlite":
         wait_like_the_project_writers()
     invoke = invoke or dbtRunner().invoke
-    with one_dbt_run_at_a_time():
+    with one_dbt_run_at_a_time(settings):
         result = invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROFILES_DIR)])
     if result.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception}") from result.exception

@@ -5,7 +5,8 @@ same run: re-running it after a crash resumes that run (and overwrites its rows 
 second copy. ``attempts`` counts how often it was started.
 
 An orchestrator (the Prefect flows) wraps its work in :func:`orchestrated_by`, so every run started inside records the
-orchestrator's run id without each job passing it along.
+orchestrator's run id without each job passing it along, and the orchestrator hears each run id (the flows name their
+flow run after it).
 
 A run records the process that runs it (host, pid and the process's start time). A run interrupted by Ctrl-C or SIGTERM
 ends ``interrupted``; one whose process vanished without a word (SIGKILL, a crash, a power cut) is found by
@@ -21,7 +22,7 @@ import socket
 import sqlite3
 import subprocess
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -73,17 +74,24 @@ def run_id_for(kind: str, parameters: Mapping[str, object], version: str | None 
     return f"{kind}-{digest[:12]}"
 
 
-_orchestrator_run_id: ContextVar[str | None] = ContextVar("orchestrator_run_id", default=None)
+@dataclass(frozen=True)
+class _Orchestrator:
+    flow_run_id: str | None
+    on_run: Callable[[str], None] | None
+
+
+_orchestrator: ContextVar[_Orchestrator | None] = ContextVar("orchestrator", default=None)
 
 
 @contextmanager
-def orchestrated_by(flow_run_id: str | None) -> Iterator[None]:
-    """Runs recorded inside this block carry ``flow_run_id`` in ``runs.prefect_flow_run_id``."""
-    token = _orchestrator_run_id.set(flow_run_id)
+def orchestrated_by(flow_run_id: str | None, on_run: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Runs recorded inside this block carry ``flow_run_id`` in ``runs.prefect_flow_run_id``; ``on_run`` is called
+    with each one's run id as it starts."""
+    token = _orchestrator.set(_Orchestrator(flow_run_id, on_run))
     try:
         yield
     finally:
-        _orchestrator_run_id.reset(token)
+        _orchestrator.reset(token)
 
 
 @dataclass(frozen=True)
@@ -137,9 +145,9 @@ def recorded_run(
     """Register a run as ``running``, yield it, then mark it ``succeeded`` or ``failed`` (with the error's last line).
 
     Re-entering with the same kind, parameters and code version reuses the run id and counts another attempt.
-    Inside :func:`orchestrated_by`, the run records the orchestrator's flow-run id.
+    Inside :func:`orchestrated_by`, the run records the orchestrator's flow-run id and tells the orchestrator its id.
     """
-    prefect_flow_run_id = _orchestrator_run_id.get()
+    orchestrator = _orchestrator.get() or _Orchestrator(None, None)
     ensure_runs_table(conn)
     mark_interrupted_runs(conn)
     version = code_version()
@@ -164,12 +172,14 @@ def recorded_run(
                 canonical_json(parameters),
                 version,
                 timestamp_now(),
-                prefect_flow_run_id,
+                orchestrator.flow_run_id,
                 socket.gethostname(),
                 pid,
                 process_started_at(pid),
             ),
         )
+    if orchestrator.on_run is not None:
+        orchestrator.on_run(run.run_id)
     try:
         yield run
     except BaseException as error:
