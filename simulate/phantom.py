@@ -47,6 +47,11 @@ FINDINGS = (
 RIB_SPACING_CM = 2.5  # thoracic vertebral body and disc height (Gray's Anatomy, 41st ed., ch. 43)
 CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 1995)
 TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
+# Vertebral bodies are sparser and thinner-walled than ribs: trabecular bone volume fraction about 0.1 in the spine
+# (Hildebrand et al., J. Bone Miner. Res. 14 (1999) 1167) inside a cortical shell of about 0.4 mm (Silva, Wang and
+# Fyhrie, J. Bone Miner. Res. 9 (1994) 1719).
+VERTEBRAL_TRABECULAR_FRACTION = 0.1
+VERTEBRAL_CORTEX_CM = 0.04
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
 DETECTOR_GAP_CM = 1.5  # from the patient's skin to the detector's surface
@@ -556,8 +561,11 @@ def project(
         for points, radius in _airways(center, toward, finding_rng):
             _add_tube(airways, proj, points, radius)
     if "edema" in present:
-        # Perihilar haze (alveolar) and a fine reticular net with Kerley B lines at the bases (interstitial).
-        reticular = np.abs(sample_field(power_law_field(findings.location_seed + 1, 1.5), v_body, u_body)) < 0.35
+        # Perihilar haze (alveolar) and a fine reticular net with Kerley B lines at the bases (interstitial). The net
+        # runs along a smooth field's zero lines with a soft profile: thickened septa seen through the lung's depth
+        # add up to a faint mesh, not to sharp lines.
+        net = sample_field(power_law_field(findings.location_seed + 1, 3.0), v_body, u_body)
+        reticular = np.exp(-((net / 0.25) ** 2))
         for s in (-1, 1):
             region = np.zeros(shape)
             _add_ellipsoid(region, proj, (s * 5.0, anatomy.lung_top_y_cm + 10.0, 0.0), (7.0, 9.0, 6.0))
@@ -568,7 +576,7 @@ def project(
                 level = dome - 0.6 - 0.7 * k - finding_rng.uniform(0, 0.3)
                 line = np.array([[wall, level, 0.0], [wall - s * finding_rng.uniform(1.0, 2.0), level, 0.0]])
                 _add_tube(filled, proj, line, 0.05, 0.25 * severity, half_depth_cm=3.0)
-        filled += reticular * 0.12 * severity
+        filled += reticular * 0.06 * severity
     if "atelectasis" in present:
         region = np.zeros(shape)
         base_y = (anatomy.dome_right_y_cm if side < 0 else anatomy.dome_left_y_cm) - 3.0
@@ -673,7 +681,9 @@ def _skeleton(
     depth = anatomy.half_depth_cm
     for level in range(14):
         y_level = anatomy.shoulder_y_cm - 3.0 + level * RIB_SPACING_CM
-        _add_bone_ellipsoid(bone, proj, (0.0, y_level, -depth + 5.5), (2.2, 1.0, 1.8))  # vertebral body
+        _add_bone_ellipsoid(  # vertebral body: a thin shell round sparse trabecular bone
+            bone, proj, (0.0, y_level, -depth + 5.5), (2.2, 1.0, 1.8), VERTEBRAL_CORTEX_CM, VERTEBRAL_TRABECULAR_FRACTION
+        )
         for s in (-1, 1):
             _add_bone_ellipsoid(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
             process = np.array([[s * 1.0, y_level - 0.3, -depth + 3.2], [s * 3.2, y_level - 0.6, -depth + 3.0]])
