@@ -10,7 +10,7 @@ from prefect import flow
 from flows.common import image_task_runner, jobs_of_this_flow_run, mapper_of, process_batch, settings
 from flows.models import split_task
 from flows.warehouse import build_selected
-from harmonize.bench import BenchConfig
+from harmonize.config import BenchConfig
 from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method
 from harmonize.results import EVALUATION_EPOCHS
 

@@ -68,7 +68,8 @@ def bench_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the powered benchmark on a paired bench set (made by `xrh simulate --bench`): per seed and method the
     retrained scanner classifier, the frozen probe, outline and scalar-cue controls, fidelity to the reference
     rendering, the physical-shift, negative-control and confounded experiments, and the paired ranking; harm_bench."""
-    from harmonize.bench import BenchConfig, power_lines, read_manifest
+    from harmonize.bench import power_lines, read_manifest
+    from harmonize.config import BenchConfig
     from harmonize.jobs import bench_methods
 
     read_manifest(Path(args.bench))  # a set that is not there fails before a run is recorded
@@ -147,7 +148,7 @@ def _shown(row: dict[str, object], name: str) -> object:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from harmonize.bench import BenchConfig
+    from harmonize.config import BenchConfig
     from harmonize.methods import IMAGE_METHODS
     from harmonize.results import EVALUATION_EPOCHS
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harmonize.bench import BenchConfig, run_bench
+from harmonize.bench import run_bench
+from harmonize.config import BenchConfig
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
 from xrh.batches import BatchMapper, local_processes

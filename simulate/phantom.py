@@ -419,10 +419,13 @@ def _mid_plane_to_detector_cm(anatomy: Anatomy, lateral: bool) -> float:
 
 
 def body_across_detector(anatomy: Anatomy, view: str, source_to_image_cm: float) -> tuple[float, float]:
-    """Centre and half width (cm on the detector) of the body across the image, magnified as its mid-plane is."""
+    """Centre and half width (cm on the detector) of the body across the image, magnified as its mid-plane is; on an
+    AP the arms lie beside the chest and count as body."""
     lateral = view == "LATERAL"
     magnification = source_to_image_cm / (source_to_image_cm - _mid_plane_to_detector_cm(anatomy, lateral))
     half_width = anatomy.half_depth_cm if lateral else anatomy.half_width_cm
+    if view == "AP":
+        half_width = abs(_upper_arm(anatomy, 1)[0, 0]) + _arm_radius_cm(anatomy)
     return anatomy.shift_cm[1] * magnification, half_width * magnification
 
 
@@ -482,6 +485,10 @@ def project(
         # Shoulders beside the upper chest; the arms are rolled forward out of a PA's field, as technologists ask.
         shoulder = (s * (anatomy.half_width_cm + 0.5), anatomy.shoulder_y_cm + 3.0, -1.0)
         _add_ellipsoid(soft_extra, proj, shoulder, (4.0, 5.0, 5.0))
+    if view == "AP":
+        # At the bedside the arms lie beside the chest, inside the field (the humerus is drawn with the skeleton).
+        for s in (-1, 1):
+            _add_tube(soft_extra, proj, _upper_arm(anatomy, s), _arm_radius_cm(anatomy))
     if anatomy.breast_size > 0:
         for s in (-1, 1):
             size = anatomy.breast_size
@@ -632,7 +639,7 @@ def project(
         soft_extra += nodule
 
     broken_rib = (side, 3 + int(finding_rng.integers(5))) if "fracture" in present else None
-    bone = _skeleton(proj, anatomy, broken_rib, displacement_cm=0.3 + 0.4 * severity)
+    bone = _skeleton(proj, anatomy, broken_rib, displacement_cm=0.3 + 0.4 * severity, arms_down=view == "AP")
 
     # Air outside the lungs: trachea and the gastric bubble under the left dome.
     air = np.zeros(shape)
@@ -667,8 +674,26 @@ def project(
     )
 
 
+def _arm_radius_cm(anatomy: Anatomy) -> float:
+    """Upper arm radius, scaled with the chest: mid-upper-arm circumferences of adults are about 31-34 cm (Fryar et al.,
+    "Anthropometric reference data for children and adults: United States, 2015-2018", Vital Health Stat 3(46), 2021),
+    a radius of about 0.3 chest half widths."""
+    return 0.3 * anatomy.half_width_cm
+
+
+def _upper_arm(anatomy: Anatomy, side: int) -> np.ndarray:
+    """Centre line of an upper arm lying beside the chest, from the shoulder to the elbow (humerus about 30 cm)."""
+    x = side * (anatomy.half_width_cm + 1.0 + _arm_radius_cm(anatomy))
+    return np.array([[x, anatomy.shoulder_y_cm + 3.0, -1.0], [x * 1.04, anatomy.shoulder_y_cm + 31.0, -2.0]])
+
+
 def _skeleton(
-    proj: _Projection, anatomy: Anatomy, broken_rib: tuple[int, int] | None, *, displacement_cm: float
+    proj: _Projection,
+    anatomy: Anatomy,
+    broken_rib: tuple[int, int] | None,
+    *,
+    displacement_cm: float,
+    arms_down: bool,
 ) -> np.ndarray:
     """Bone path (cm of cortical bone): spine, ribs, clavicles, scapulae, humeral heads and sternum; ``broken_rib``
     (side, index) has a fracture whose lateral part is displaced down by ``displacement_cm``.
@@ -682,7 +707,12 @@ def _skeleton(
     for level in range(14):
         y_level = anatomy.shoulder_y_cm - 3.0 + level * RIB_SPACING_CM
         _add_bone_ellipsoid(  # vertebral body: a thin shell round sparse trabecular bone
-            bone, proj, (0.0, y_level, -depth + 5.5), (2.2, 1.0, 1.8), VERTEBRAL_CORTEX_CM, VERTEBRAL_TRABECULAR_FRACTION
+            bone,
+            proj,
+            (0.0, y_level, -depth + 5.5),
+            (2.2, 1.0, 1.8),
+            VERTEBRAL_CORTEX_CM,
+            VERTEBRAL_TRABECULAR_FRACTION,
         )
         for s in (-1, 1):
             _add_bone_ellipsoid(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
@@ -728,6 +758,10 @@ def _skeleton(
         _add_bone_ellipsoid(
             bone, proj, (s * (anatomy.half_width_cm + 1.0), anatomy.shoulder_y_cm + 3.0, -1.0), (2.4, 2.4, 2.4)
         )
+        if arms_down:
+            # Humeral shaft: a cortical tube round the marrow (outer radius about 1.1 cm, cortex about 0.4 cm). Its
+            # chord is also counted in the arm's soft tissue, an excess of under 2 cm of tissue behind the bone.
+            _add_tube(bone, proj, _upper_arm(anatomy, s), 1.1, shell_cm=0.4, core_fraction=0.0)
     # Sternum (seen mainly on laterals).
     _add_bone_ellipsoid(bone, proj, (0.0, anatomy.lung_top_y_cm + 8.0, depth - anatomy.fat_cm - 1.0), (1.6, 8.0, 0.7))
     return bone

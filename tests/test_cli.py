@@ -69,3 +69,11 @@ def test_every_option_with_a_default_names_it_in_its_help():
 
     walk(build_parser())
     assert not unnamed
+
+
+def test_the_command_line_starts_without_importing_torch():
+    """Every command's parser (and its defaults) loads without torch: `xrh settings` or `xrh ingest` start fast, and
+    run where torch is not installed."""
+    code = "import sys; from xrh.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

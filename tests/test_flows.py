@@ -86,6 +86,8 @@ def test_pipeline_runs_records_reports_and_hits_the_caches_when_run_again(flow_s
     with get_client(sync_client=True) as client:  # each flow run is named after the last job it ran
         for kind in ("build_warehouse", "train", "features", "harmonize_evaluate"):
             assert client.read_flow_run(UUID(runs[kind])).name == run_ids[kind]
+        images = [a for a in client.read_artifacts() if a.type == "image"]
+    assert images and all(str(a.data).startswith("data:image/png;base64,") for a in images)
     assert evaluation > 0 and {m for (m,) in leaderboard} == {"none", "cdf", "combat"}
     report = Path(where["report"]).read_text()
     assert "Harmonization leaderboard" in report and "data:image/png;base64," in report

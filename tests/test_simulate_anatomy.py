@@ -89,3 +89,14 @@ def test_nodule_and_consolidation_show_in_the_lung_map():
         lost = healthy.lung - sick.lung
         assert lost.max() > 0.5, finding
         assert sick.soft_tissue.sum() > healthy.soft_tissue.sum(), finding
+
+
+def test_bedside_ap_views_have_the_arms_beside_the_chest_and_pa_views_do_not():
+    anatomy = random_anatomy(np.random.default_rng(3), "F")
+    grid = Grid(150, 400, 0.2)  # 80 cm across: wider than any detector, to see where the arms lie
+    column = round(200 + (anatomy.half_width_cm + 1.0 + 0.3 * anatomy.half_width_cm) * 1.15 / 0.2)
+    rows = slice(95, 125)  # the upper arm, below the shoulder
+    ap = project(anatomy, Findings(), grid, view="AP", source_to_image_cm=100)
+    pa = project(anatomy, Findings(), grid, view="PA", source_to_image_cm=180)
+    assert ap.soft_tissue[rows, column].min() > 5.0 and ap.bone[rows, column].max() > 0  # arm and humerus
+    assert pa.soft_tissue[rows, column].max() == 0.0

@@ -122,7 +122,7 @@ def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
     Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
-def _data_uri(picture: Path) -> str:
+def data_uri(picture: Path) -> str:
     """A PNG as a ``data:`` URI: shown by a browser wherever the page came from (a file, the Prefect UI)."""
     return f"data:image/png;base64,{base64.b64encode(picture.read_bytes()).decode()}"
 
@@ -131,7 +131,7 @@ def to_markdown(section: Section, *, embed_pictures: bool = False) -> str:
     """The section as markdown: its table, and its pictures as links to the files or, with ``embed_pictures``, inlined
     (what a Prefect artifact needs: the UI cannot open the data root's files)."""
     if embed_pictures:
-        pictures = "".join(f"\n![{p.name}]({_data_uri(p)})\n" for p in section.pictures)
+        pictures = "".join(f"\n![{p.name}]({data_uri(p)})\n" for p in section.pictures)
     else:
         pictures = "".join(f"\n- [{p.name}]({p.resolve().as_uri()})" for p in section.pictures)
     return f"## {section.title}\n\n{markdown_table(section.columns, section.rows)}\n{pictures}\n"
@@ -155,7 +155,7 @@ def to_html(title: str, sections: list[Section], footer: str) -> str:
         table = f"<div class='wide'><table><tr>{header}</tr>{body}</table></div>"
         parts.append(f"<h2>{html.escape(section.title)}</h2>{table}")
         for picture in section.pictures:
-            parts.append(f"<figure><img alt='{html.escape(picture.name)}' src='{_data_uri(picture)}'>")
+            parts.append(f"<figure><img alt='{html.escape(picture.name)}' src='{data_uri(picture)}'>")
             parts.append(f"<figcaption>{html.escape(picture.name)}</figcaption></figure>")
     parts.append(f"<p>{html.escape(footer)}</p></body></html>")
     return "\n".join(parts)

@@ -1,0 +1,46 @@
+"""The powered benchmark's settings, apart from its code: the command line reads their defaults without importing
+torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.images import Preprocessing
+from models_ml.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The benchmark's settings; the defaults are the ``bench`` size's."""
+
+    methods: tuple[str, ...] = ("none", "cdf", "fda", "bands")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    size: int = 64
+    architecture: str = "small_cnn"
+    epochs: int = 15
+    batch_size: int = 32
+    patience: int = 4
+    warmup_epochs: int = 2
+    confounding: float = 0.9
+    # The analysis image: a centred 256 mm square (inside an adult chest on every scanner, so no collimation, matrix or
+    # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture. The
+    # window is min-max, as a percentile window's clipping would leave ties that count as a cue.
+    field_mm: float = 256.0
+    equalize: bool = True
+    window: str = "minmax"
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(size=self.size, field_mm=self.field_mm, equalize=self.equalize, window=self.window)
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            cohort="bench",
+            architecture=self.architecture,
+            image_size=self.size,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            warmup_epochs=self.warmup_epochs,
+            augment="none",
+            seed=seed,
+        )
