@@ -163,11 +163,6 @@ def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
     return _resize(image, max(1, round(rows * scale)), max(1, round(cols * scale)))
 
 
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """:func:`resize_longer_side`, then zero-pad the shorter side, centred."""
-    return _pad_centred(resize_longer_side(image, size), size, size)
-
-
 def analysis_image(
     values: np.ndarray, preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
 ) -> np.ndarray:
