@@ -24,7 +24,7 @@ class BenchConfig:
     confounding: float = 0.9
     # The analysis image: a centred 256 mm square (inside an adult chest on every scanner, so no collimation, matrix or
     # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture. The
-    # window is min-max, as a percentile window's clipping would leave ties that count as a cue.
+    # window is min-max, as a percentile window's clipping would crowd whole regions into one value before the ranks.
     field_mm: float = 256.0
     equalize: bool = True
     window: str = "minmax"

@@ -44,7 +44,7 @@ from xrh.progress import track
 WINDOWS = ("percentile", "minmax")
 # Part of every cache key: raise it when a change to this module changes what a preprocessing produces, so that no
 # cache made by the old code is read as the new code's.
-PREPROCESSING_VERSION = 2
+PREPROCESSING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -133,12 +133,15 @@ def window(values: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
 
 
 def equalize(image: np.ndarray) -> np.ndarray:
-    """Histogram equalization by ranks: each pixel becomes the share of pixels below it (ties at their mid-rank), so
-    that any monotone tone curve applied before gives the same image (a binned histogram would merge the values a
-    steep curve crowds together)."""
-    values, inverse, counts = np.unique(image, return_inverse=True, return_counts=True)
-    shares = (np.cumsum(counts) - counts / 2) / image.size
-    return shares[inverse].reshape(image.shape).astype(np.float32)
+    """Histogram equalization by ranks: pixel k of n in increasing order becomes (k + 0.5) / n, so the histogram is
+    exactly flat and any monotone tone curve applied before gives the same image (a binned histogram would merge the
+    values a steep curve crowds together). Equal values take consecutive ranks in a fixed pseudo-random order: how
+    many pixels happen to share a value (averages of integers coincide) is then no statistic of the image, and a
+    clipped region gets no ramp (as ordering ties by position would draw)."""
+    tie_order = np.random.default_rng(0).permutation(image.size)
+    ranks = np.empty(image.size, dtype=np.float64)
+    ranks[np.lexsort((tie_order, image.ravel()))] = np.arange(image.size)
+    return ((ranks + 0.5) / image.size).reshape(image.shape).astype(np.float32)
 
 
 def _resize(image: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -131,3 +131,9 @@ def test_equalized_images_have_a_flat_histogram_whatever_the_tone_and_keep_their
     assert np.allclose(flat, toned, atol=1e-6)  # a monotone tone curve leaves nothing behind
     inside = flat[:, 16:48]
     assert np.all(flat[:, :16] == 0) and abs(np.quantile(inside, 0.5) - 0.5) < 0.02
+
+
+def test_equalized_values_are_all_distinct_even_where_pixels_tie():
+    image = np.kron(np.arange(16, dtype=np.float32).reshape(4, 4), np.ones((2, 2), dtype=np.float32))  # 4-way ties
+    flat = analysis_image(image, Preprocessing(size=8, window="minmax", equalize=True))
+    assert len(np.unique(flat)) == 64 and np.allclose(np.sort(flat.ravel()), (np.arange(64) + 0.5) / 64)
