@@ -4,8 +4,10 @@ The bench set (``xrh simulate --bench``; its manifest is ``<bench>/manifest.csv`
 arms, pixel-aligned: D110 (the reference), S120 (the other scanner), S120T (S120's detector and beam behind D110's
 processing), D90PA (the portable unit's beam, grid and distance taking a PA) and D110R (D110 again with new noise: the
 negative control). Phantoms are split train / validate / test, and every statistic below is computed on test
-phantoms, which trained no classifier and no harmonization fit. Per seed and method (``none`` included), with the
-method fitted on the reference arm's training images and applied to every image:
+phantoms, which trained no classifier and no harmonization fit. The analysis images are ``BenchConfig``'s: a centred
+field in millimetres, rank-equalized, so that neither the frame nor a global statistic can tell the arms apart. Per seed
+and method (``none`` included), with the method fitted on the reference arm's training images and applied to every
+image:
 
 - **scanner** (D110 against S120) and **texture** (D110 against S120T: the physics without the vendor's processing):
   a CNN retrained on harmonized training images, its balanced accuracy on the test phantoms (both arms); linear and
