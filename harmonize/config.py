@@ -23,14 +23,15 @@ class BenchConfig:
     warmup_epochs: int = 2
     confounding: float = 0.9
     # The analysis image: a centred 256 mm square (inside an adult chest on every scanner, so no collimation, matrix or
-    # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture. The
-    # window is min-max, as a percentile window's clipping would crowd whole regions into one value before the ranks.
+    # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture.
     field_mm: float = 256.0
     equalize: bool = True
-    window: str = "minmax"
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(size=self.size, field_mm=self.field_mm, equalize=self.equalize, window=self.window)
+        """Equalized images take a min-max window (a percentile window's clipping would crowd whole regions into one
+        value before the ranks); unequalized ones the project's default window, as every other job's."""
+        window = "minmax" if self.equalize else Preprocessing.window
+        return Preprocessing(size=self.size, field_mm=self.field_mm, equalize=self.equalize, window=window)
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(

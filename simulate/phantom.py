@@ -760,7 +760,7 @@ def _skeleton(
         )
         if arms_down:
             # Humeral shaft: a cortical tube round the marrow (outer radius about 1.1 cm, cortex about 0.4 cm). Its
-            # chord is also counted in the arm's soft tissue, an excess of under 2 cm of tissue behind the bone.
+            # chord is also counted in the arm's soft tissue: at most its 2.2 cm width of tissue too many behind it.
             _add_tube(bone, proj, _upper_arm(anatomy, s), 1.1, shell_cm=0.4, core_fraction=0.0)
     # Sternum (seen mainly on laterals).
     _add_bone_ellipsoid(bone, proj, (0.0, anatomy.lung_top_y_cm + 8.0, depth - anatomy.fat_cm - 1.0), (1.6, 8.0, 0.7))
