@@ -52,7 +52,7 @@ import numpy as np
 
 from harmonize.config import BenchConfig
 from harmonize.fitting import Harmonization, fit_parameters
-from harmonize.methods import image_method
+from harmonize.methods import check_method, reads_acquisition
 from harmonize.results import TABLES
 from ingest.images import ImageCache
 from models_ml.dataset import CachedImages, cache_images
@@ -241,16 +241,15 @@ def run_bench(
     """Run every seed and method; write and return the ``harm_bench`` rows."""
     for method in config.methods:
         if method != "none":
-            image_method(method)  # an unknown name fails before any work
+            check_method(method)  # an unknown name fails before any work
     images = read_manifest(bench_dir)
     device = choose_device(device_setting)
     preprocessing = config.preprocessing()
     base = cache_images(images, ImageCache(cache_dir, preprocessing), map_batches)
-    fit_paths = [i.path for i in images if i.split == "train" and i.arm == REFERENCE_ARM]
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
-        done = _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, device, map_batches)
+        done = _one_seed(images, base, cache_dir, preprocessing, config, seed, device, map_batches)
         rows += [{**row, "test_phantoms": test_phantoms} for row in done]
         # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
         replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
@@ -297,7 +296,38 @@ class _Seed:
         return [np.arange(len(self.abnormal))]
 
 
-def _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, device, map_batches):
+def fit_images(images: list[BenchImage], method: str) -> tuple[list[Path], list[Path]]:
+    """What ``method`` is fitted on: the reference arm's training images; for an acquisition-aware method, every arm's
+    training images, each training phantom on one arm only (dealt in turn), so that no scanner's fit sees another's
+    renderings of the same phantom: the scanners' fits are as unpaired as they would be on real data."""
+    train = [i for i in images if i.split == "train"]
+    if not reads_acquisition(method):
+        return [i.path for i in train if i.arm == REFERENCE_ARM], []
+    arms = list(dict.fromkeys(i.arm for i in train))
+    phantoms = sorted({i.phantom_id for i in train})
+    dealt = {phantom: arms[index % len(arms)] for index, phantom in enumerate(phantoms)}
+    chosen = [i for i in train if dealt[i.phantom_id] == i.arm]
+    return [i.path for i in chosen if i.arm == REFERENCE_ARM], [i.path for i in chosen if i.arm != REFERENCE_ARM]
+
+
+def _fallback_rows(seed: int, method: str, harmonization: Harmonization, images: list[BenchImage]):
+    """Per arm, how many test images an acquisition-aware method left (partly) as they were, and why."""
+    import pydicom
+
+    rows = []
+    for arm in dict.fromkeys(i.arm for i in images):
+        reasons = [
+            harmonization.fallback(pydicom.dcmread(i.path, stop_before_pixels=True))
+            for i in images
+            if i.split == "test" and i.arm == arm
+        ]
+        fell_back = [reason for reason in reasons if reason]
+        note = "; ".join(sorted(set(fell_back))) or None
+        rows.append(_row(seed, method, "fallback", f"fallback_images_{arm}", len(fell_back), note=note))
+    return rows
+
+
+def _one_seed(images, base, cache_dir, preprocessing, config, seed, device, map_batches):
     checkpoint = Path(cache_dir) / "bench" / f"seed{seed}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     sets = {
@@ -339,9 +369,12 @@ def _one_seed(images, base, cache_dir, preprocessing, fit_paths, config, seed, d
         if method == "none":
             cache = base
         else:
-            harmonization = Harmonization(method, fit_parameters(method, fit_paths, map_batches))
+            references, others = fit_images(images, method)
+            harmonization = Harmonization(method, fit_parameters(method, references, map_batches, other_paths=others))
             variant = ImageCache(cache_dir, preprocessing, harmonization.variant())
             cache = cache_images(images, variant, map_batches, transform=harmonization)
+            if reads_acquisition(method):
+                rows += _fallback_rows(seed, method, harmonization, images)
         method_rows, scores[method] = _evaluate_method(context, method, cache)
         rows += method_rows
     rows += _ranking(scores, context)
@@ -433,8 +466,8 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         return as_pairs(scores, 2)
 
     results = {experiment: _scanner_rows(out, cache, experiment, train) for experiment in PARTNERS}
-    # Fidelity against the reference rendering of the same phantom.
-    for arm in (*PARTNERS.values(), SHIFT_ARM):
+    # Fidelity against the reference rendering of the same phantom; D110R's (new noise only) is the ceiling.
+    for arm in (*PARTNERS.values(), SHIFT_ARM, NULL_ARM):
         measured = [
             _fidelity(c.truth[i.phantom_id], cache.load(i.dicom_id))
             for i in c.images

@@ -149,7 +149,7 @@ def _shown(row: dict[str, object], name: str) -> object:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from harmonize.config import BenchConfig
-    from harmonize.methods import IMAGE_METHODS
+    from harmonize.methods import DESCRIPTIONS, IMAGE_METHODS
     from harmonize.results import EVALUATION_EPOCHS
 
     harmonize = subparsers.add_parser(
@@ -158,10 +158,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Image harmonization: fit on a reference group, apply to a cohort.",
     )
     steps = harmonize.add_subparsers(dest="step", metavar="STEP", required=True)
-    methods = ", ".join(f"{name} ({method.description})" for name, method in IMAGE_METHODS.items())
+    methods = ", ".join(f"{name} ({description})" for name, description in DESCRIPTIONS.items())
     for name, handler in (("fit", fit_command), ("apply", apply_command)):
         parser = steps.add_parser(name, help=handler.__doc__.split(";")[0], description=handler.__doc__)
-        parser.add_argument("--method", choices=sorted(IMAGE_METHODS), required=True, help=f"one of: {methods}")
+        parser.add_argument("--method", choices=list(DESCRIPTIONS), required=True, help=f"one of: {methods}")
         parser.add_argument("--reference", help=REFERENCE_HELP)
         parser.add_argument("--cohort", help=COHORT_HELP)
         parser.set_defaults(handler=handler)
@@ -171,9 +171,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--methods",
         nargs="+",
-        choices=[*sorted(IMAGE_METHODS), "combat"],
+        choices=[*DESCRIPTIONS, "combat"],
         default=[*sorted(IMAGE_METHODS), "combat"],
-        help="methods to compare with no harmonization (default: all); combat works on deep features",
+        help="methods to compare with no harmonization (default: the pixel-only ones and combat, which works on deep "
+        "features); the acquisition-aware ones (geometry, tone, transfer, physics) on request",
     )
     evaluate.add_argument("--reference", help=REFERENCE_HELP)
     evaluate.add_argument("--cohort", help=COHORT_HELP)
@@ -199,7 +200,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--methods",
         nargs="+",
-        choices=["none", *sorted(IMAGE_METHODS)],
+        choices=["none", *DESCRIPTIONS],
         default=list(BenchConfig.methods),
         help="methods, none included for the paired comparison (default: %(default)s)",
     )

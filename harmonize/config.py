@@ -13,7 +13,7 @@ from models_ml.config import TrainConfig
 class BenchConfig:
     """The benchmark's settings; the defaults are the ``bench`` size's."""
 
-    methods: tuple[str, ...] = ("none", "cdf", "fda", "bands")
+    methods: tuple[str, ...] = ("none", "cdf", "fda", "bands", "physics")
     seeds: tuple[int, ...] = (0, 1, 2)
     size: int = 64
     architecture: str = "small_cnn"

@@ -52,8 +52,7 @@ from harmonize.fitting import (  # noqa: E402
     CohortImage,
     Harmonization,
     cohort_images,
-    fit_parameters,
-    reference_images,
+    fit_cohort,
 )
 from harmonize.inspection import Inspected, inspect_batch, inspections  # noqa: E402
 from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
@@ -203,7 +202,6 @@ def evaluate(
     test_labels = np.array([i.label for i in split["test"]], dtype=int)
     groups = np.array([i.energy_group for i in images])
     subjects = np.array([i.subject_id for i in images])
-    reference_paths = [i.path for i in reference_images(images, cohort, reference)]
     inspection_batches = batches_of(inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,7 +212,7 @@ def evaluate(
             if method == "none"
             else Harmonization(
                 method,
-                fit_parameters(method, reference_paths, map_batches, threads=settings.thread_count),
+                fit_cohort(method, images, cohort, reference, map_batches, threads=settings.thread_count)[0],
                 settings.thread_count,
             )
         )

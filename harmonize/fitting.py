@@ -16,12 +16,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from PIL import Image
 
+from harmonize import scanners
+from harmonize.acquisition import acquisition_of
 from harmonize.common import Params, params_from_json, params_to_json, set_threads
-from harmonize.methods import image_method
+from harmonize.methods import check_method, image_method, reads_acquisition
 from harmonize.results import TABLES
-from ingest.images import load_values
+from ingest.images import load_values, stored_values
 from models_ml.splits import split_members
 from xrh.batches import BatchMapper, batches_of, in_this_process
 from xrh.files import sha256_file, write_bytes_atomic
@@ -83,18 +86,39 @@ def reference_images(images: list[CohortImage], cohort: str, reference: str) -> 
     return chosen
 
 
+def fit_sets(images: list[CohortImage], cohort: str, reference: str, method: str) -> tuple[list[Path], list[Path]]:
+    """The fit's reference images (:func:`reference_images`) and, for an acquisition-aware method, every other
+    training-split image (each scanner's own images); no test or validation image is ever fitted on."""
+    chosen = reference_images(images, cohort, reference)
+    if not reads_acquisition(method):
+        return [i.path for i in chosen], []
+    others = [i.path for i in images if i.split == "train" and i.energy_group != reference]
+    return [i.path for i in chosen], others
+
+
 @dataclass(frozen=True)
 class Harmonization:
-    """A fitted method as a picklable function of presentation values, for worker processes and Dask workers: each
-    call gives the image ``threads`` threads (:func:`harmonize.common.set_threads`)."""
+    """A fitted method as a picklable function of presentation values (and, for the acquisition-aware methods, the
+    image's dataset), for worker processes and Dask workers: each call gives the image ``threads`` threads
+    (:func:`harmonize.common.set_threads`)."""
 
     method: str
     params: Params
     threads: int = 1
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
+    def __call__(self, values: np.ndarray, dataset: pydicom.Dataset | None = None) -> np.ndarray:
         set_threads(self.threads)
+        if reads_acquisition(self.method):
+            if dataset is None:
+                raise ValueError(f"{self.method!r} reads the image's header: pass its dataset")
+            return scanners.apply(values, acquisition_of(dataset), self.params)
         return image_method(self.method).apply(values, self.params)
+
+    def fallback(self, dataset: pydicom.Dataset) -> str | None:
+        """Why this image is (partly) left as it is (acquisition-aware methods), or None."""
+        if not reads_acquisition(self.method):
+            return None
+        return scanners.fallback_reason(self.params, acquisition_of(dataset))
 
     def variant(self) -> str:
         """The method and a digest of its parameters: what names its cached analysis images."""
@@ -107,14 +131,61 @@ def summarize_batch(method: str, threads: int, paths: list[Path]) -> Params:
     return image_method(method).summarize_all(load_values(path) for path in paths)
 
 
-def fit_parameters(method: str, paths: list[Path], map_batches: BatchMapper, *, threads: int = 1) -> Params:
-    """Fit ``method`` on the images at ``paths`` in one streamed pass: each batch's statistics are summed by
-    ``map_batches`` (local processes, Dask) and the batch sums combined in order, so the parameters do not depend on
-    how many workers there were and memory does not grow with the number of images."""
+def _read_with_acquisition(work: list[tuple[Path, bool]]):
+    for path, is_reference in work:
+        dataset = pydicom.dcmread(path)
+        yield stored_values(dataset), acquisition_of(dataset), is_reference
+
+
+def summarize_scanner_batch(
+    method: str, stage: int, fitted: Params | None, threads: int, work: list[tuple[Path, bool]]
+) -> scanners.ScannerSummaries:
+    """Worker: one pass's per-scanner summaries of a batch of ``(path, is a reference image)``."""
+    set_threads(threads)
+    return scanners.summarize_pass(method, stage, fitted, _read_with_acquisition(work))
+
+
+def fit_parameters(
+    method: str,
+    paths: list[Path],
+    map_batches: BatchMapper,
+    *,
+    threads: int = 1,
+    other_paths: list[Path] = (),
+) -> Params:
+    """Fit ``method`` on the reference images at ``paths`` in one streamed pass per stage: each batch's statistics
+    are summed by ``map_batches`` (local processes, Dask) and the batch sums combined in order, so the parameters do
+    not depend on how many workers there were and memory does not grow with the number of images.
+
+    The acquisition-aware methods also read ``other_paths`` (the other scanners' own images) and fit one map per
+    scanner; the pixel-only methods read the reference images only.
+    """
+    if reads_acquisition(method):
+        batches = batches_of([(path, True) for path in paths] + [(path, False) for path in other_paths])
+        fitted = None
+        for stage in range(len(scanners.stages_of(method))):
+            done = map_batches(partial(summarize_scanner_batch, method, stage, fitted, threads), batches)
+            progress = track(done, len(batches), f"fitting {method}, stage {stage + 1}", unit="batches")
+            fitted = scanners.finish_pass(method, stage, fitted, progress)
+        return fitted
     chosen = image_method(method)
     batches = batches_of(paths)
     done = map_batches(partial(summarize_batch, method, threads), batches)
     return chosen.fit_summaries(track(done, len(batches), f"fitting {method}", unit="batches"))
+
+
+def fit_cohort(
+    method: str,
+    images: list[CohortImage],
+    cohort: str,
+    reference: str,
+    map_batches: BatchMapper,
+    *,
+    threads: int = 1,
+) -> tuple[Params, int]:
+    """The parameters of ``method`` fitted on the cohort's :func:`fit_sets`, and how many reference images."""
+    references, others = fit_sets(images, cohort, reference, method)
+    return fit_parameters(method, references, map_batches, threads=threads, other_paths=others), len(references)
 
 
 def fit(
@@ -129,28 +200,31 @@ def fit(
     map_batches: BatchMapper = in_this_process,
     threads: int = 1,
 ) -> int:
-    """Fit ``method`` on the training-split images of the ``reference`` energy group; store harm_params."""
-    image_method(method)  # an unknown name fails before any image is read
-    images = reference_images(cohort_images(conn, mimic_cxr, cohort, seed=split_seed), cohort, reference)
-    params = fit_parameters(method, [i.path for i in images], map_batches, threads=threads)
+    """Fit ``method`` on the training-split images of the ``reference`` energy group (an acquisition-aware method:
+    on every training image, each scanner on its own, the reference scanner chosen from the reference group); store
+    harm_params."""
+    check_method(method)  # an unknown name fails before any image is read
+    images = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
+    params, references = fit_cohort(method, images, cohort, reference, map_batches, threads=threads)
     fitted = {
         "method": method,
         "cohort_name": cohort,
         "reference": reference,
-        "reference_images": len(images),
+        "reference_images": references,
         "parameters": params_to_json(params),
     }
     replace_run_rows(conn, {TABLES["harm_params"]: [fitted]}, run_id)
-    return len(images)
+    return references
 
 
-def apply_batch(harmonization: Harmonization, work: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
+def apply_batch(harmonization: Harmonization, work: list[tuple[Path, Path]]) -> list[tuple[str, int, str | None]]:
     """Harmonize each ``(source DICOM, target PNG)`` pair: files in, files out, no warehouse. Returns each PNG's
-    SHA-256 and size, for its ``harm_images`` row."""
+    SHA-256 and size and why the image fell back (acquisition-aware methods), for its ``harm_images`` row."""
     written = []
     for source, target in work:
-        write_png16(target, harmonization(load_values(source)))
-        written.append((sha256_file(target), target.stat().st_size))
+        dataset = pydicom.dcmread(source)
+        write_png16(target, harmonization(stored_values(dataset), dataset))
+        written.append((sha256_file(target), target.stat().st_size, harmonization.fallback(dataset)))
     return written
 
 
@@ -189,8 +263,9 @@ def apply(
             "path": str(target.relative_to(cache_dir)),
             "sha256": sha256,
             "bytes": size,
+            "fallback": fallback,
         }
-        for image, (_, target), (sha256, size) in zip(images, work, written, strict=True)
+        for image, (_, target), (sha256, size, fallback) in zip(images, work, written, strict=True)
     ]
     replace_run_rows(conn, {TABLES["harm_images"]: records}, run_id)
     return len(records)

@@ -59,12 +59,12 @@ def pad_for_fft(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def _spectrum(image: np.ndarray) -> np.ndarray:
+def image_spectrum(image: np.ndarray) -> np.ndarray:
     """``rfft2`` of the padded image (complex64, shape ``(padded rows, padded cols // 2 + 1)``)."""
     return fft.rfft2(pad_for_fft(image), workers=threads())
 
 
-def _inverse(spectrum: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
+def inverse_spectrum(spectrum: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
     """The padded image back from its spectrum (float32); crop it to the image's shape."""
     return fft.irfft2(spectrum, s=padded, workers=threads())
 
@@ -90,7 +90,7 @@ def summarize_fda(image: np.ndarray) -> Params:
     image = check_image(image)
     padded = padded_shape(image.shape)
     rows, cols = _low_block(padded, _fda_half_width(image.shape, BETA_MAX))
-    amplitude = np.abs(_spectrum(image)[np.ix_(rows, cols)]) / (padded[0] * padded[1])
+    amplitude = np.abs(image_spectrum(image)[np.ix_(rows, cols)]) / (padded[0] * padded[1])
     return {"images": 1, "amplitude_sum": amplitude.astype(np.float64)}
 
 
@@ -118,7 +118,7 @@ def finish_fda(summary: Params) -> Params:
     return {"amplitude": amplitude, "half_width": amplitude.shape[1] - 1}
 
 
-def _cropped_output(out: np.ndarray, image: np.ndarray, clip: bool) -> np.ndarray:
+def cropped_output(out: np.ndarray, image: np.ndarray, clip: bool) -> np.ndarray:
     """The padded inverse transform cropped to the image's shape, as float32, clipped to the input's range unless
     ``clip`` is False (cropping and clipping in one pass). Fourier methods return float32 for every input: rounding
     4 M pixels back to integers would cost a third of the FFT round trip."""
@@ -142,12 +142,12 @@ def apply_fda(image: np.ndarray, params: Params, *, beta: float = 0.01, clip: bo
         raise ValueError(f"beta must be in (0, 0.5], got {beta}")
     half_width = min(_fda_half_width(image.shape, beta), int(params["half_width"]))
     padded = padded_shape(image.shape)
-    spectrum = _spectrum(image)
+    spectrum = image_spectrum(image)
     rows, cols = _low_block(padded, half_width)
     reference = _crop_block(np.asarray(params["amplitude"]), half_width) * (padded[0] * padded[1])
     block = spectrum[np.ix_(rows, cols)]
     spectrum[np.ix_(rows, cols)] = reference * np.exp(1j * np.angle(block))
-    return _cropped_output(_inverse(spectrum, padded), image, clip)
+    return cropped_output(inverse_spectrum(spectrum, padded), image, clip)
 
 
 @lru_cache(maxsize=16)
@@ -175,13 +175,13 @@ def _band_energies(spectrum: np.ndarray, padded: tuple[int, int]) -> tuple[np.nd
 def band_energies(image: np.ndarray) -> np.ndarray:
     """Mean power per coefficient (per pixel) in each radial band (``BAND_EDGES``) of the padded image's spectrum."""
     image = check_image(image)
-    return _band_energies(_spectrum(image), padded_shape(image.shape))[0]
+    return _band_energies(image_spectrum(image), padded_shape(image.shape))[0]
 
 
 def summarize_band_energies(image: np.ndarray) -> Params:
     """One reference image's band energies, and which bands it sampled, as a summary to add up."""
     image = check_image(image)
-    energies, counts = _band_energies(_spectrum(image), padded_shape(image.shape))
+    energies, counts = _band_energies(image_spectrum(image), padded_shape(image.shape))
     return {"images": 1, "energies_sum": energies, "sampled_images": (counts > 0).astype(np.float64)}
 
 
@@ -199,7 +199,7 @@ def apply_band_equalization(image: np.ndarray, params: Params, *, clip: bool = T
     """
     image = check_image(image)
     padded = padded_shape(image.shape)
-    spectrum = _spectrum(image)
+    spectrum = image_spectrum(image)
     own, _ = _band_energies(spectrum, padded)
     reference = np.asarray(params["energies"])
     # A band without energy in the image's sample or in the reference is left as it is: the image has none there (a
@@ -214,4 +214,4 @@ def apply_band_equalization(image: np.ndarray, params: Params, *, clip: bool = T
         pairs[rows] *= np.take(gains, index[rows])[..., None]
 
     in_parallel(scale, spectrum.shape[0])
-    return _cropped_output(_inverse(spectrum, padded), image, clip)
+    return cropped_output(inverse_spectrum(spectrum, padded), image, clip)

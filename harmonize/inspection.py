@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from harmonize.fitting import CohortImage, Harmonization
-from ingest.images import load_values, resize_longer_side
+from ingest.images import load_values, resize_longer_side, stored_values
 
 PANEL_IMAGES_PER_GROUP = 64  # images whose pixels make a group's histogram in the panel
 PANEL_PIXELS_PER_IMAGE = 4096  # pixels drawn from each (seeded by the image's id, the same for every method)
@@ -44,8 +45,9 @@ def inspect_batch(harmonization: Harmonization | None, work: list[Inspection]) -
     """Worker: harmonize each image at stored resolution and measure what :class:`Inspection` asks for."""
     out = []
     for item in work:
-        values = load_values(item.path)
-        harmonized = harmonization(values) if harmonization else values
+        dataset = pydicom.dcmread(item.path)
+        values = stored_values(dataset)
+        harmonized = harmonization(values, dataset) if harmonization else values
         ssim = psnr = None
         if item.paired_reference is not None:
             target = load_values(item.paired_reference).astype(np.float64)

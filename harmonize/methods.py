@@ -14,7 +14,7 @@ from functools import partial, reduce
 
 import numpy as np
 
-from harmonize import distribution, fourier, intensity
+from harmonize import distribution, fourier, intensity, scanners
 from harmonize.common import Params, add_summaries
 
 
@@ -128,6 +128,27 @@ IMAGE_METHODS: dict[str, ImageMethod] = {
         ),
     )
 }
+
+
+# Every method by name and what it does: the pixel-only methods above, then the acquisition-aware ones
+# (harmonize.scanners), which also read each image's header.
+DESCRIPTIONS = {
+    **{name: method.description for name, method in IMAGE_METHODS.items()},
+    **scanners.DESCRIPTIONS,
+}
+
+
+def check_method(name: str) -> str:
+    """``name`` if it is a method, else a ValueError naming the methods there are."""
+    if name not in DESCRIPTIONS:
+        raise ValueError(f"unknown harmonization method {name!r}; choose one of {list(DESCRIPTIONS)}")
+    return name
+
+
+def reads_acquisition(name: str) -> bool:
+    """Whether the method is acquisition-aware: fitted per scanner on every scanner's images, applied with the
+    image's header."""
+    return check_method(name) in scanners.SCANNER_METHODS
 
 
 def image_method(name: str) -> ImageMethod:

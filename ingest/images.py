@@ -226,7 +226,9 @@ class ImageCache:
         write_bytes_atomic(self.path_of(dicom_id), encoded.getvalue())
 
 
-ValuesTransform = Callable[[np.ndarray], np.ndarray]
+# A transform of presentation values before preprocessing (a harmonization); it also gets the image's dataset, for
+# transforms that depend on the acquisition.
+ValuesTransform = Callable[[np.ndarray, pydicom.Dataset], np.ndarray]
 
 
 def _cache_batch(
@@ -239,7 +241,7 @@ def _cache_batch(
             dataset = pydicom.dcmread(dicom_path)
             values = stored_values(dataset)
             if transform is not None:
-                values = transform(values)
+                values = transform(values, dataset)
             cache.store(dicom_id, analysis_image(values, cache.preprocessing, pixel_spacing_mm(dataset)))
             outcomes.append(None)
         except Exception as error:

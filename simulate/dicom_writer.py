@@ -71,6 +71,9 @@ class DxHeader:
     tube_current_ma: int | None
     exposure_in_mas: float | None
     exposure_time_in_us: float | None
+    source_to_detector_mm: float | None = None
+    source_to_patient_mm: float | None = None
+    magnification: float | None = None
 
 
 def dx_dataset(header: DxHeader, pixels: np.ndarray) -> Dataset:
@@ -126,6 +129,12 @@ def dx_dataset(header: DxHeader, pixels: np.ndarray) -> Dataset:
         ds.ExposureInmAs = float(header.exposure_in_mas)
     if header.detector_type is not None:
         ds.DetectorType = header.detector_type
+    if header.source_to_detector_mm is not None:
+        ds.DistanceSourceToDetector = f"{header.source_to_detector_mm:g}"
+    if header.source_to_patient_mm is not None:
+        ds.DistanceSourceToPatient = f"{header.source_to_patient_mm:g}"
+    if header.magnification is not None:
+        ds.EstimatedRadiographicMagnificationFactor = f"{header.magnification:.4f}"
     spacing = f"{header.pixel_spacing_mm:.6g}"
     ds.ImagerPixelSpacing = [spacing, spacing]
     ds.StudyInstanceUID = header.study_instance_uid

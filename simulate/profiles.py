@@ -14,7 +14,17 @@ PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 
 # Optional acquisition tags a unit may write (the rest of the header is the same for every unit).
 OPTIONAL_TAGS = frozenset(
-    {"KVP", "DetectorType", "Exposure", "ExposureTime", "ExposureInmAs", "ExposureTimeInuS", "XRayTubeCurrent"}
+    {
+        "KVP",
+        "DetectorType",
+        "Exposure",
+        "ExposureTime",
+        "ExposureInmAs",
+        "ExposureTimeInuS",
+        "XRayTubeCurrent",
+        "DistanceSourceToDetector",
+        "EstimatedRadiographicMagnificationFactor",
+    }
 )
 SETTINGS = ("inpatient", "emergency")
 PROJECTIONS = ("PA", "AP", "LATERAL")

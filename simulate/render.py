@@ -98,6 +98,24 @@ def counterpart_task(task: ImageTask, source: ScannerProfile, target: ScannerPro
     )
 
 
+# A unit estimates the magnification for a nominal patient, not the one in front of it: the mid-plane of an average
+# adult chest (half of its 22 cm depth) plus the gap to the detector.
+NOMINAL_MID_PLANE_TO_DETECTOR_CM = 12.5
+
+
+def _distances(source_to_image_cm: float, writes: frozenset[str]) -> dict[str, float]:
+    """The header's source-to-detector and source-to-patient distances (mm) and the estimated magnification (their
+    ratio), those of them the unit ``writes``, for a nominal patient."""
+    source_to_patient_cm = source_to_image_cm - NOMINAL_MID_PLANE_TO_DETECTOR_CM
+    distances = {}
+    if "DistanceSourceToDetector" in writes:
+        distances["source_to_detector_mm"] = source_to_image_cm * 10.0
+        distances["source_to_patient_mm"] = source_to_patient_cm * 10.0
+    if "EstimatedRadiographicMagnificationFactor" in writes:
+        distances["magnification"] = source_to_image_cm / source_to_patient_cm
+    return distances
+
+
 def render(
     task: ImageTask, profile: ScannerProfile, image_size: int | None, *, geometry_of: ScannerProfile | None = None
 ) -> tuple[np.ndarray, DxHeader]:
@@ -149,5 +167,6 @@ def render(
         tube_current_ma=round(profile.tube_current_ma) if "XRayTubeCurrent" in writes else None,
         exposure_in_mas=task.mas if "ExposureInmAs" in writes else None,
         exposure_time_in_us=task.exposure_time_ms * 1000.0 if "ExposureTimeInuS" in writes else None,
+        **_distances(profile.source_to_image_cm, writes),
     )
     return pixels, header

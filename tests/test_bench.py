@@ -11,6 +11,7 @@ from harmonize.bench import (
     BenchConfig,
     confounded_images,
     control_features,
+    fit_images,
     read_manifest,
     run_bench,
     scanner_balanced_accuracy,
@@ -70,6 +71,18 @@ def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp
     assert {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS} == written
 
 
+def test_acquisition_aware_fits_see_each_phantom_on_one_arm_only(bench_dir):
+    images = read_manifest(bench_dir)
+    references, others = fit_images(images, "physics")
+    chosen = {path: image for image in images for path in [image.path] if path in {*references, *others}}
+    phantoms = [image.phantom_id for image in chosen.values()]
+    assert len(phantoms) == len(set(phantoms)) == len({i.phantom_id for i in images if i.split == "train"})
+    assert {chosen[path].arm for path in references} == {"D110"}
+    assert {chosen[path].arm for path in others} == {"S120", "D90PA", "S120T"}
+    assert all(image.split == "train" for image in chosen.values())
+    assert fit_images(images, "cdf") == ([i.path for i in images if i.split == "train" and i.arm == "D110"], [])
+
+
 def test_confounded_training_set_follows_the_prevalence_rule(bench_dir):
     images = read_manifest(bench_dir)
     chosen = confounded_images(images, "train", share=1.0, seed=0)
@@ -86,15 +99,22 @@ def test_scanner_pairs_and_balanced_accuracy():
     assert outline.shape == (256,) and scalars[1] == 6 and scalars[2] == 8  # left and right padding widths
 
 
-def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path):
+def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monkeypatch):
+    from harmonize import scanners
+
+    monkeypatch.setattr(scanners, "MIN_SCANNER_IMAGES", 2)  # a few training phantoms per arm in the small set
     conn = sqlite3.connect(tmp_path / "w.sqlite")
-    config = BenchConfig(methods=("none", "cdf"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1)
+    config = BenchConfig(methods=("none", "cdf", "physics"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1)
     rows = run_bench(conn, bench_dir, tmp_path / "cache", config, "bench-test", map_batches=in_this_process)
     experiments = {row["experiment"] for row in rows}
     scanner = {"scanner", "scanner_controls", "texture", "texture_controls"}
-    assert experiments >= scanner | {"fidelity", "shift", "null", "confounded", "ranking"}
+    assert experiments >= scanner | {"fidelity", "shift", "null", "confounded", "ranking", "fallback"}
     stored = conn.execute("select count(*), group_concat(distinct method) from harm_bench").fetchone()
-    assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "combat"}
+    assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "physics", "combat"}
+    fallbacks = {row["metric"]: row["value"] for row in rows if row["experiment"] == "fallback"}
+    assert fallbacks == {f"fallback_images_{arm}": 0 for arm in ARMS}  # every arm's scanner fitted, every tag read
+    fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
+    assert "ssim_D110R_vs_D110" in fidelity  # the noise-only ceiling beside the other arms
     for row in rows:
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pydicom
 import pytest
 
 from harmonize.common import params_from_json
@@ -38,6 +39,43 @@ def test_fit_then_apply_writes_parameters_images_and_index(built, method):
     assert harmonized.dtype == np.uint16 and harmonized.shape == original.shape
     expected = image_method(method).apply(original, params_from_json(parameters[0]))
     assert np.abs(harmonized.astype(float) - np.rint(expected)).max() <= 1
+
+
+def test_the_acquisition_aware_chain_is_fitted_per_scanner_and_applied_by_header(built, monkeypatch):
+    from harmonize import scanners
+    from harmonize.acquisition import acquisition_of
+
+    monkeypatch.setattr(scanners, "MIN_SCANNER_IMAGES", 3)  # the test release has a handful of images per scanner
+    cohort = "scanner_d110_vs_s120"
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, cohort, run_id="split")
+        fitted = fit(conn, built.mimic_cxr, "physics", cohort, "D110", "fit-physics", split_seed=0)
+        count = apply(conn, built.mimic_cxr, built.cache_dir, "fit-physics", "apply-physics", split_seed=0)
+        parameters = params_from_json(
+            conn.execute("select parameters from harm_params where run_id = 'fit-physics'").fetchone()[0]
+        )
+        rows = conn.execute(
+            "select h.path, h.fallback, c.dicom_path, c.energy_group from harm_images as h"
+            " join cohort_images as c using (dicom_id) where h.run_id = 'apply-physics' order by h.dicom_id"
+        ).fetchall()
+        training = dict(
+            conn.execute(
+                "select energy_group, count(*) from ml_dataset_splits join cohort_images using (dicom_id)"
+                f" where cohort_name = '{cohort}' and seed = 0 and split = 'train' group by energy_group"
+            ).fetchall()
+        )
+    # One row per scanner, fitted on its own training images; the reference scanner is the reference group's.
+    assert fitted == training["D110"] and count == len(rows)
+    assert sum(parameters["scanner_images"]) == sum(training.values())
+    assert "stativ dr 4000" in parameters["reference_scanner"] and len(parameters["scanners"]) == 2
+    assert all(fallback is None for _, fallback, _, _ in rows)
+    for path, _, source, group in (rows[0], next(r for r in rows if r[3] != rows[0][3])):
+        dataset = pydicom.dcmread(built.mimic_cxr / source)
+        harmonized = read_png16(built.cache_dir / path).astype(float)
+        expected = scanners.apply(load_values(built.mimic_cxr / source), acquisition_of(dataset), parameters)
+        assert np.abs(harmonized - np.rint(np.clip(expected, 0, 65535))).max() <= 1
+        if group == "D110":  # the reference scanner's own images come back as they were
+            assert np.abs(harmonized - load_values(built.mimic_cxr / source)).max() <= 1
 
 
 def test_fitting_reads_the_split_of_the_seed_it_is_given(built):
@@ -179,11 +217,12 @@ def test_apply_finds_its_fit_after_the_code_version_changed(built, monkeypatch):
         apply_method(built, "cdf", "scanner_d110_vs_s120", "D90")
 
 
-@pytest.mark.parametrize("method", ["cdf", "fda"])
+@pytest.mark.parametrize("method", ["cdf", "fda", "physics"])
 def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, tmp_path, monkeypatch, method):
     from functools import partial
 
     import harmonize.fitting
+    import harmonize.scanners
     import ingest.images
     from harmonize.common import params_to_json
     from harmonize.fitting import Harmonization, cohort_images, fit_parameters
@@ -192,17 +231,24 @@ def test_the_image_path_gives_the_same_results_in_one_process_and_in_two(built, 
 
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
-        images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)[:40]
+        images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
+    if method == "physics":  # fitted per scanner: each group's own images (a handful in the test release)
+        monkeypatch.setattr(harmonize.scanners, "MIN_SCANNER_IMAGES", 3)
+        paths = [i.path for i in images if i.energy_group == "D110"][:24]
+        others = [i.path for i in images if i.energy_group != "D110"][:24]
+    else:
+        images = images[:40]
+        paths, others = [i.path for i in images], []
     for module in (harmonize.fitting, ingest.images):  # small batches: several of them, merged across workers
         monkeypatch.setattr(module, "batches_of", partial(module.batches_of, size=8))
-    paths, pairs = [i.path for i in images], [(i.dicom_id, i.path) for i in images]
-    serial = fit_parameters(method, paths, in_this_process)
+    pairs = [(i.dicom_id, i.path) for i in images[:40]]
+    serial = fit_parameters(method, paths, in_this_process, other_paths=others)
     one = ImageCache(tmp_path / "one", Preprocessing(size=48), Harmonization(method, serial).variant())
     fill_cache(one, pairs, transform=Harmonization(method, serial))
     with local_processes(2) as map_batches:
-        parallel = fit_parameters(method, paths, map_batches, threads=2)
+        parallel = fit_parameters(method, paths, map_batches, threads=2, other_paths=others)
         harmonization = Harmonization(method, parallel, threads=2)
         two = ImageCache(tmp_path / "two", Preprocessing(size=48), harmonization.variant())
         fill_cache(two, pairs, transform=harmonization, map_batches=map_batches)
     assert params_to_json(serial) == params_to_json(parallel)  # batch sums combined in order: bit for bit
-    assert all(one.path_of(i.dicom_id).read_bytes() == two.path_of(i.dicom_id).read_bytes() for i in images)
+    assert all(one.path_of(i.dicom_id).read_bytes() == two.path_of(i.dicom_id).read_bytes() for i in images[:40])

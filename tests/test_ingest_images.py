@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pydicom
 import pytest
@@ -93,7 +91,7 @@ def test_cache_stores_once_per_preprocessing_and_variant(simulated, tmp_path):
     assert np.allclose(ImageCache(tmp_path, large).load(paths[0].stem), expected, atol=1 / 65535)
     inverted = ImageCache(tmp_path, small, variant="inverted")
     assert inverted.folder != cache.folder and paths[0].stem not in inverted
-    fill_cache(inverted, images[:1], transform=partial(np.multiply, -1.0))
+    fill_cache(inverted, images[:1], transform=negated)
     centre = (slice(12, 20), slice(12, 20))  # the image, not the padding (zero in both)
     assert np.allclose(inverted.load(paths[0].stem)[centre], 1.0 - cache.load(paths[0].stem)[centre], atol=0.02)
 
@@ -137,3 +135,8 @@ def test_equalized_values_are_all_distinct_even_where_pixels_tie():
     image = np.kron(np.arange(16, dtype=np.float32).reshape(4, 4), np.ones((2, 2), dtype=np.float32))  # 4-way ties
     flat = analysis_image(image, Preprocessing(size=8, window="minmax", equalize=True))
     assert len(np.unique(flat)) == 64 and np.allclose(np.sort(flat.ravel()), (np.arange(64) + 0.5) / 64)
+
+
+def negated(values: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
+    """A transform of presentation values (it is also given the image's dataset)."""
+    return -values.astype(np.float32)

@@ -1,0 +1,383 @@
+"""Acquisition-aware harmonization: each scanner's processing and detector brought to the reference scanner's, with
+maps fitted per scanner from that scanner's own images (no paired images needed) and chosen per image by its header.
+
+Images from one device share its vendor's processing (multi-band enhancement and a tone curve: Vuylsteke and
+Schoeters, "Multiscale image contrast amplification (MUSICA)", Proc. SPIE 2167, 1994; Prokop et al., "Principles of
+image processing in digital chest radiography", J. Thorac. Imaging 18, 2003) and its detector's MTF and noise power
+spectrum. The pixel-only methods estimate their map per image (its histogram, its band energies), so they also take
+away what differs between patients, disease included. Here each map is fixed per scanner and estimated from the
+scanner's pooled images, so what varies between the images of one scanner is kept. The stages:
+
+- ``geometry``: each image scaled about its centre from its own magnification (the header's
+  EstimatedRadiographicMagnificationFactor, or the ratio of DistanceSourceToDetector to DistanceSourceToPatient) to
+  the reference scanner's mean. A portable unit at 100 cm magnifies the chest some 6% more than a PA room at 180 cm,
+  so its anatomy spans more pixels at the same pixel spacing.
+- ``tone``: the monotone map between the scanner's pooled body-intensity distribution and the reference scanner's
+  (mean quantile functions, as CDF matching uses, but one map per scanner instead of one per image). Where both
+  scanners image the same population, their distributions before the tone curves are alike, and the map is the
+  reference's tone curve composed with the inverse of the scanner's. Zero stays zero (padding, shutters).
+- ``transfer``: a zero-phase filter whose gain at each spatial frequency (cycles per mm, from the header's pixel
+  spacing) is the square root of the ratio of the reference scanner's mean power spectrum to this scanner's. Each
+  spectrum is the same anatomy's spectrum times the scanner's squared transfer function (detector MTF times the
+  vendor's band gains), plus its noise power spectrum. So where signal dominates, the filter undoes the scanner's
+  transfer and applies the reference's; where noise dominates, it shapes the noise power spectrum to the reference's.
+  Afterwards the scanner's mean spectrum is the reference's: second-order statistics matched, as a Wiener-type ratio
+  whose gain is limited to ``GAIN_LIMITS`` where one spectrum is nearly empty. The field each spectrum is estimated
+  from is a centred square of ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest, clear of collimation edges).
+- ``physics``: ``geometry``, ``tone``, then ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
+  the others: geometry, processing inversion, detector and enhancement matching, and re-processing with the
+  reference's tone.
+
+Not built: energy matching (the kVp-dependent contrast of bone against soft tissue). One projection does not separate
+bone from soft tissue, so such a map could not be applied without a decomposition this project does not have (dual
+energy or a learned bone model). Within a fitted scanner, its beam's mean effect is part of its tone and transfer maps.
+
+Fitting streams the images once per stage (stage ``k`` is fitted on images already through stages ``0..k-1``), keeping
+one summary per scanner: sums, merged like every other method's. A scanner with fewer than ``MIN_SCANNER_IMAGES`` fit
+images, or not seen in the fit, keeps its images as they are; a stage skips an image whose header lacks what it needs
+(``geometry`` a magnification, ``transfer`` a pixel spacing), and every image of a scanner none of whose fit images
+had it. :func:`fallback_reason` says which images fell back and why; the jobs store it with each image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+
+import numpy as np
+
+from harmonize import distribution
+from harmonize.acquisition import Acquisition
+from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
+from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
+
+MIN_SCANNER_IMAGES = 20
+SPECTRUM_FIELD_MM = 200.0
+FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
+GAIN_LIMITS = (0.125, 8.0)
+# Radial frequency steps of the gain lookup (cycles per pixel, 0 to the corner at 0.71): finer than any bin above.
+RADIUS_STEPS = 4096
+
+ScannerSummaries = dict[str, dict[str, Params]]  # {'seen': {scanner: counts}, 'stage': {scanner: summary}}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# geometry
+
+
+def summarize_magnification(image: np.ndarray, acquisition: Acquisition) -> Params | None:
+    """The image's magnification from its header, or None without one."""
+    if acquisition.magnification is None:
+        return None
+    return {"images": 1, "magnification_sum": float(acquisition.magnification)}
+
+
+def finish_magnification(summary: Params) -> Params:
+    return {"magnification": np.float64(summary["magnification_sum"] / summary["images"])}
+
+
+def _resampled_axis(image: np.ndarray, factor: float, axis: int) -> np.ndarray:
+    """The image scaled by ``factor`` about its centre along ``axis``, same length, linear interpolation, edges
+    continued."""
+    length = image.shape[axis]
+    centre = (length - 1) / 2
+    source = np.clip(centre + (np.arange(length) - centre) / factor, 0, length - 1)
+    lower = np.minimum(source.astype(np.intp), length - 2)
+    weight = (source - lower).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = length
+    weight = weight.reshape(shape)
+    below, above = np.take(image, lower, axis=axis), np.take(image, lower + 1, axis=axis)
+    return below + weight * (above - below)
+
+
+def apply_magnification(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
+    """Scale the image about its centre from its own magnification (header) to the reference scanner's mean, so that
+    anatomy spans as many pixels as on the reference (float32, same shape; bilinear, as two 1-D passes)."""
+    image = check_image(image)
+    factor = float(reference["magnification"]) / acquisition.magnification
+    if abs(factor - 1.0) < 1e-4 or min(image.shape) < 2:
+        return image
+    scaled = _resampled_axis(image.astype(np.float32, copy=False), factor, 0)
+    return _resampled_axis(scaled, factor, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# tone
+
+
+def summarize_tone(image: np.ndarray, acquisition: Acquisition) -> Params:
+    """The image's body-intensity quantile function (as CDF matching's fit reads it)."""
+    return distribution.summarize_quantiles(image)
+
+
+def finish_tone(summary: Params) -> Params:
+    return {"quantiles": summary["quantiles_sum"] / summary["images"]}
+
+
+def _increasing_knots(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of a monotone map through (0, 0) and each (source quantile, target quantile), ties merged, continued
+    beyond the last with slope 1."""
+    source, first = np.unique(np.asarray(source, dtype=np.float64), return_index=True)
+    ends = np.r_[first[1:], len(target)]
+    target = np.array([np.mean(target[start:end]) for start, end in zip(first, ends, strict=True)])
+    target = np.maximum.accumulate(target)
+    if source[0] > 0:
+        source, target = np.r_[0.0, source], np.r_[0.0, target]
+    span = max(source[-1] - source[0], 1.0)
+    return np.r_[source, source[-1] + 1e3 * span], np.r_[target, target[-1] + 1e3 * span]
+
+
+def apply_tone(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
+    """Map the image's values from its scanner's pooled quantile function to the reference scanner's."""
+    image = check_image(image)
+    knots, targets = _increasing_knots(own["quantiles"], reference["quantiles"])
+    if image.dtype.kind == "u":
+        return apply_lookup(image, np.interp(np.arange(int(image.max()) + 1, dtype=np.float64), knots, targets))
+    return output_values(np.interp(image.ravel(), knots, targets).reshape(image.shape), image)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# transfer
+
+
+def _bin_centres() -> np.ndarray:
+    return np.sqrt(FREQUENCY_EDGES_PER_MM[:-1] * FREQUENCY_EDGES_PER_MM[1:])
+
+
+def summarize_spectrum(image: np.ndarray, acquisition: Acquisition) -> Params | None:
+    """The mean power spectral density (value squared times mm squared) in each radial band of
+    ``FREQUENCY_EDGES_PER_MM`` of a centred ``SPECTRUM_FIELD_MM`` square, Hann-windowed; None without a pixel
+    spacing."""
+    image = check_image(image)
+    spacing = acquisition.pixel_spacing_mm
+    if spacing is None:
+        return None
+    side = int(min(round(SPECTRUM_FIELD_MM / spacing), *image.shape))
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    field = image[top : top + side, left : left + side].astype(np.float64)
+    window = np.outer(np.hanning(side), np.hanning(side))
+    transform = np.fft.rfft2((field - field.mean()) * window)
+    density = (transform.real**2 + transform.imag**2) * spacing**2 / np.sum(window**2)
+    radius = np.hypot(np.fft.fftfreq(side, d=spacing)[:, None], np.fft.rfftfreq(side, d=spacing)[None, :])
+    bins = np.digitize(radius.ravel(), FREQUENCY_EDGES_PER_MM) - 1
+    inside = (bins >= 0) & (bins < len(FREQUENCY_EDGES_PER_MM) - 1)
+    sums = np.bincount(bins[inside], weights=density.ravel()[inside], minlength=len(FREQUENCY_EDGES_PER_MM) - 1)
+    counts = np.bincount(bins[inside], minlength=len(FREQUENCY_EDGES_PER_MM) - 1)
+    return {
+        "images": 1,
+        "density_sum": sums / np.maximum(counts, 1),
+        "sampled_images": (counts > 0).astype(np.float64),
+    }
+
+
+def finish_spectrum(summary: Params) -> Params:
+    """The scanner's mean power spectral density per band (0 where no image sampled the band)."""
+    return {"density": summary["density_sum"] / np.maximum(summary["sampled_images"], 1)}
+
+
+def transfer_gains(own: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per band, ``sqrt(reference / own)`` within ``GAIN_LIMITS``; a band either spectrum lacks takes its nearest
+    neighbours' gain."""
+    known = (own > 0) & (reference > 0)
+    if not known.any():
+        return np.ones_like(own)
+    ratio = np.sqrt(reference[known] / own[known])
+    index = np.arange(len(own))
+    return np.clip(np.interp(index, index[known], ratio), *GAIN_LIMITS)
+
+
+@lru_cache(maxsize=8)
+def _radius_steps(padded: tuple[int, int]) -> np.ndarray:
+    """Each rfft2 coefficient's radial frequency in ``RADIUS_STEPS`` steps of 0.71 / RADIUS_STEPS cycles per pixel."""
+    radius = np.hypot(np.fft.fftfreq(padded[0])[:, None], np.fft.rfftfreq(padded[1])[None, :])
+    steps = np.minimum(np.rint(radius / np.sqrt(0.5) * (RADIUS_STEPS - 1)), RADIUS_STEPS - 1).astype(np.int16)
+    steps.setflags(write=False)
+    return steps
+
+
+def apply_transfer(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
+    """Filter the image by :func:`transfer_gains` of its scanner's spectrum and the reference's, at frequencies in
+    cycles per mm (float32). The mean is kept, and so are pixels at the image's minimum (padding, shutters: no ringing
+    into them)."""
+    image = check_image(image)
+    gains = transfer_gains(np.asarray(own["density"]), np.asarray(reference["density"]))
+    cycles_per_mm = np.linspace(0.0, np.sqrt(0.5), RADIUS_STEPS) / acquisition.pixel_spacing_mm
+    centres = _bin_centres()
+    step_gains = np.interp(np.log(np.maximum(cycles_per_mm, centres[0])), np.log(centres), gains)
+    step_gains[0] = 1.0
+    step_gains = step_gains.astype(np.float32)
+    padded = padded_shape(image.shape)
+    spectrum = image_spectrum(image)
+    steps = _radius_steps(padded)
+    pairs = spectrum.view(np.float32).reshape(*spectrum.shape, 2)
+
+    def scale(rows: slice) -> None:
+        pairs[rows] *= np.take(step_gains, steps[rows])[..., None]
+
+    in_parallel(scale, spectrum.shape[0])
+    out = cropped_output(inverse_spectrum(spectrum, padded), image, clip=False)
+    lowest = image.min()
+    out[image == lowest] = lowest
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# stages, methods, fitting and applying
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``summarize(image, acquisition) -> summary or None`` (None: the image says nothing to this stage),
+    ``finish(summed) -> one scanner's arrays``, ``apply(image, acquisition, own arrays, reference arrays)``;
+    ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is."""
+
+    name: str
+    summarize: Callable[[np.ndarray, Acquisition], Params | None]
+    finish: Callable[[Params], Params]
+    apply: Callable[[np.ndarray, Acquisition, Params, Params], np.ndarray]
+    needs: str | None = None
+
+    def can_take(self, acquisition: Acquisition) -> bool:
+        return self.needs is None or getattr(acquisition, self.needs) is not None
+
+
+STAGES = {
+    "geometry": Stage("geometry", summarize_magnification, finish_magnification, apply_magnification, "magnification"),
+    "tone": Stage("tone", summarize_tone, finish_tone, apply_tone),
+    "transfer": Stage("transfer", summarize_spectrum, finish_spectrum, apply_transfer, "pixel_spacing_mm"),
+}
+SCANNER_METHODS: dict[str, tuple[str, ...]] = {
+    "geometry": ("geometry",),
+    "tone": ("tone",),
+    "transfer": ("transfer",),
+    "physics": ("geometry", "tone", "transfer", "tone"),
+}
+DESCRIPTIONS = {
+    "geometry": "scaled from the header's magnification to the reference scanner's",
+    "tone": "per-scanner tone map to the reference scanner (header signature)",
+    "transfer": "per-scanner spectrum-ratio filter to the reference scanner, in cycles per mm",
+    "physics": "geometry, tone, transfer filter and re-toning per scanner: the acquisition-aware chain",
+}
+
+
+def stages_of(method: str) -> tuple[Stage, ...]:
+    if method not in SCANNER_METHODS:
+        raise ValueError(f"unknown acquisition-aware method {method!r}; choose one of {sorted(SCANNER_METHODS)}")
+    return tuple(STAGES[name] for name in SCANNER_METHODS[method])
+
+
+def _scanner_params(params: Params, stage: int, scanner: int) -> Params:
+    prefix = f"stage{stage}."
+    return {key[len(prefix) :]: value[scanner] for key, value in params.items() if key.startswith(prefix)}
+
+
+def _usable(params: Params, stage: int, scanner: int, acquisition: Acquisition) -> tuple[bool, str | None]:
+    """Whether stage ``stage`` changes this image, and if not, why (None: the stage has nothing to do here)."""
+    chosen = stages_of(str(params["method"]))[stage]
+    if not params[f"stage{stage}.fitted"][scanner]:
+        return False, f"the {chosen.name} stage was not fitted for this scanner (no fit image had its {chosen.needs})"
+    if not chosen.can_take(acquisition):
+        return False, f"no {chosen.needs} in the header: the {chosen.name} stage left the image as it is"
+    return True, None
+
+
+def fallback_reason(params: Params, acquisition: Acquisition, *, stages: int | None = None) -> str | None:
+    """Why the image is (partly) left as it is, or None: its scanner was not fitted, a stage was not fitted for its
+    scanner, or its header lacks what a stage needs. ``stages``: how many of the method's stages count (all by
+    default)."""
+    if acquisition.scanner not in params["scanners"]:
+        return f"scanner not fitted ({acquisition.scanner}): image left as it is"
+    own = list(params["scanners"]).index(acquisition.scanner)
+    count = len(stages_of(str(params["method"]))[:stages])
+    reasons = [_usable(params, k, own, acquisition)[1] for k in range(count)]
+    return "; ".join(reason for reason in reasons if reason) or None
+
+
+def apply(image: np.ndarray, acquisition: Acquisition, params: Params, *, stages: int | None = None) -> np.ndarray:
+    """The image through the method's first ``stages`` stages (all by default), each with its scanner's fitted arrays
+    and the reference scanner's; a stage the image cannot take (:func:`fallback_reason`) leaves it as it is."""
+    scanners = list(params["scanners"])
+    if acquisition.scanner not in scanners:
+        return image
+    own, reference = scanners.index(acquisition.scanner), scanners.index(str(params["reference_scanner"]))
+    for k, stage in enumerate(stages_of(str(params["method"]))[:stages]):
+        if _usable(params, k, own, acquisition)[0]:
+            own_arrays, reference_arrays = _scanner_params(params, k, own), _scanner_params(params, k, reference)
+            image = stage.apply(image, acquisition, own_arrays, reference_arrays)
+    return image
+
+
+def summarize_pass(
+    method: str, stage: int, fitted: Params | None, images: Iterable[tuple[np.ndarray, Acquisition, bool]]
+) -> ScannerSummaries:
+    """One pass's summaries of ``(image, acquisition, is a reference image)``, each image first taken through the
+    stages fitted so far (``fitted``: the parameters of the earlier passes): per scanner, how many images it has and
+    how many are reference images (``seen``), and the stage's summary of those it could use (``stage``)."""
+    chosen = stages_of(method)[stage]
+    summaries: ScannerSummaries = {"seen": {}, "stage": {}}
+    for image, acquisition, is_reference in images:
+        if fitted is not None:
+            if acquisition.scanner not in fitted["scanners"]:
+                continue
+            image = apply(image, acquisition, fitted, stages=stage)
+        seen = {"images": 1, "reference_images": int(is_reference)}
+        summary = chosen.summarize(image, acquisition) if chosen.can_take(acquisition) else None
+        used = {"seen": {acquisition.scanner: seen}, "stage": {acquisition.scanner: summary} if summary else {}}
+        summaries = combine_summaries(summaries, used)
+    return summaries
+
+
+def _merged(first: dict[str, Params], second: dict[str, Params]) -> dict[str, Params]:
+    merged = dict(first)
+    for scanner, summary in second.items():
+        merged[scanner] = add_summaries(merged[scanner], summary) if scanner in merged else summary
+    return merged
+
+
+def combine_summaries(first: ScannerSummaries, second: ScannerSummaries) -> ScannerSummaries:
+    """Merge two passes' summaries: per scanner, added key by key."""
+    return {part: _merged(first[part], second[part]) for part in ("seen", "stage")}
+
+
+def finish_pass(method: str, stage: int, fitted: Params | None, summaries: Iterable[ScannerSummaries]) -> Params:
+    """The parameters after pass ``stage``: the first pass chooses the scanners (at least ``MIN_SCANNER_IMAGES``
+    images) and the reference scanner (the one with the most reference images); every pass adds its stage's arrays,
+    one row per scanner, and ``stage<k>.fitted`` (0 for a scanner none of whose images the stage could use: such a
+    scanner's images skip the stage, and so do every scanner's when the reference's could not be used).
+
+    Raises
+    ------
+    ValueError
+        If no scanner has enough images, or none of them has reference images.
+    """
+    merged = reduce(combine_summaries, summaries, {"seen": {}, "stage": {}})
+    if fitted is None:
+        counts = {scanner: int(summary["images"]) for scanner, summary in merged["seen"].items()}
+        scanners = sorted(scanner for scanner, count in counts.items() if count >= MIN_SCANNER_IMAGES)
+        with_reference = [s for s in scanners if merged["seen"][s]["reference_images"] > 0]
+        if not with_reference:
+            raise ValueError(
+                f"fitting {method!r} needs a scanner with at least {MIN_SCANNER_IMAGES} images among the reference "
+                f"images; images per scanner: {counts or 'none'}"
+            )
+        reference = max(with_reference, key=lambda s: (merged["seen"][s]["reference_images"], s))
+        fitted = {"method": method, "scanners": scanners, "reference_scanner": reference}
+        fitted["scanner_images"] = np.array([counts[s] for s in scanners], dtype=np.float64)
+    finish, used = stages_of(method)[stage].finish, merged["stage"]
+    rows = {s: finish(used[s]) for s in fitted["scanners"] if s in used}
+    fitted_flags = [float(s in rows and fitted["reference_scanner"] in rows) for s in fitted["scanners"]]
+    # Rows of scanners the stage skips only hold the shape (any fitted row will do); with none, the stage is empty.
+    filler = next(iter(rows.values()), {})
+    arrays = {f"stage{stage}.{key}": np.stack([rows.get(s, filler)[key] for s in fitted["scanners"]]) for key in filler}
+    return {**fitted, **arrays, f"stage{stage}.fitted": np.array(fitted_flags)}
+
+
+def fit(method: str, images: Callable[[], Iterable[tuple[np.ndarray, Acquisition, bool]]]) -> Params:
+    """The method's parameters from ``images()`` (called once per stage: a fresh stream of ``(image, acquisition, is
+    a reference image)``), in this process."""
+    fitted = None
+    for stage in range(len(stages_of(method))):
+        fitted = finish_pass(method, stage, fitted, [summarize_pass(method, stage, fitted, images())])
+    return fitted
