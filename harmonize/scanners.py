@@ -297,15 +297,19 @@ def fallback_reason(params: Params, acquisition: Acquisition, *, stages: int | N
 
 def apply(image: np.ndarray, acquisition: Acquisition, params: Params, *, stages: int | None = None) -> np.ndarray:
     """The image through the method's first ``stages`` stages (all by default), each with its scanner's fitted arrays
-    and the reference scanner's; a stage the image cannot take (:func:`fallback_reason`) leaves it as it is."""
+    and the reference scanner's; a stage the image cannot take (:func:`fallback_reason`) leaves it as it is. An
+    integer image comes back in its own dtype, anything else as float32 (:func:`harmonize.common.output_values`)."""
     scanners = list(params["scanners"])
     if acquisition.scanner not in scanners:
         return image
     own, reference = scanners.index(acquisition.scanner), scanners.index(str(params["reference_scanner"]))
+    like = image
     for k, stage in enumerate(stages_of(str(params["method"]))[:stages]):
         if _usable(params, k, own, acquisition)[0]:
             own_arrays, reference_arrays = _scanner_params(params, k, own), _scanner_params(params, k, reference)
-            image = stage.apply(image, acquisition, own_arrays, reference_arrays)
+            # An integer image stays integer between stages (rounded: within half a stored value), so that every
+            # tone map is a lookup table rather than an interpolation of each pixel.
+            image = output_values(stage.apply(image, acquisition, own_arrays, reference_arrays), like)
     return image
 
 
