@@ -2,12 +2,13 @@
 
 The bench set (``xrh simulate --bench``; its manifest is ``<bench>/manifest.csv``) holds the same phantoms on several
 arms, pixel-aligned: D110 (the reference), S120 (the other scanner), S120T (S120's detector and beam behind D110's
-processing), D90PA (the portable unit's beam, grid and distance taking a PA) and D110R (D110 again with new noise: the
-negative control). Phantoms are split train / validate / test, and every statistic below is computed on test
-phantoms, which trained no classifier and no harmonization fit. The analysis images are ``BenchConfig``'s: a centred
-field in millimetres, rank-equalized, so that neither the frame nor a global statistic can tell the arms apart. Per seed
-and method (``none`` included), with the method fitted on the reference arm's training images and applied to every
-image:
+processing), D90PA (the portable unit's beam, grid and distance taking a PA), D110R (D110 again with new noise: the
+negative control) and HP (an older unit whose headers lack the acquisition tags). Phantoms are split train / validate /
+test, and every statistic below is computed on test phantoms, which trained no classifier and no harmonization fit.
+The analysis images are ``BenchConfig``'s: a centred field in millimetres, rank-equalized, so that neither the frame nor
+a global statistic can tell the arms apart. Per seed and method (``none`` included), with the method fitted on the
+reference arm's training images (an acquisition-aware method: on every arm's, each training phantom on one arm only,
+:func:`fit_images`) and applied to every image:
 
 - **scanner** (D110 against S120) and **texture** (D110 against S120T: the physics without the vendor's processing):
   a CNN retrained on harmonized training images, its balanced accuracy on the test phantoms (both arms); linear and
@@ -18,8 +19,10 @@ image:
   and a scalar-cue classifier (zero share, padding widths, distinct values, global quantiles, mean and spread), each
   trained on the training phantoms and scored on the test phantoms, before and after every method: above
   ``CONTROL_LIMIT`` the scanner is readable from a trivial cue and the method's result on that experiment is discarded;
-- **fidelity**: SSIM and PSNR of each harmonized S120, S120T and D90PA test image against the D110 rendering of the same
-  phantom (the ground truth), at the analysis size;
+- **fidelity**: SSIM and PSNR of each harmonized S120, S120T, D90PA and HP test image against the D110 rendering of the
+  same phantom (the ground truth), at the analysis size; D110R's (the same physics, new noise) is the ceiling;
+- **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
+  and why (HP's headers carry no distances, so its geometry cannot be matched);
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
   training images, its AUC on the harmonized D110 and D90PA test images and the gap between them;
 - **null** (negative control): the same model's gap between D110 and D110R, which no method should open;
@@ -67,6 +70,9 @@ from xrh.tables import replace_run_rows
 REFERENCE_ARM = "D110"
 SHIFT_ARM = "D90PA"
 NULL_ARM = "D110R"
+# The unit whose headers lack the acquisition tags (training and test phantoms; optional in older bench sets): its
+# fidelity shows what an acquisition-aware method does where the header is silent.
+SILENT_ARM = "HP"
 # The two scanner experiments: D110 against S120 as it is, and against S120's physics behind D110's processing.
 PARTNERS = {"scanner": "S120", "texture": "S120T"}
 # The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
@@ -467,7 +473,8 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
 
     results = {experiment: _scanner_rows(out, cache, experiment, train) for experiment in PARTNERS}
     # Fidelity against the reference rendering of the same phantom; D110R's (new noise only) is the ceiling.
-    for arm in (*PARTNERS.values(), SHIFT_ARM, NULL_ARM):
+    present = {i.arm for i in c.images}
+    for arm in [a for a in (*PARTNERS.values(), SHIFT_ARM, SILENT_ARM, NULL_ARM) if a in present]:
         measured = [
             _fidelity(c.truth[i.phantom_id], cache.load(i.dicom_id))
             for i in c.images

@@ -345,11 +345,19 @@ def combine_summaries(first: ScannerSummaries, second: ScannerSummaries) -> Scan
     return {part: _merged(first[part], second[part]) for part in ("seen", "stage")}
 
 
-def finish_pass(method: str, stage: int, fitted: Params | None, summaries: Iterable[ScannerSummaries]) -> Params:
-    """The parameters after pass ``stage``: the first pass chooses the scanners (at least ``MIN_SCANNER_IMAGES``
-    images) and the reference scanner (the one with the most reference images); every pass adds its stage's arrays,
-    one row per scanner, and ``stage<k>.fitted`` (0 for a scanner none of whose images the stage could use: such a
-    scanner's images skip the stage, and so do every scanner's when the reference's could not be used).
+def finish_pass(
+    method: str,
+    stage: int,
+    fitted: Params | None,
+    summaries: Iterable[ScannerSummaries],
+    *,
+    min_images: int | None = None,
+) -> Params:
+    """The parameters after pass ``stage``: the first pass chooses the scanners (at least ``min_images`` images,
+    ``MIN_SCANNER_IMAGES`` by default) and the reference scanner (the one with the most reference images); every pass
+    adds its stage's arrays, one row per scanner, and ``stage<k>.fitted`` (0 for a scanner none of whose images the
+    stage could use: such a scanner's images skip the stage, and so do every scanner's when the reference's could not
+    be used).
 
     Raises
     ------
@@ -358,12 +366,13 @@ def finish_pass(method: str, stage: int, fitted: Params | None, summaries: Itera
     """
     merged = reduce(combine_summaries, summaries, {"seen": {}, "stage": {}})
     if fitted is None:
+        min_images = MIN_SCANNER_IMAGES if min_images is None else min_images
         counts = {scanner: int(summary["images"]) for scanner, summary in merged["seen"].items()}
-        scanners = sorted(scanner for scanner, count in counts.items() if count >= MIN_SCANNER_IMAGES)
+        scanners = sorted(scanner for scanner, count in counts.items() if count >= min_images)
         with_reference = [s for s in scanners if merged["seen"][s]["reference_images"] > 0]
         if not with_reference:
             raise ValueError(
-                f"fitting {method!r} needs a scanner with at least {MIN_SCANNER_IMAGES} images among the reference "
+                f"fitting {method!r} needs a scanner with at least {min_images} images among the reference "
                 f"images; images per scanner: {counts or 'none'}"
             )
         reference = max(with_reference, key=lambda s: (merged["seen"][s]["reference_images"], s))
@@ -378,10 +387,16 @@ def finish_pass(method: str, stage: int, fitted: Params | None, summaries: Itera
     return {**fitted, **arrays, f"stage{stage}.fitted": np.array(fitted_flags)}
 
 
-def fit(method: str, images: Callable[[], Iterable[tuple[np.ndarray, Acquisition, bool]]]) -> Params:
+def fit(
+    method: str,
+    images: Callable[[], Iterable[tuple[np.ndarray, Acquisition, bool]]],
+    *,
+    min_images: int | None = None,
+) -> Params:
     """The method's parameters from ``images()`` (called once per stage: a fresh stream of ``(image, acquisition, is
-    a reference image)``), in this process."""
+    a reference image)``), in this process; ``min_images``: see :func:`finish_pass`."""
     fitted = None
     for stage in range(len(stages_of(method))):
-        fitted = finish_pass(method, stage, fitted, [summarize_pass(method, stage, fitted, images())])
+        summaries = [summarize_pass(method, stage, fitted, images())]
+        fitted = finish_pass(method, stage, fitted, summaries, min_images=min_images)
     return fitted

@@ -12,7 +12,10 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
   the same vendor processing as D110, for the diagnostic transfer experiment;
 - ``D110R``: D110 again with new noise and collimation: the negative control, where no method should open a gap;
 - ``S120T``: S120's detector and beam (CsI, 120 kVp, 3.5 mm Al) with D110's grid, distance and processing: the
-  scanners' physics without their vendor processing, the texture difference the project's hypothesis is about.
+  scanners' physics without their vendor processing, the texture difference the project's hypothesis is about;
+- ``HP``: the older unit (CsI, 100 kVp, 150 cm, its own processing) whose headers lack KVP, detector type and the
+  distances: for the fits and the fidelity of methods that must fall back where the header is silent (training and
+  test phantoms only).
 
 Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them) and ``<out>/manifest.csv``
 (phantom_id, split, sex, abnormal, finding, arm, path). A re-run renders only what is missing; equal seeds give equal
@@ -39,13 +42,13 @@ from xrh.files import write_bytes_atomic
 from xrh.processes import worker_pool
 from xrh.progress import track
 
-ARMS = ("D110", "S120", "D90PA", "D110R", "S120T")  # appended only: an arm's index seeds its draws
+ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP")  # appended only: an arm's index seeds its draws
 SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
 ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion", "atelectasis")
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
 # Which arms each split needs: the test phantoms on every arm; training and validation for the classifiers.
 ARMS_BY_SPLIT = {
-    "train": ("D110", "S120", "D90PA", "S120T"),
+    "train": ("D110", "S120", "D90PA", "S120T", "HP"),
     "validate": ("D110", "S120", "D90PA", "S120T"),
     "test": ARMS,
 }
@@ -95,6 +98,7 @@ def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[Scanner
         "D90PA": (profiles["D90"], 90.0),
         "D110R": (d110, 110.0),
         "S120T": (replace(d110, detector=s120.detector, filtration_mm_al=s120.filtration_mm_al), 120.0),
+        "HP": (profiles["HP"], 100.0),
     }
 
 

@@ -78,7 +78,7 @@ def test_acquisition_aware_fits_see_each_phantom_on_one_arm_only(bench_dir):
     phantoms = [image.phantom_id for image in chosen.values()]
     assert len(phantoms) == len(set(phantoms)) == len({i.phantom_id for i in images if i.split == "train"})
     assert {chosen[path].arm for path in references} == {"D110"}
-    assert {chosen[path].arm for path in others} == {"S120", "D90PA", "S120T"}
+    assert {chosen[path].arm for path in others} == {"S120", "D90PA", "S120T", "HP"}
     assert all(image.split == "train" for image in chosen.values())
     assert fit_images(images, "cdf") == ([i.path for i in images if i.split == "train" and i.arm == "D110"], [])
 
@@ -111,15 +111,22 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     assert experiments >= scanner | {"fidelity", "shift", "null", "confounded", "ranking", "fallback"}
     stored = conn.execute("select count(*), group_concat(distinct method) from harm_bench").fetchone()
     assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "physics", "combat"}
-    fallbacks = {row["metric"]: row["value"] for row in rows if row["experiment"] == "fallback"}
-    assert fallbacks == {f"fallback_images_{arm}": 0 for arm in ARMS}  # every arm's scanner fitted, every tag read
+    fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback"}
+    assert set(fallbacks) == {f"fallback_images_{arm}" for arm in ARMS}
+    # Every arm's scanner is fitted; HP's headers have no distances, so its geometry is left as it was, and it says so.
+    silent = fallbacks.pop("fallback_images_HP")
+    assert silent["value"] == count_test_phantoms(bench_dir) and "geometry stage was not fitted" in silent["note"]
+    assert all(row["value"] == 0 for row in fallbacks.values())
     fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
     assert "ssim_D110R_vs_D110" in fidelity  # the noise-only ceiling beside the other arms
     for row in rows:
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]
-    test_phantoms = len({i.phantom_id for i in scanner_images(read_manifest(bench_dir), "test")})
-    assert {row["test_phantoms"] for row in rows} == {test_phantoms}
+    assert {row["test_phantoms"] for row in rows} == {count_test_phantoms(bench_dir)}
+
+
+def count_test_phantoms(bench_dir) -> int:
+    return len({i.phantom_id for i in scanner_images(read_manifest(bench_dir), "test")})
 
 
 def test_ranking_needs_controls_at_chance_no_null_gap_and_a_paired_gain():
