@@ -25,9 +25,9 @@ def harmonize_flow(
     diagnostic_cohort: str | None = "abnormal_vs_healthy",
     external_group: str | None = None,
 ) -> str:
-    """Fit and apply ``apply_methods`` (default cdf), evaluate ``evaluate`` (default cdf, fda, bands, combat) against no
-    harmonization; with a diagnostic cohort also the Zech et al. experiment. The cohort, reference and external group
-    default to their settings. Returns the evaluation run id."""
+    """Fit and apply ``apply_methods`` (default cdf), evaluate ``evaluate`` (default cdf, fda, bands, physics, combat)
+    against no harmonization; with a diagnostic cohort also the Zech et al. experiment. The cohort, reference and
+    external group default to their settings. Returns the evaluation run id."""
     configured = settings()
     cohort = cohort or configured.cohort
     reference = reference or configured.reference_group
@@ -45,7 +45,7 @@ def harmonize_flow(
             configured,
             cohort=cohort,
             reference=reference,
-            methods=evaluate or ["cdf", "fda", "bands", "combat"],
+            methods=evaluate or ["cdf", "fda", "bands", "physics", "combat"],
             epochs=epochs,
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group if diagnostic_cohort else None,

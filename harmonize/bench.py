@@ -318,15 +318,9 @@ def fit_images(images: list[BenchImage], method: str) -> tuple[list[Path], list[
 
 def _fallback_rows(seed: int, method: str, harmonization: Harmonization, images: list[BenchImage]):
     """Per arm, how many test images an acquisition-aware method left (partly) as they were, and why."""
-    import pydicom
-
     rows = []
     for arm in dict.fromkeys(i.arm for i in images):
-        reasons = [
-            harmonization.fallback(pydicom.dcmread(i.path, stop_before_pixels=True))
-            for i in images
-            if i.split == "test" and i.arm == arm
-        ]
+        reasons = harmonization.fallbacks([i.path for i in images if i.split == "test" and i.arm == arm])
         fell_back = [reason for reason in reasons if reason]
         note = "; ".join(sorted(set(fell_back))) or None
         rows.append(_row(seed, method, "fallback", f"fallback_images_{arm}", len(fell_back), note=note))

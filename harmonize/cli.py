@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xrh.artifacts import artifact_path
 from xrh.report import collect, print_table
 from xrh.settings import Settings
 from xrh.warehouse import connect
@@ -93,6 +94,7 @@ def bench_command(args: argparse.Namespace, settings: Settings) -> int:
         print_table(
             "methods that qualified for a rank, per seed (none listed: none qualified)", columns, ranks.fetchall()
         )
+        print(f"figure: {artifact_path(conn, settings.cache_dir, run_id, 'bench_figure')}")
     return 0
 
 

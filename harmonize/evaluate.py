@@ -13,6 +13,10 @@ For each method (and ``none``), fitted on the training split's reference-group i
 - ``diagnostic_auc_*`` (with a diagnostic cohort): the Zech et al. experiment of ``harmonize.diagnostic``, a pathology
   model trained on the reference group and tested on it and on another group (goal: a smaller gap, the same mean).
 
+``fallback_images`` (acquisition-aware methods, per group): how many of the evaluation's images the method left
+(partly) as they were, because their scanner was not in the fit (e.g. the diagnostic cohort's other units) or their
+header lacks what a stage needs.
+
 ``combat`` works on features, not images: ComBat (``harmonize.combat``, reference-batch mode) is fitted on the
 training split's unharmonized features and applied to all, and only the feature metrics are computed for it.
 
@@ -55,6 +59,7 @@ from harmonize.fitting import (  # noqa: E402
     fit_cohort,
 )
 from harmonize.inspection import Inspected, inspect_batch, inspections  # noqa: E402
+from harmonize.methods import reads_acquisition  # noqa: E402
 from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
 from ingest.images import ImageCache, Preprocessing  # noqa: E402
 from models_ml.dataset import CachedImages, cache_images  # noqa: E402
@@ -216,6 +221,15 @@ def evaluate(
                 settings.thread_count,
             )
         )
+        if harmonization and reads_acquisition(method):  # what the method could not serve, per scanner group
+            fell_back = Counter(
+                image.energy_group
+                for image, reason in zip(
+                    every_image, harmonization.fallbacks([i.path for i in every_image]), strict=True
+                )
+                if reason
+            )
+            rows += [_result(method, "fallback_images", group, count) for group, count in sorted(fell_back.items())]
         cache = ImageCache(settings.cache_dir, preprocessing, harmonization.variant() if harmonization else "")
         variants += [cache] if harmonization else []
         cache_images(every_image, cache, map_batches, transform=harmonization)

@@ -120,6 +120,10 @@ class Harmonization:
             return None
         return scanners.fallback_reason(self.params, acquisition_of(dataset))
 
+    def fallbacks(self, paths: list[Path]) -> list[str | None]:
+        """:meth:`fallback` of each file, from its header alone."""
+        return [self.fallback(pydicom.dcmread(path, stop_before_pixels=True)) for path in paths]
+
     def variant(self) -> str:
         """The method and a digest of its parameters: what names its cached analysis images."""
         return f"{self.method}-{hashlib.sha256(params_to_json(self.params).encode()).hexdigest()[:12]}"

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harmonize.bench import run_bench
+from harmonize.bench_figure import write_bench_figure
 from harmonize.config import BenchConfig
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
+from xrh.artifacts import record_artifacts
 from xrh.batches import BatchMapper, local_processes
 from xrh.runs import latest_succeeded_run, recorded_run
 from xrh.settings import Settings
@@ -133,7 +135,7 @@ def bench_methods(
         **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
     }
     with _recorded_job(settings, "harmonize_bench", parameters, map_batches) as (conn, run_id, mapper):
-        run_bench(
+        rows = run_bench(
             conn,
             Path(bench_dir),
             settings.cache_dir,
@@ -142,4 +144,6 @@ def bench_methods(
             map_batches=mapper,
             device_setting=settings.device,
         )
+        figure = write_bench_figure(rows, settings.cache_dir / "bench" / f"{run_id}.png")
+        record_artifacts(conn, settings.cache_dir, run_id, {"bench_figure": figure})
         return run_id

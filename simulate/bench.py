@@ -9,7 +9,7 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
 - ``D110``: the direct-panel PA room at 110 kVp with its grid (the reference);
 - ``S120``: the CsI room at 120 kVp with its own processing (the scanner-classification partner);
 - ``D90PA``: the portable unit's physics (90 kVp, 2.5 mm Al, no grid, 100 cm, a-Se) taking a PA: a physical shift with
-  the same vendor processing as D110, for the diagnostic transfer experiment;
+  the same vendor's processing chain as D110 with a weaker fine-detail gain, for the diagnostic transfer experiment;
 - ``D110R``: D110 again with new noise and collimation: the negative control, where no method should open a gap;
 - ``S120T``: S120's detector and beam (CsI, 120 kVp, 3.5 mm Al) with D110's grid, distance and processing: the
   scanners' physics without their vendor processing, the texture difference the project's hypothesis is about;

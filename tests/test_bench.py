@@ -17,6 +17,7 @@ from harmonize.bench import (
     scanner_balanced_accuracy,
     scanner_images,
 )
+from harmonize.bench_figure import write_bench_figure
 from simulate.bench import ARMS, bench_phantoms, render_bench
 from xrh.batches import in_this_process
 
@@ -119,6 +120,8 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     assert all(row["value"] == 0 for row in fallbacks.values())
     fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
     assert "ssim_D110R_vs_D110" in fidelity  # the noise-only ceiling beside the other arms
+    figure = write_bench_figure(rows, tmp_path / "bench.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row in rows:
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]

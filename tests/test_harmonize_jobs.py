@@ -101,7 +101,8 @@ def test_unknown_method_and_missing_reference_are_clear_errors(built):
             apply(conn, built.mimic_cxr, built.cache_dir, "nope", "y", split_seed=0)
 
 
-def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
+def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monkeypatch):
+    from harmonize import scanners
     from harmonize.cli import leaderboard_command
     from harmonize.evaluate import evaluate
     from models_ml.config import TrainConfig
@@ -112,6 +113,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
     config = TrainConfig(
         cohort="scanner_d110_vs_s120", architecture="small_cnn", image_size=32, epochs=2, batch_size=8, warmup_epochs=0
     )
+    monkeypatch.setattr(scanners, "MIN_SCANNER_IMAGES", 3)  # a handful of images per scanner in the test release
     with connect(built.warehouse) as conn:
         split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
         split_cohort(conn, "abnormal_vs_healthy", run_id="split")
@@ -123,7 +125,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
                 built,
                 cohort="scanner_d110_vs_s120",
                 reference="D110",
-                methods=["cdf", "combat"],
+                methods=["cdf", "physics", "combat"],
                 run_id=run.run_id,
                 epochs=2,
                 permutations=20,
@@ -131,7 +133,11 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
                 external_group="D90",
             )
     metrics = {(row["method"], row["metric"]) for row in rows}
-    for method in ("none", "cdf"):
+    # The acquisition-aware chain serves the scanners it was fitted on; the diagnostic experiment's D90 images are not
+    # among them, and the rows say how many it left as they were.
+    fell_back = {row["grouping"]: row["value"] for row in rows if row["metric"] == "fallback_images"}
+    assert fell_back.get("D90", 0) > 0 and "D110" not in fell_back and "S120" not in fell_back
+    for method in ("none", "cdf", "physics"):
         for metric in (
             "retrained_balanced_accuracy",
             "probe_balanced_accuracy",
@@ -163,14 +169,14 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys):
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
     with connect(built.warehouse, readonly=True) as conn:
         board = conn.execute("select rank, method from harmonization_leaderboard order by rank").fetchall()
-    assert {method for _, method in board} == {"none", "cdf", "combat"}
-    assert board[-1] == (3, "combat")  # no retrained classifier: ranked last
+    assert {method for _, method in board} == {"none", "cdf", "physics", "combat"}
+    assert board[-1] == (4, "combat")  # no retrained classifier: ranked last
     capsys.readouterr()
     assert leaderboard_command(None, built) == 0
     printed = capsys.readouterr().out
     assert "Harmonization leaderboard" in printed and "SSIM" in printed and "PSNR (dB)" in printed
     (combat_line,) = [line for line in printed.splitlines() if "combat" in line]
-    assert combat_line.split("│")[1].strip() == "3"
+    assert combat_line.split("│")[1].strip() == "4"
 
 
 def test_label_matched_test_sets_hold_the_same_count_of_each_label():
