@@ -1,9 +1,12 @@
-"""Fit a method on a cohort's reference group (training split only) and apply it to the cohort's images.
+"""Fit a method on a cohort's reference group (training split only) and apply it to the cohort's images; an
+acquisition-aware method (``harmonize.scanners``) is fitted on every training image, one map per scanner, and reads each
+image's header when it is applied.
 
 Images are read as presentation values (modality LUT applied, MONOCHROME1 inverted; unsigned 16-bit when the values
 are integers) through ``ingest.images``; harmonized images are written as 16-bit PNG files (values rounded and
 clipped to 0-65535) under ``<cache_dir>/harmonized/<run_id>/`` and indexed in ``harm_images`` (paths relative to
-the cache folder). Parameters go to ``harm_params`` as JSON of plain arrays.
+the cache folder), with the reason an acquisition-aware method left an image (partly) as it was. Parameters go to
+``harm_params`` as JSON of plain arrays.
 """
 
 from __future__ import annotations
