@@ -91,8 +91,8 @@ def scanner_timings(references: list[np.ndarray], source: np.ndarray, repeats: i
     """Per-image time of each acquisition-aware method on ``source`` as an image of the second of two scanners (the
     references taken as both, at 1.07 and 1.14 magnification), fitted on the references repeated to the minimum
     count of a fitted scanner."""
-    reference = Acquisition("reference scanner", 0.2, 1.07)
-    other = Acquisition("other scanner", 0.2, 1.14)
+    reference = Acquisition("reference scanner", "reference model", 0.2, 1.07)
+    other = Acquisition("other scanner", "other model", 0.2, 1.14)
     copies = -(-scanners.MIN_SCANNER_IMAGES // len(references))
     fit_set = [
         (image, acquisition, acquisition is reference)

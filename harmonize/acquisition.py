@@ -21,10 +21,13 @@ SIGNATURE_TAGS = ("Manufacturer", "ManufacturerModelName", "DetectorType")
 
 @dataclass(frozen=True)
 class Acquisition:
-    """``scanner``: the header signature; ``pixel_spacing_mm``: the mean of the row and column spacing, None when the
-    header has neither PixelSpacing nor ImagerPixelSpacing; ``magnification``: :func:`magnification_of`."""
+    """``scanner``: the header signature; ``processing``: its first two fields, manufacturer and model (whose software
+    does the processing: units of one model share it whatever their detector); ``pixel_spacing_mm``: the mean of the
+    row and column spacing, None when the header has neither PixelSpacing nor ImagerPixelSpacing; ``magnification``:
+    :func:`magnification_of`."""
 
     scanner: str
+    processing: str
     pixel_spacing_mm: float | None
     magnification: float | None = None
 
@@ -61,4 +64,4 @@ def acquisition_of(dataset: pydicom.Dataset) -> Acquisition:
     parts = [_text(dataset.get(tag)) for tag in SIGNATURE_TAGS]
     parts.append("?" if mean_spacing is None else f"{mean_spacing:.3f} mm")
     parts.append(_text(dataset.get("PhotometricInterpretation")))
-    return Acquisition(" | ".join(parts), mean_spacing, magnification_of(dataset))
+    return Acquisition(" | ".join(parts), " | ".join(parts[:2]), mean_spacing, magnification_of(dataset))

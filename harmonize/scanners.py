@@ -12,38 +12,48 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   EstimatedRadiographicMagnificationFactor, or the ratio of DistanceSourceToDetector to DistanceSourceToPatient) to
   the reference scanner's mean. A portable unit at 100 cm magnifies the chest some 6% more than a PA room at 180 cm,
   so its anatomy spans more pixels at the same pixel spacing.
-- ``tone``: the monotone map between the scanner's pooled body-intensity distribution and the reference scanner's
-  (mean quantile functions, as CDF matching uses, but one map per scanner instead of one per image). Where both
-  scanners image the same population, their distributions before the tone curves are alike, and the map is the
-  reference's tone curve composed with the inverse of the scanner's. Zero stays zero (padding, shutters).
+- ``tone``: the monotone map between the pooled body-intensity distribution of the image's processing group (its
+  manufacturer and model, whose software does the processing) and the reference scanner's group (mean quantile
+  functions, as CDF matching uses, but one map per group instead of one per image). Where both image the same
+  population, their distributions before the tone curves are alike, and the map is the reference's tone curve composed
+  with the inverse of the group's. Zero stays zero (padding, shutters).
 - ``transfer``: a zero-phase filter whose gain at each spatial frequency (cycles per mm, from the header's pixel
-  spacing) is the square root of the ratio of the reference scanner's mean power spectrum to this scanner's. Each
-  spectrum is the same anatomy's spectrum times the scanner's squared transfer function (detector MTF times the
-  vendor's band gains), plus its noise power spectrum. So where signal dominates, the filter undoes the scanner's
-  transfer and applies the reference's; where noise dominates, it shapes the noise power spectrum to the reference's.
-  Afterwards the scanner's mean spectrum is the reference's: second-order statistics matched, as a Wiener-type ratio
-  whose gain is limited to ``GAIN_LIMITS`` where one spectrum is nearly empty. The field each spectrum is estimated
-  from is a centred square of ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest, clear of collimation edges).
-- ``physics``: ``geometry``, ``tone``, then ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
-  the others: geometry, processing inversion, detector and enhancement matching, and re-processing with the
-  reference's tone.
+  spacing) is the square root of the ratio of the reference group's mean power spectrum to the image's group's, over
+  the band where the vendors' multi-band enhancement acts (below ``DETECTOR_BAND_PER_MM``). Each spectrum is the same
+  anatomy's spectrum times the group's squared transfer function plus its noise power spectrum, so the filter undoes
+  the group's enhancement and applies the reference's: afterwards the mean spectra agree (second-order statistics
+  matched, as a Wiener-type ratio whose gain is limited to ``GAIN_LIMITS`` where one spectrum is nearly empty). The
+  field each spectrum is estimated from is a centred square of ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest,
+  clear of collimation edges).
+- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count) over the
+  band above, where detector MTFs and noise power spectra differ (a-Se against CsI) and the enhancement no longer acts:
+  the scanner's sharpness and noise texture brought to the reference detector's.
+- ``physics``: ``geometry``, ``tone``, ``transfer`` and ``detector`` in the tone-matched domain, then ``tone`` again,
+  fitted after the others: geometry, processing inversion, detector matching, and re-processing with the reference's
+  tone.
+
+The processing stages are fitted per manufacturer and model because the processing is the vendor's software: a unit
+that shares the reference's model but not its detector keeps the reference's processing and changes only in the
+detector band. Fitting that pair's whole spectrum difference as a filter would apply a linear filter to what is not
+linear (its beam's bone-to-soft-tissue contrast) and create a texture of its own.
 
 Not built: energy matching (the kVp-dependent contrast of bone against soft tissue). One projection does not separate
 bone from soft tissue, so such a map could not be applied without a decomposition this project does not have (dual
 energy or a learned bone model). Within a fitted scanner, its beam's mean effect is part of its tone and transfer maps.
 
 Fitting streams the images once per stage (stage ``k`` is fitted on images already through stages ``0..k-1``), keeping
-one summary per scanner: sums, merged like every other method's. A scanner with fewer than ``MIN_SCANNER_IMAGES`` fit
-images, or not seen in the fit, keeps its images as they are; a stage skips an image whose header lacks what it needs
-(``geometry`` a magnification, ``transfer`` a pixel spacing), and every image of a scanner none of whose fit images
-had it. :func:`fallback_reason` says which images fell back and why; the jobs store it with each image.
+one summary per scanner (sums, merged like every other method's), pooled per processing group where the stage is
+fitted per group. A scanner with fewer than ``MIN_SCANNER_IMAGES`` fit images, or not seen in the fit, keeps its images
+as they are; a stage skips an image whose header lacks what it needs (``geometry`` a magnification, ``transfer`` and
+``detector`` a pixel spacing), and every image of a scanner none of whose fit images had it. :func:`fallback_reason`
+says which images fell back and why; the jobs store it with each image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache, reduce
+from functools import lru_cache, partial, reduce
 
 import numpy as np
 
@@ -56,10 +66,15 @@ MIN_SCANNER_IMAGES = 20
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
 GAIN_LIMITS = (0.125, 8.0)
+# Where the detector's share of the spectrum begins and is whole (cycles per mm, a ramp in log frequency between):
+# the vendors' enhancement bands (Gaussian sigmas of 0.6 mm and up) act below the first; a-Se and CsI MTFs and noise
+# power spectra part above the second (CsI's MTF is about 0.5 near 1.3 cycles per mm, a-Se's above 0.9 there).
+DETECTOR_BAND_PER_MM = (0.5, 1.0)
 # Radial frequency steps of the gain lookup (cycles per pixel, 0 to the corner at 0.71): finer than any bin above.
 RADIUS_STEPS = 4096
 
-ScannerSummaries = dict[str, dict[str, Params]]  # {'seen': {scanner: counts}, 'stage': {scanner: summary}}
+# {'seen': {scanner: counts}, 'stage': {scanner: summary}, 'processing': {scanner: its processing group}}
+ScannerSummaries = dict[str, dict]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -177,6 +192,17 @@ def finish_spectrum(summary: Params) -> Params:
     return {"density": summary["density_sum"] / np.maximum(summary["sampled_images"], 1)}
 
 
+def detector_share(cycles_per_mm: np.ndarray) -> np.ndarray:
+    """The share of the spectrum the detector stage matches at each frequency (0 below ``DETECTOR_BAND_PER_MM``, 1
+    above it, a ramp in log frequency between); the processing stage matches the rest."""
+    low, high = np.log(DETECTOR_BAND_PER_MM)
+    return np.clip((np.log(np.maximum(cycles_per_mm, 1e-6)) - low) / (high - low), 0.0, 1.0)
+
+
+def processing_share(cycles_per_mm: np.ndarray) -> np.ndarray:
+    return 1.0 - detector_share(cycles_per_mm)
+
+
 def transfer_gains(own: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Per band, ``sqrt(reference / own)`` within ``GAIN_LIMITS``; a band either spectrum lacks takes its nearest
     neighbours' gain."""
@@ -197,15 +223,24 @@ def _radius_steps(padded: tuple[int, int]) -> np.ndarray:
     return steps
 
 
-def apply_transfer(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
-    """Filter the image by :func:`transfer_gains` of its scanner's spectrum and the reference's, at frequencies in
-    cycles per mm (float32). The mean is kept, and so are pixels at the image's minimum (padding, shutters: no ringing
-    into them)."""
+def apply_transfer(
+    image: np.ndarray,
+    acquisition: Acquisition,
+    own: Params,
+    reference: Params,
+    *,
+    share: Callable[[np.ndarray], np.ndarray] = processing_share,
+) -> np.ndarray:
+    """Filter the image by :func:`transfer_gains` of its group's spectrum and the reference's, at frequencies in cycles
+    per mm, raised to ``share`` of each frequency (the processing stage's band by default, :func:`detector_share` for
+    the detector stage); float32. The mean is kept, and so are pixels at the image's minimum (padding, shutters: no
+    ringing into them)."""
     image = check_image(image)
     gains = transfer_gains(np.asarray(own["density"]), np.asarray(reference["density"]))
     cycles_per_mm = np.linspace(0.0, np.sqrt(0.5), RADIUS_STEPS) / acquisition.pixel_spacing_mm
     centres = _bin_centres()
     step_gains = np.interp(np.log(np.maximum(cycles_per_mm, centres[0])), np.log(centres), gains)
+    step_gains = step_gains ** share(cycles_per_mm)
     step_gains[0] = 1.0
     step_gains = step_gains.astype(np.float32)
     padded = padded_shape(image.shape)
@@ -230,14 +265,17 @@ def apply_transfer(image: np.ndarray, acquisition: Acquisition, own: Params, ref
 @dataclass(frozen=True)
 class Stage:
     """``summarize(image, acquisition) -> summary or None`` (None: the image says nothing to this stage),
-    ``finish(summed) -> one scanner's arrays``, ``apply(image, acquisition, own arrays, reference arrays)``;
-    ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is."""
+    ``finish(summed) -> one group's arrays``, ``apply(image, acquisition, own arrays, reference arrays)``;
+    ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is; ``per``: what the
+    stage is fitted per, ``scanner`` or ``processing`` (the scanners of one manufacturer and model pooled, and any of
+    them sharing the reference scanner's processing left as they are)."""
 
     name: str
     summarize: Callable[[np.ndarray, Acquisition], Params | None]
     finish: Callable[[Params], Params]
     apply: Callable[[np.ndarray, Acquisition, Params, Params], np.ndarray]
     needs: str | None = None
+    per: str = "scanner"
 
     def can_take(self, acquisition: Acquisition) -> bool:
         return self.needs is None or getattr(acquisition, self.needs) is not None
@@ -245,20 +283,31 @@ class Stage:
 
 STAGES = {
     "geometry": Stage("geometry", summarize_magnification, finish_magnification, apply_magnification, "magnification"),
-    "tone": Stage("tone", summarize_tone, finish_tone, apply_tone),
-    "transfer": Stage("transfer", summarize_spectrum, finish_spectrum, apply_transfer, "pixel_spacing_mm"),
+    "tone": Stage("tone", summarize_tone, finish_tone, apply_tone, per="processing"),
+    "transfer": Stage(
+        "transfer", summarize_spectrum, finish_spectrum, apply_transfer, "pixel_spacing_mm", per="processing"
+    ),
+    "detector": Stage(
+        "detector",
+        summarize_spectrum,
+        finish_spectrum,
+        partial(apply_transfer, share=detector_share),
+        "pixel_spacing_mm",
+    ),
 }
 SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "geometry": ("geometry",),
     "tone": ("tone",),
     "transfer": ("transfer",),
-    "physics": ("geometry", "tone", "transfer", "tone"),
+    "detector": ("detector",),
+    "physics": ("geometry", "tone", "transfer", "detector", "tone"),
 }
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
-    "tone": "per-scanner tone map to the reference scanner (header signature)",
-    "transfer": "per-scanner spectrum-ratio filter to the reference scanner, in cycles per mm",
-    "physics": "geometry, tone, transfer filter and re-toning per scanner: the acquisition-aware chain",
+    "tone": "per-processing (manufacturer and model) tone map to the reference scanner's",
+    "transfer": "per-processing spectrum-ratio filter below 0.5-1 cycles/mm (the vendor's enhancement)",
+    "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
+    "physics": "geometry, tone, transfer, detector and re-toning: the acquisition-aware chain",
 }
 
 
@@ -320,7 +369,7 @@ def summarize_pass(
     stages fitted so far (``fitted``: the parameters of the earlier passes): per scanner, how many images it has and
     how many are reference images (``seen``), and the stage's summary of those it could use (``stage``)."""
     chosen = stages_of(method)[stage]
-    summaries: ScannerSummaries = {"seen": {}, "stage": {}}
+    summaries: ScannerSummaries = {"seen": {}, "stage": {}, "processing": {}}
     for image, acquisition, is_reference in images:
         if fitted is not None:
             if acquisition.scanner not in fitted["scanners"]:
@@ -328,7 +377,11 @@ def summarize_pass(
             image = apply(image, acquisition, fitted, stages=stage)
         seen = {"images": 1, "reference_images": int(is_reference)}
         summary = chosen.summarize(image, acquisition) if chosen.can_take(acquisition) else None
-        used = {"seen": {acquisition.scanner: seen}, "stage": {acquisition.scanner: summary} if summary else {}}
+        used = {
+            "seen": {acquisition.scanner: seen},
+            "stage": {acquisition.scanner: summary} if summary else {},
+            "processing": {acquisition.scanner: acquisition.processing},
+        }
         summaries = combine_summaries(summaries, used)
     return summaries
 
@@ -342,7 +395,8 @@ def _merged(first: dict[str, Params], second: dict[str, Params]) -> dict[str, Pa
 
 def combine_summaries(first: ScannerSummaries, second: ScannerSummaries) -> ScannerSummaries:
     """Merge two passes' summaries: per scanner, added key by key."""
-    return {part: _merged(first[part], second[part]) for part in ("seen", "stage")}
+    merged = {part: _merged(first[part], second[part]) for part in ("seen", "stage")}
+    return {**merged, "processing": {**first["processing"], **second["processing"]}}
 
 
 def finish_pass(
@@ -364,7 +418,7 @@ def finish_pass(
     ValueError
         If no scanner has enough images, or none of them has reference images.
     """
-    merged = reduce(combine_summaries, summaries, {"seen": {}, "stage": {}})
+    merged = reduce(combine_summaries, summaries, {"seen": {}, "stage": {}, "processing": {}})
     if fitted is None:
         min_images = MIN_SCANNER_IMAGES if min_images is None else min_images
         counts = {scanner: int(summary["images"]) for scanner, summary in merged["seen"].items()}
@@ -377,9 +431,17 @@ def finish_pass(
             )
         reference = max(with_reference, key=lambda s: (merged["seen"][s]["reference_images"], s))
         fitted = {"method": method, "scanners": scanners, "reference_scanner": reference}
+        fitted["processing"] = [merged["processing"][s] for s in scanners]
         fitted["scanner_images"] = np.array([counts[s] for s in scanners], dtype=np.float64)
-    finish, used = stages_of(method)[stage].finish, merged["stage"]
-    rows = {s: finish(used[s]) for s in fitted["scanners"] if s in used}
+    chosen = stages_of(method)[stage]
+    groups = dict(zip(fitted["scanners"], fitted["processing"], strict=True))
+    group_of = groups.get if chosen.per == "processing" else (lambda scanner: scanner)
+    pooled: dict[str, Params] = {}
+    for scanner, summary in merged["stage"].items():
+        if scanner in groups:
+            key = group_of(scanner)
+            pooled[key] = add_summaries(pooled[key], summary) if key in pooled else summary
+    rows = {s: chosen.finish(pooled[group_of(s)]) for s in fitted["scanners"] if group_of(s) in pooled}
     fitted_flags = [float(s in rows and fitted["reference_scanner"] in rows) for s in fitted["scanners"]]
     # Rows of scanners the stage skips only hold the shape (any fitted row will do); with none, the stage is empty.
     filler = next(iter(rows.values()), {})

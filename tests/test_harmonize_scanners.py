@@ -23,8 +23,8 @@ from xrh.batches import in_this_process
 
 SIDE = 128
 SPACING_MM = 1.0
-REFERENCE = Acquisition("meridian | stativ | direct | 1.000 mm | monochrome1", SPACING_MM, 1.07)
-OTHER = Acquisition("nord | lumina | scintillator | 1.000 mm | monochrome2", SPACING_MM, 1.14)
+REFERENCE = Acquisition("meridian | stativ | direct | 1.000 mm | monochrome1", "meridian | stativ", SPACING_MM, 1.07)
+OTHER = Acquisition("nord | lumina | scintillator | 1.000 mm | monochrome2", "nord | lumina", SPACING_MM, 1.14)
 
 
 def anatomy(seed: int) -> np.ndarray:
@@ -104,8 +104,40 @@ def test_the_reference_scanner_is_the_one_of_the_reference_images_and_each_scann
     assert params["scanners"] == sorted([REFERENCE.scanner, OTHER.scanner])
     assert list(params["scanner_images"]) == [30, 30]
     assert params["stage2.density"].shape == (2, len(scanners.FREQUENCY_EDGES_PER_MM) - 1)
+    assert params["processing"] == ["meridian | stativ", "nord | lumina"]
     assert params["stage0.magnification"].tolist() == pytest.approx([1.07, 1.14][:: 1 if REFERENCE.scanner <
                                                                                    OTHER.scanner else -1])  # fmt: skip
+
+
+def test_a_unit_sharing_the_reference_models_processing_changes_only_in_the_detector_band():
+    # The reference's model with another detector, at 0.2 mm (Nyquist 2.5 cycles/mm): its tone and processing band are
+    # the reference's by definition; only the detector band (above 0.5-1 cycles/mm) is matched.
+    fine = Acquisition("meridian | stativ | direct | 0.200 mm | monochrome1", "meridian | stativ", 0.2, 1.07)
+    csi = Acquisition("meridian | stativ | scintillator | 0.200 mm | monochrome1", "meridian | stativ", 0.2, 1.07)
+
+    def rendered(field: np.ndarray, acquisition: Acquisition, seed: int) -> np.ndarray:
+        if acquisition is csi:
+            field = ndimage.gaussian_filter(field, 1.5)  # the scintillator's blur, at 0.2 mm pixels
+        noisy = 1 / (1 + np.exp(-0.6 * field)) + np.random.default_rng(seed).normal(0, 0.004, field.shape)
+        return np.clip(np.rint(noisy * 4000), 0, 4095).astype(np.uint16)
+
+    images = [(rendered(anatomy(p), fine, p), fine, True) for p in range(24)]
+    images += [(rendered(anatomy(p), csi, p), csi, False) for p in range(24, 48)]
+    params = scanners.fit("physics", lambda: iter(images))
+    assert params["processing"] == ["meridian | stativ"] * 2
+    for stage in (1, 2, 4):  # tone, transfer, tone: one pooled group, the same row for both scanners
+        for key in ("quantiles", "density"):
+            if f"stage{stage}.{key}" in params:
+                rows = params[f"stage{stage}.{key}"]
+                np.testing.assert_array_equal(rows[0], rows[1])
+    image = rendered(anatomy(500), csi, 500)
+    truth = rendered(anatomy(500), fine, 500).astype(np.float64)
+    only_processing = scanners.apply(image, csi, params, stages=3)  # geometry, tone and transfer: left as it is
+    assert np.array_equal(only_processing, image)
+    harmonized = scanners.apply(image, csi, params).astype(np.float64)
+    span = truth.max() - truth.min()
+    before = peak_signal_noise_ratio(truth, image.astype(np.float64), data_range=span)
+    assert peak_signal_noise_ratio(truth, harmonized, data_range=span) > before + 3.0
 
 
 def test_the_fit_does_not_depend_on_how_the_images_were_batched():
@@ -127,10 +159,10 @@ def test_parameters_survive_the_warehouse_json(fitted):
 def test_images_the_fit_cannot_serve_fall_back_explicitly(fitted):
     params = fitted["physics"]
     image = render(anatomy(400), OTHER, 400)
-    unknown = Acquisition("castell | cm-2000 | ? | 0.200 mm | monochrome2", 0.2, None)
+    unknown = Acquisition("castell | cm-2000 | ? | 0.200 mm | monochrome2", "castell | cm-2000", 0.2, None)
     assert scanners.apply(image, unknown, params) is image
     assert scanners.fallback_reason(params, unknown).startswith("scanner not fitted (castell | cm-2000")
-    no_spacing = Acquisition(OTHER.scanner, None, OTHER.magnification)
+    no_spacing = Acquisition(OTHER.scanner, OTHER.processing, None, OTHER.magnification)
     assert "no pixel_spacing_mm in the header: the transfer stage" in scanners.fallback_reason(params, no_spacing)
     assert scanners.fallback_reason(params, OTHER) is None
     # Without its spacing the transfer stage is skipped, the others still run.
@@ -141,7 +173,7 @@ def test_images_the_fit_cannot_serve_fall_back_explicitly(fitted):
 def test_a_stage_no_fit_image_could_take_is_marked_and_skipped():
     # No image carries a magnification: the geometry stage is fitted for no scanner, and says so.
     images = stream(range(24), REFERENCE, True) + stream(range(24, 48), OTHER, False)
-    images = [(image, Acquisition(a.scanner, a.pixel_spacing_mm, None), r) for image, a, r in images]
+    images = [(image, Acquisition(a.scanner, a.processing, a.pixel_spacing_mm, None), r) for image, a, r in images]
     params = scanners.fit("physics", lambda: iter(images))
     assert params["stage0.fitted"].tolist() == [0.0, 0.0]
     reason = scanners.fallback_reason(params, images[-1][1])
