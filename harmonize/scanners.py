@@ -223,26 +223,31 @@ def _radius_steps(padded: tuple[int, int]) -> np.ndarray:
     return steps
 
 
-def apply_transfer(
-    image: np.ndarray,
+def filter_gains(
     acquisition: Acquisition,
     own: Params,
     reference: Params,
     *,
     share: Callable[[np.ndarray], np.ndarray] = processing_share,
 ) -> np.ndarray:
-    """Filter the image by :func:`transfer_gains` of its group's spectrum and the reference's, at frequencies in cycles
-    per mm, raised to ``share`` of each frequency (the processing stage's band by default, :func:`detector_share` for
-    the detector stage); float32. The mean is kept, and so are pixels at the image's minimum (padding, shutters: no
-    ringing into them)."""
-    image = check_image(image)
+    """The gain at each of ``RADIUS_STEPS`` radial frequencies (0 to 0.71 cycles per pixel) of the filter from the
+    image's group's spectrum to the reference's (:func:`transfer_gains`, at frequencies in cycles per mm), raised to
+    ``share`` of each frequency (the processing band by default, :func:`detector_share` for the detector stage); the
+    mean is kept."""
     gains = transfer_gains(np.asarray(own["density"]), np.asarray(reference["density"]))
     cycles_per_mm = np.linspace(0.0, np.sqrt(0.5), RADIUS_STEPS) / acquisition.pixel_spacing_mm
     centres = _bin_centres()
     step_gains = np.interp(np.log(np.maximum(cycles_per_mm, centres[0])), np.log(centres), gains)
     step_gains = step_gains ** share(cycles_per_mm)
     step_gains[0] = 1.0
-    step_gains = step_gains.astype(np.float32)
+    return step_gains
+
+
+def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
+    """The image through the zero-phase filter of :func:`filter_gains` (one FFT round trip; float32). Pixels at the
+    image's minimum (padding, shutters) keep their value: no ringing into them."""
+    image = check_image(image)
+    step_gains = np.asarray(step_gains, dtype=np.float32)
     padded = padded_shape(image.shape)
     spectrum = image_spectrum(image)
     steps = _radius_steps(padded)
@@ -265,7 +270,9 @@ def apply_transfer(
 @dataclass(frozen=True)
 class Stage:
     """``summarize(image, acquisition) -> summary or None`` (None: the image says nothing to this stage),
-    ``finish(summed) -> one group's arrays``, ``apply(image, acquisition, own arrays, reference arrays)``;
+    ``finish(summed) -> one group's arrays``, and either ``apply(image, acquisition, own arrays, reference arrays)``
+    or, for a filter, ``gains(acquisition, own arrays, reference arrays)`` (:func:`filter_gains`: consecutive filters
+    compose, so :func:`apply` runs them as one);
     ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is; ``per``: what the
     stage is fitted per, ``scanner`` or ``processing`` (the scanners of one manufacturer and model pooled, and any of
     them sharing the reference scanner's processing left as they are)."""
@@ -273,7 +280,8 @@ class Stage:
     name: str
     summarize: Callable[[np.ndarray, Acquisition], Params | None]
     finish: Callable[[Params], Params]
-    apply: Callable[[np.ndarray, Acquisition, Params, Params], np.ndarray]
+    apply: Callable[[np.ndarray, Acquisition, Params, Params], np.ndarray] | None = None
+    gains: Callable[[Acquisition, Params, Params], np.ndarray] | None = None
     needs: str | None = None
     per: str = "scanner"
 
@@ -282,17 +290,24 @@ class Stage:
 
 
 STAGES = {
-    "geometry": Stage("geometry", summarize_magnification, finish_magnification, apply_magnification, "magnification"),
+    "geometry": Stage(
+        "geometry", summarize_magnification, finish_magnification, apply_magnification, needs="magnification"
+    ),
     "tone": Stage("tone", summarize_tone, finish_tone, apply_tone, per="processing"),
     "transfer": Stage(
-        "transfer", summarize_spectrum, finish_spectrum, apply_transfer, "pixel_spacing_mm", per="processing"
+        "transfer",
+        summarize_spectrum,
+        finish_spectrum,
+        gains=filter_gains,
+        needs="pixel_spacing_mm",
+        per="processing",
     ),
     "detector": Stage(
         "detector",
         summarize_spectrum,
         finish_spectrum,
-        partial(apply_transfer, share=detector_share),
-        "pixel_spacing_mm",
+        gains=partial(filter_gains, share=detector_share),
+        needs="pixel_spacing_mm",
     ),
 }
 SCANNER_METHODS: dict[str, tuple[str, ...]] = {
@@ -352,14 +367,21 @@ def apply(image: np.ndarray, acquisition: Acquisition, params: Params, *, stages
     if acquisition.scanner not in scanners:
         return image
     own, reference = scanners.index(acquisition.scanner), scanners.index(str(params["reference_scanner"]))
-    like = image
+    # An integer image stays integer between stages (rounded: within half a stored value), so that every tone map is a
+    # lookup table rather than an interpolation of each pixel; consecutive filters multiply into one transform.
+    like, pending = image, None
     for k, stage in enumerate(stages_of(str(params["method"]))[:stages]):
-        if _usable(params, k, own, acquisition)[0]:
-            own_arrays, reference_arrays = _scanner_params(params, k, own), _scanner_params(params, k, reference)
-            # An integer image stays integer between stages (rounded: within half a stored value), so that every
-            # tone map is a lookup table rather than an interpolation of each pixel.
-            image = output_values(stage.apply(image, acquisition, own_arrays, reference_arrays), like)
-    return image
+        if not _usable(params, k, own, acquisition)[0]:
+            continue
+        own_arrays, reference_arrays = _scanner_params(params, k, own), _scanner_params(params, k, reference)
+        if stage.gains is not None:
+            gains = stage.gains(acquisition, own_arrays, reference_arrays)
+            pending = gains if pending is None else pending * gains
+            continue
+        if pending is not None:
+            image, pending = output_values(apply_filter(image, pending), like), None
+        image = output_values(stage.apply(image, acquisition, own_arrays, reference_arrays), like)
+    return image if pending is None else output_values(apply_filter(image, pending), like)
 
 
 def summarize_pass(
