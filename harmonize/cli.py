@@ -176,7 +176,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=[*DESCRIPTIONS, "combat"],
         default=[*sorted(IMAGE_METHODS), "combat"],
         help="methods to compare with no harmonization (default: the pixel-only ones and combat, which works on deep "
-        "features); the acquisition-aware ones (geometry, tone, transfer, physics) on request",
+        "features); the acquisition-aware ones (geometry, tone, transfer, detector, physics) on request",
     )
     evaluate.add_argument("--reference", help=REFERENCE_HELP)
     evaluate.add_argument("--cohort", help=COHORT_HELP)
