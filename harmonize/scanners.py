@@ -455,16 +455,24 @@ def finish_pass(
         fitted = {"method": method, "scanners": scanners, "reference_scanner": reference}
         fitted["processing"] = [merged["processing"][s] for s in scanners]
         fitted["scanner_images"] = np.array([counts[s] for s in scanners], dtype=np.float64)
-    chosen = stages_of(method)[stage]
+    chosen, reference = stages_of(method)[stage], fitted["reference_scanner"]
     groups = dict(zip(fitted["scanners"], fitted["processing"], strict=True))
-    group_of = groups.get if chosen.per == "processing" else (lambda scanner: scanner)
+
+    def group_of(scanner: str) -> str:
+        """Whose summaries make the scanner's row: its own, or its processing group's pooled; the reference's model
+        is the reference scanner alone, so its other units keep the reference's processing and every other group is
+        brought to the reference scanner, not to a mix of its model's units."""
+        if chosen.per == "scanner":
+            return scanner
+        return reference if groups[scanner] == groups[reference] else groups[scanner]
+
     pooled: dict[str, Params] = {}
     for scanner, summary in merged["stage"].items():
-        if scanner in groups:
+        if scanner in groups and (group_of(scanner) != reference or scanner == reference):
             key = group_of(scanner)
             pooled[key] = add_summaries(pooled[key], summary) if key in pooled else summary
     rows = {s: chosen.finish(pooled[group_of(s)]) for s in fitted["scanners"] if group_of(s) in pooled}
-    fitted_flags = [float(s in rows and fitted["reference_scanner"] in rows) for s in fitted["scanners"]]
+    fitted_flags = [float(s in rows and reference in rows) for s in fitted["scanners"]]
     # Rows of scanners the stage skips only hold the shape (any fitted row will do); with none, the stage is empty.
     filler = next(iter(rows.values()), {})
     arrays = {f"stage{stage}.{key}": np.stack([rows.get(s, filler)[key] for s in fitted["scanners"]]) for key in filler}

@@ -125,6 +125,9 @@ def test_a_unit_sharing_the_reference_models_processing_changes_only_in_the_dete
     images += [(rendered(anatomy(p), csi, p), csi, False) for p in range(24, 48)]
     params = scanners.fit("physics", lambda: iter(images))
     assert params["processing"] == ["meridian | stativ"] * 2
+    # The model's row is the reference scanner's own, not a mix of the model's units.
+    alone = scanners.fit("tone", lambda: iter(images[:24]))
+    np.testing.assert_allclose(params["stage1.quantiles"][0], alone["stage0.quantiles"][0])
     for stage in (1, 2, 4):  # tone, transfer, tone: one pooled group, the same row for both scanners
         for key in ("quantiles", "density"):
             if f"stage{stage}.{key}" in params:
