@@ -18,16 +18,17 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   population, their distributions before the tone curves are alike, and the map is the reference's tone curve composed
   with the inverse of the group's. Zero stays zero (padding, shutters).
 - ``transfer``: a zero-phase filter whose gain at each spatial frequency (cycles per mm, from the header's pixel
-  spacing) is the square root of the ratio of the reference group's mean power spectrum to the image's group's, over
-  the band where the vendors' multi-band enhancement acts (below ``DETECTOR_BAND_PER_MM``). Each spectrum is the same
-  anatomy's spectrum times the group's squared transfer function plus its noise power spectrum, so the filter undoes
-  the group's enhancement and applies the reference's: afterwards the mean spectra agree (second-order statistics
-  matched, as a Wiener-type ratio whose gain is limited to ``GAIN_LIMITS`` where one spectrum is nearly empty). The
-  field each spectrum is estimated from is a centred square of ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest,
-  clear of collimation edges).
-- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count) over the
-  band above, where detector MTFs and noise power spectra differ (a-Se against CsI) and the enhancement no longer acts:
-  the scanner's sharpness and noise texture brought to the reference detector's.
+  spacing) is the square root of the ratio of the reference scanner's mean power spectrum to the image's processing
+  group's. Each spectrum is the same anatomy's spectrum times the group's squared transfer function (the vendor's
+  multi-band enhancement times its detectors' MTF) plus its noise power spectrum, so the filter undoes the group's
+  transfer and applies the reference's where signal dominates and shapes the noise power spectrum where noise does:
+  afterwards the mean spectra agree (second-order statistics matched, as a Wiener-type ratio whose gain is limited to
+  ``GAIN_LIMITS`` where one spectrum is nearly empty). The field each spectrum is estimated from is a centred square of
+  ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest, clear of collimation edges).
+- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count), fitted
+  after ``transfer`` and applied above ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part
+  (a-Se against CsI) and the vendors' enhancement bands no longer act: what differs between the detectors of one
+  model, brought to the reference detector's sharpness and noise texture.
 - ``physics``: ``geometry``, ``tone``, ``transfer`` and ``detector`` in the tone-matched domain, then ``tone`` again,
   fitted after the others: geometry, processing inversion, detector matching, and re-processing with the reference's
   tone.
@@ -193,14 +194,10 @@ def finish_spectrum(summary: Params) -> Params:
 
 
 def detector_share(cycles_per_mm: np.ndarray) -> np.ndarray:
-    """The share of the spectrum the detector stage matches at each frequency (0 below ``DETECTOR_BAND_PER_MM``, 1
-    above it, a ramp in log frequency between); the processing stage matches the rest."""
+    """The share of the spectrum the detector stage matches at each frequency: 0 below ``DETECTOR_BAND_PER_MM``, 1
+    above it, a ramp in log frequency between."""
     low, high = np.log(DETECTOR_BAND_PER_MM)
     return np.clip((np.log(np.maximum(cycles_per_mm, 1e-6)) - low) / (high - low), 0.0, 1.0)
-
-
-def processing_share(cycles_per_mm: np.ndarray) -> np.ndarray:
-    return 1.0 - detector_share(cycles_per_mm)
 
 
 def transfer_gains(own: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -228,17 +225,17 @@ def filter_gains(
     own: Params,
     reference: Params,
     *,
-    share: Callable[[np.ndarray], np.ndarray] = processing_share,
+    share: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """The gain at each of ``RADIUS_STEPS`` radial frequencies (0 to 0.71 cycles per pixel) of the filter from the
     image's group's spectrum to the reference's (:func:`transfer_gains`, at frequencies in cycles per mm), raised to
-    ``share`` of each frequency (the processing band by default, :func:`detector_share` for the detector stage); the
-    mean is kept."""
+    ``share`` of each frequency where given (:func:`detector_share` for the detector stage); the mean is kept."""
     gains = transfer_gains(np.asarray(own["density"]), np.asarray(reference["density"]))
     cycles_per_mm = np.linspace(0.0, np.sqrt(0.5), RADIUS_STEPS) / acquisition.pixel_spacing_mm
     centres = _bin_centres()
     step_gains = np.interp(np.log(np.maximum(cycles_per_mm, centres[0])), np.log(centres), gains)
-    step_gains = step_gains ** share(cycles_per_mm)
+    if share is not None:
+        step_gains = step_gains ** share(cycles_per_mm)
     step_gains[0] = 1.0
     return step_gains
 
@@ -320,7 +317,7 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
     "tone": "per-processing (manufacturer and model) tone map to the reference scanner's",
-    "transfer": "per-processing spectrum-ratio filter below 0.5-1 cycles/mm (the vendor's enhancement)",
+    "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
     "physics": "geometry, tone, transfer, detector and re-toning: the acquisition-aware chain",
 }
