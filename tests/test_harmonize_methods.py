@@ -239,7 +239,7 @@ def old_fda(images: list[np.ndarray]) -> dict:
 
 def old_bands(images: list[np.ndarray]) -> dict:
     """Each band's mean energy over the images whose sample of coefficients reaches it."""
-    measured = [fourier._band_energies(fourier._spectrum(i), fourier.padded_shape(i.shape)) for i in images]
+    measured = [fourier._band_energies(fourier.image_spectrum(i), fourier.padded_shape(i.shape)) for i in images]
     energies, sampled = np.array([e for e, _ in measured]), np.array([c > 0 for _, c in measured])
     return {"band_edges": fourier.BAND_EDGES, "energies": energies.sum(axis=0) / np.maximum(sampled.sum(axis=0), 1)}
 
@@ -397,7 +397,7 @@ def test_the_thread_count_is_a_positive_integer(count, restore_threads):
 def test_band_energies_of_mixed_sizes_average_each_band_over_the_images_that_sample_it():
     rng = np.random.default_rng(4)
     small, large = rng.normal(size=(96, 96)).cumsum(0), rng.normal(size=(600, 600)).cumsum(0)
-    measured = [fourier._band_energies(fourier._spectrum(i), fourier.padded_shape(i.shape)) for i in (small, large)]
+    measured = [fourier._band_energies(fourier.image_spectrum(i), fourier.padded_shape(i.shape)) for i in (small, large)]
     assert ((measured[0][1] == 0) & (measured[1][1] > 0)).any()  # the small image misses a band the large one sees
     fitted = IMAGE_METHODS["bands"].fit([small, large])["energies"]
     for band in range(len(fitted)):
