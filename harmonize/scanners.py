@@ -63,6 +63,9 @@ from harmonize.acquisition import Acquisition
 from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
 from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
 
+# What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
+# their cached images. Raise it whenever a stage's fit or apply changes.
+VERSION = 3
 MIN_SCANNER_IMAGES = 20
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
@@ -360,6 +363,11 @@ def apply(image: np.ndarray, acquisition: Acquisition, params: Params, *, stages
     """The image through the method's first ``stages`` stages (all by default), each with its scanner's fitted arrays
     and the reference scanner's; a stage the image cannot take (:func:`fallback_reason`) leaves it as it is. An
     integer image comes back in its own dtype, anything else as float32 (:func:`harmonize.common.output_values`)."""
+    if params.get("version") != VERSION:
+        raise ValueError(
+            f"these {params.get('method')!r} parameters were fitted by version {params.get('version', 1)} of the "
+            f"acquisition-aware methods, this is version {VERSION}: fit them again"
+        )
     scanners = list(params["scanners"])
     if acquisition.scanner not in scanners:
         return image
@@ -449,7 +457,7 @@ def finish_pass(
                 f"images; images per scanner: {counts or 'none'}"
             )
         reference = max(with_reference, key=lambda s: (merged["seen"][s]["reference_images"], s))
-        fitted = {"method": method, "scanners": scanners, "reference_scanner": reference}
+        fitted = {"method": method, "version": VERSION, "scanners": scanners, "reference_scanner": reference}
         fitted["processing"] = [merged["processing"][s] for s in scanners]
         fitted["scanner_images"] = np.array([counts[s] for s in scanners], dtype=np.float64)
     chosen, reference = stages_of(method)[stage], fitted["reference_scanner"]

@@ -397,7 +397,10 @@ def test_the_thread_count_is_a_positive_integer(count, restore_threads):
 def test_band_energies_of_mixed_sizes_average_each_band_over_the_images_that_sample_it():
     rng = np.random.default_rng(4)
     small, large = rng.normal(size=(96, 96)).cumsum(0), rng.normal(size=(600, 600)).cumsum(0)
-    measured = [fourier._band_energies(fourier.image_spectrum(i), fourier.padded_shape(i.shape)) for i in (small, large)]
+    measured = [
+        fourier._band_energies(fourier.image_spectrum(image), fourier.padded_shape(image.shape))
+        for image in (small, large)
+    ]
     assert ((measured[0][1] == 0) & (measured[1][1] > 0)).any()  # the small image misses a band the large one sees
     fitted = IMAGE_METHODS["bands"].fit([small, large])["energies"]
     for band in range(len(fitted)):

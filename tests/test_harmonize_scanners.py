@@ -159,6 +159,12 @@ def test_parameters_survive_the_warehouse_json(fitted):
     assert json.loads(params_to_json(params))["scanners"] == params["scanners"]
 
 
+def test_parameters_of_another_version_are_refused(fitted):
+    stale = {**fitted["physics"], "version": scanners.VERSION - 1}
+    with pytest.raises(ValueError, match=f"fitted by version {scanners.VERSION - 1} .* fit them again"):
+        scanners.apply(render(anatomy(1), OTHER, 1), OTHER, stale)
+
+
 def test_images_the_fit_cannot_serve_fall_back_explicitly(fitted):
     params = fitted["physics"]
     image = render(anatomy(400), OTHER, 400)
