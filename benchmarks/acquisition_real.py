@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,7 @@ def figure(real: np.ndarray, harmonized: np.ndarray, reference: np.ndarray, fall
     axes[3].set_ylabel("cumulative share of body pixels")
     axes[3].legend(loc="lower right")
     title = f"Acquisition-aware harmonization on a real radiograph; {fallback or 'every stage applied'}"
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(title, 170)), fontsize=9)
     fig.tight_layout()
     path = OUT / "acquisition_real.png"
     fig.savefig(path, dpi=110)
