@@ -60,7 +60,7 @@ def write_bench_figure(rows: list[dict], path: Path) -> Path:
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "combat"))
     seeds = len({r["seed"] for r in rows})
     phantoms = max((r.get("test_phantoms") or 0) for r in rows)
-    figure, axes = plt.subplots(1, 4, figsize=(21, 5.2))
+    figure, axes = plt.subplots(1, 4, figsize=(21, 6.2))
     _bars(axes[0], rows, methods, SCANNER_BARS)
     axes[0].axhline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance")
     axes[0].set_ylim(0.4, 1.02)
@@ -79,8 +79,15 @@ def write_bench_figure(rows: list[dict], path: Path) -> Path:
     axes[3].axhline(0, color="black", linewidth=0.8)
     axes[3].set_ylabel("AUC difference / mean score difference")
     axes[3].set_title("Diagnostic experiments (closer to 0 is better)")
-    for axis in axes:
-        axis.legend(fontsize=7, title="arm" if axis in axes[1:3] else None, title_fontsize=7)
+    for axis in axes:  # below each panel, clear of the bars
+        axis.legend(
+            fontsize=7,
+            title="arm" if axis in axes[1:3] else None,
+            title_fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.22),
+            ncol=3,
+        )
     figure.suptitle(
         f"Powered benchmark on paired renderings: {phantoms} test phantoms, mean of {seeds} seed(s); "
         "bars: mean 95% bootstrap interval over test phantoms",
