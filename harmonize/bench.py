@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.config import BenchConfig
-from harmonize.fitting import Harmonization, fit_parameters
+from harmonize.fitting import Harmonization, fallback_reasons, fit_parameters
 from harmonize.methods import check_method, reads_acquisition
 from harmonize.results import TABLES
 from ingest.images import ImageCache
@@ -252,10 +252,17 @@ def run_bench(
     device = choose_device(device_setting)
     preprocessing = config.preprocessing()
     base = cache_images(images, ImageCache(cache_dir, preprocessing), map_batches)
+    # Each method is fitted and applied once: neither depends on the seed, which only trains the classifiers.
+    harmonized = {
+        method: _Harmonized(base)
+        if method == "none"
+        else _harmonized(images, cache_dir, preprocessing, method, map_batches)
+        for method in config.methods
+    }
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
-        done = _one_seed(images, base, cache_dir, preprocessing, config, seed, device, map_batches)
+        done = _one_seed(images, base, harmonized, cache_dir, config, seed, device)
         rows += [{**row, "test_phantoms": test_phantoms} for row in done]
         # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
         replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
@@ -316,18 +323,32 @@ def fit_images(images: list[BenchImage], method: str) -> tuple[list[Path], list[
     return [i.path for i in chosen if i.arm == REFERENCE_ARM], [i.path for i in chosen if i.arm != REFERENCE_ARM]
 
 
-def _fallback_rows(seed: int, method: str, harmonization: Harmonization, images: list[BenchImage]):
-    """Per arm, how many test images an acquisition-aware method left (partly) as they were, and why."""
-    rows = []
+@dataclass(frozen=True)
+class _Harmonized:
+    """One method's analysis images of the whole set, and for an acquisition-aware method, per arm, how many test
+    images it left (partly) as they were and why: the same for every seed, so made once."""
+
+    cache: ImageCache
+    fallbacks: tuple[tuple[str, int, str | None], ...] = ()
+
+
+def _harmonized(images, cache_dir, preprocessing, method, map_batches) -> _Harmonized:
+    references, others = fit_images(images, method)
+    harmonization = Harmonization(method, fit_parameters(method, references, map_batches, other_paths=others))
+    variant = ImageCache(cache_dir, preprocessing, harmonization.variant())
+    cache = cache_images(images, variant, map_batches, transform=harmonization)
+    if not reads_acquisition(method):
+        return _Harmonized(cache)
+    tests = [i for i in images if i.split == "test"]
+    reasons = fallback_reasons(harmonization, [i.path for i in tests], map_batches)
+    fallbacks = []
     for arm in dict.fromkeys(i.arm for i in images):
-        reasons = harmonization.fallbacks([i.path for i in images if i.split == "test" and i.arm == arm])
-        fell_back = [reason for reason in reasons if reason]
-        note = "; ".join(sorted(set(fell_back))) or None
-        rows.append(_row(seed, method, "fallback", f"fallback_images_{arm}", len(fell_back), note=note))
-    return rows
+        fell_back = [reason for image, reason in zip(tests, reasons, strict=True) if image.arm == arm and reason]
+        fallbacks.append((f"fallback_images_{arm}", len(fell_back), "; ".join(sorted(set(fell_back))) or None))
+    return _Harmonized(cache, tuple(fallbacks))
 
 
-def _one_seed(images, base, cache_dir, preprocessing, config, seed, device, map_batches):
+def _one_seed(images, base, harmonized, cache_dir, config, seed, device):
     checkpoint = Path(cache_dir) / "bench" / f"seed{seed}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     sets = {
@@ -365,17 +386,9 @@ def _one_seed(images, base, cache_dir, preprocessing, config, seed, device, map_
         truth={i.phantom_id: base.load(i.dicom_id) for i in test_pairs if i.arm == REFERENCE_ARM},
     )
     rows, scores = [], {}
-    for method in config.methods:
-        if method == "none":
-            cache = base
-        else:
-            references, others = fit_images(images, method)
-            harmonization = Harmonization(method, fit_parameters(method, references, map_batches, other_paths=others))
-            variant = ImageCache(cache_dir, preprocessing, harmonization.variant())
-            cache = cache_images(images, variant, map_batches, transform=harmonization)
-            if reads_acquisition(method):
-                rows += _fallback_rows(seed, method, harmonization, images)
-        method_rows, scores[method] = _evaluate_method(context, method, cache)
+    for method, made in harmonized.items():
+        rows += [_row(seed, method, "fallback", metric, count, note=note) for metric, count, note in made.fallbacks]
+        method_rows, scores[method] = _evaluate_method(context, method, made.cache)
         rows += method_rows
     rows += _ranking(scores, context)
     return rows

@@ -56,6 +56,7 @@ from harmonize.fitting import (  # noqa: E402
     CohortImage,
     Harmonization,
     cohort_images,
+    fallback_reasons,
     fit_cohort,
 )
 from harmonize.inspection import Inspected, inspect_batch, inspections  # noqa: E402
@@ -222,13 +223,8 @@ def evaluate(
             )
         )
         if harmonization and reads_acquisition(method):  # what the method could not serve, per scanner group
-            fell_back = Counter(
-                image.energy_group
-                for image, reason in zip(
-                    every_image, harmonization.fallbacks([i.path for i in every_image]), strict=True
-                )
-                if reason
-            )
+            reasons = fallback_reasons(harmonization, [i.path for i in every_image], map_batches)
+            fell_back = Counter(i.energy_group for i, reason in zip(every_image, reasons, strict=True) if reason)
             rows += [_result(method, "fallback_images", group, count) for group, count in sorted(fell_back.items())]
         cache = ImageCache(settings.cache_dir, preprocessing, harmonization.variant() if harmonization else "")
         variants += [cache] if harmonization else []

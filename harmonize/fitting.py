@@ -124,12 +124,17 @@ class Harmonization:
         return scanners.fallback_reason(self.params, acquisition_of(dataset))
 
     def fallbacks(self, paths: list[Path]) -> list[str | None]:
-        """:meth:`fallback` of each file, from its header alone."""
+        """Worker: :meth:`fallback` of each file, from its header alone."""
         return [self.fallback(pydicom.dcmread(path, stop_before_pixels=True)) for path in paths]
 
     def variant(self) -> str:
         """The method and a digest of its parameters: what names its cached analysis images."""
         return f"{self.method}-{hashlib.sha256(params_to_json(self.params).encode()).hexdigest()[:12]}"
+
+
+def fallback_reasons(harmonization: Harmonization, paths: list[Path], map_batches: BatchMapper) -> list[str | None]:
+    """:meth:`Harmonization.fallback` of every file, its headers read in batches by ``map_batches``."""
+    return [reason for batch in map_batches(harmonization.fallbacks, batches_of(paths)) for reason in batch]
 
 
 def summarize_batch(method: str, threads: int, paths: list[Path]) -> Params:
