@@ -499,27 +499,32 @@ def project(
 
     # Lungs, clipped below by the diaphragm domes (the right dome is higher: the liver lies under it).
     lung = np.zeros(shape)
+    pleural_air = np.zeros(shape)
     for s, dome_y in ((-1, anatomy.dome_right_y_cm), (1, anatomy.dome_left_y_cm)):
         if "atelectasis" in present and s == side:
             dome_y -= 1.2 * severity  # volume loss pulls the hemidiaphragm up
         one = np.zeros(shape)
         center, axes = _lung_geometry(anatomy, s)
         x_center = center[0]
+        _add_ellipsoid(one, proj, center, axes)
+        # The dome rises towards the lung's centre (frontal) or its middle front-to-back (lateral).
+        dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else 0.05 * (proj.x - x_center) ** 2)
+        # Below the dome's apex the lung thins out over the curved diaphragm (the posterior sulci reach lowest).
+        above_dome = np.clip((dome + DOME_SLOPE_CM - proj.y) / DOME_SLOPE_CM, 0.0, 1.0) ** 1.5
+        one *= above_dome
         if "pneumothorax" in present and s == side:
-            # The collapsed lung pulls away from the apex and the lateral wall; the pleural space holds air only.
+            # The collapsed lung pulls away from the apex and the lateral wall; the pleural space it leaves holds air.
             shrink = 0.75 - 0.2 * severity
+            collapsed = np.zeros(shape)
             _add_ellipsoid(
-                one,
+                collapsed,
                 proj,
                 (x_center - s * 1.0, center[1] + 2.0, -1.0),
                 (axes[0] * shrink, axes[1] * (shrink + 0.12), axes[2] * shrink),
             )
-        else:
-            _add_ellipsoid(one, proj, center, axes)
-        # The dome rises towards the lung's centre (frontal) or its middle front-to-back (lateral).
-        dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else 0.05 * (proj.x - x_center) ** 2)
-        # Below the dome's apex the lung thins out over the curved diaphragm (the posterior sulci reach lowest).
-        one *= np.clip((dome + DOME_SLOPE_CM - proj.y) / DOME_SLOPE_CM, 0.0, 1.0) ** 1.5
+            collapsed *= above_dome
+            pleural_air += np.clip(one - collapsed, 0.0, None)
+            one = collapsed
         lung += one
 
     heart_scale = 1.0
@@ -542,9 +547,12 @@ def project(
     for s in (-1, 1):
         starts, ends, radii = _vessel_segments(anatomy, s)
         _add_segments(vessels, proj, starts, ends, radii)
-    vessels = np.minimum(vessels, lung)
     # Parenchyma: alveolar air density varies with a power-law texture (capillaries, acini, small vessels).
     lung = lung * np.clip(1.0 + PARENCHYMA_CONTRAST * parenchyma, 0.3, None)
+    vessels = np.minimum(vessels, lung)
+    # The body's soft tissue is what the aerated lung leaves; vessels and findings below take lung path and turn it
+    # into soft tissue (counted once, at the end), so every pixel keeps its mass.
+    aerated = lung
 
     # Findings that fill alveoli or pleura with fluid: a fraction of each pixel's air path becomes water-like tissue.
     filled = np.zeros(shape)
@@ -610,12 +618,10 @@ def project(
         wall = side * (anatomy.half_width_cm - anatomy.fat_cm - 1.5)
         points = np.array([[wall, anatomy.lung_top_y_cm + k, -2.0] for k in np.linspace(3, 18, 8)])
         _add_tube(rim, proj, points, 0.6 + 0.6 * severity)
-        soft_extra += np.minimum(rim, lung)
         lung = np.clip(lung - rim, 0.0, None)
     filled = np.clip(filled, 0.0, 0.95) * (1.0 - np.clip(airways / 0.4, 0.0, 0.9))
     fluid = np.clip(lung - vessels, 0.0, None) * filled
     lung = np.clip(lung - vessels - fluid, 0.0, None)
-    soft_extra += vessels + fluid
 
     if "lung_lesion" in present:
         # A lobulated nodule: a few overlapping spheres round one centre.
@@ -636,13 +642,12 @@ def project(
             np.maximum(nodule, lobe, out=nodule)
         nodule = np.minimum(nodule, lung)
         lung -= nodule
-        soft_extra += nodule
 
     broken_rib = (side, 3 + int(finding_rng.integers(5))) if "fracture" in present else None
     bone = _skeleton(proj, anatomy, broken_rib, displacement_cm=0.3 + 0.4 * severity, arms_down=view == "AP")
 
-    # Air outside the lungs: trachea and the gastric bubble under the left dome.
-    air = np.zeros(shape)
+    # Air outside the lungs: a pneumothorax's pleural space, the trachea and the gastric bubble under the left dome.
+    air = pleural_air
     trachea = np.array([[0.0, anatomy.shoulder_y_cm - 8.0, 1.0], [0.2, anatomy.lung_top_y_cm + 7.0, 0.5]])
     _add_tube(air, proj, trachea, 0.9)
     _add_ellipsoid(air, proj, (7.0, anatomy.dome_left_y_cm + 3.5, 1.0), (2.5, 1.8, 2.5))
@@ -663,7 +668,8 @@ def project(
 
     # Soft tissue: muscle and fat thickness vary with the patient's texture; bone and air take its place in the body.
     texture = SOFT_TISSUE_TEXTURE_CM * tissue * np.clip(body / 10.0, 0.0, 1.0)
-    soft = np.clip(body - adipose - lung - bone - air + texture, 0.0, None) + soft_extra
+    filled_in = aerated - lung
+    soft = np.clip(body - adipose - aerated - bone - air + texture, 0.0, None) + soft_extra + filled_in
     return PathMaps(
         soft_tissue=soft.astype(np.float32),
         adipose=np.clip(adipose, 0.0, None).astype(np.float32),

@@ -131,7 +131,7 @@ def render(
     maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
     portable = profile.setting == "inpatient"
     body = body_across_detector(anatomy, task.projection, profile.source_to_image_cm)
-    field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=3.0 if portable else 1.0, body_cm=body)
+    field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=2.0 if portable else 1.0, body_cm=body)
     technique = Technique(
         kvp=task.kvp,
         mas=task.mas,

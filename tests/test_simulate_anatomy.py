@@ -78,17 +78,34 @@ def test_collimation_follows_a_narrow_body():
     assert mask.any(axis=1).all(), "top and bottom keep the detector's margins"
 
 
-def test_nodule_and_consolidation_show_in_the_lung_map():
+def test_findings_turn_lung_into_as_much_soft_tissue_as_they_take():
+    """A finding fills lung with tissue: each pixel's soft-tissue path grows by what its lung path loses, once."""
     anatomy = random_anatomy(np.random.default_rng(5), "M")
     grid = Grid(120, 100, 0.4)
     healthy = project(anatomy, Findings(), grid, view="PA", source_to_image_cm=180)
-    for finding in ("lung_lesion", "consolidation"):
+    for finding in ("lung_lesion", "consolidation", "pleural_other", "pleural_effusion"):
         sick = project(
             anatomy, Findings(frozenset({finding}), side=1, severity=0.8), grid, view="PA", source_to_image_cm=180
         )
         lost = healthy.lung - sick.lung
         assert lost.max() > 0.5, finding
-        assert sick.soft_tissue.sum() > healthy.soft_tissue.sum(), finding
+        np.testing.assert_allclose(sick.soft_tissue - healthy.soft_tissue, lost, atol=1e-4, err_msg=finding)
+
+
+def test_a_pneumothorax_leaves_air_where_the_lung_was():
+    anatomy = random_anatomy(np.random.default_rng(5), "M")
+    grid = Grid(120, 100, 0.4)
+    healthy = project(anatomy, Findings(), grid, view="PA", source_to_image_cm=180)
+    sick = project(
+        anatomy, Findings(frozenset({"pneumothorax"}), side=1, severity=0.8), grid, view="PA", source_to_image_cm=180
+    )
+    collapsed = (healthy.lung - sick.lung) > 1.0
+    assert collapsed.sum() > 50
+    # No soft tissue takes the lung's place: the pleural space is air, so the side is darker, not denser (the lung's
+    # texture scales its air path, so single pixels may differ a little either way).
+    gained = sick.soft_tissue[collapsed] - healthy.soft_tissue[collapsed]
+    lost = (healthy.lung - sick.lung)[collapsed]
+    assert gained.mean() < 0.1 * lost.mean()
 
 
 def test_bedside_ap_views_have_the_arms_beside_the_chest_and_pa_views_do_not():
