@@ -61,7 +61,7 @@ import numpy as np
 from harmonize import distribution
 from harmonize.acquisition import Acquisition
 from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
-from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
+from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape, shutter_border
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
@@ -244,12 +244,13 @@ def filter_gains(
 
 
 def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
-    """The image through the zero-phase filter of :func:`filter_gains` (one FFT round trip; float32). Pixels at the
-    image's minimum (padding, shutters) keep their value: no ringing into them."""
+    """The image through the zero-phase filter of :func:`filter_gains` (one FFT round trip; float32), its shutter border
+    filled before and put back after (:class:`harmonize.fourier.ShutterBorder`): no ringing at the field's edge."""
     image = check_image(image)
     step_gains = np.asarray(step_gains, dtype=np.float32)
     padded = padded_shape(image.shape)
-    spectrum = image_spectrum(image)
+    border = shutter_border(image)
+    spectrum = image_spectrum(image, border)
     steps = _radius_steps(padded)
     pairs = spectrum.view(np.float32).reshape(*spectrum.shape, 2)
 
@@ -257,10 +258,7 @@ def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
         pairs[rows] *= np.take(step_gains, steps[rows])[..., None]
 
     in_parallel(scale, spectrum.shape[0])
-    out = cropped_output(inverse_spectrum(spectrum, padded), image, clip=False)
-    lowest = image.min()
-    out[image == lowest] = lowest
-    return out
+    return cropped_output(inverse_spectrum(spectrum, padded), image, False, border)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import fft
 
-from harmonize import combat, common, distribution, fourier, intensity
+from harmonize import combat, common, distribution, fourier, intensity, scanners
 from harmonize.common import body_values, params_from_json, params_to_json, weighted_quantiles
 from harmonize.methods import IMAGE_METHODS
 
@@ -97,6 +97,7 @@ def test_intensity_methods_match_range_percentiles_and_moments(dtype):
 def test_fda_keeps_the_phase_and_sets_the_low_frequency_amplitude():
     params = fitted("fda")
     source = radiograph(7, mean=2500).astype(np.float32)
+    source[80, 64] = -1.0  # the minimum inside: no shutter border, so the transform is of the image itself
     out = fourier.apply_fda(source, params, beta=0.05, clip=False)
     before, after = fft.rfft2(source), fft.rfft2(out)
     strong = np.abs(before) > 1e-3 * np.abs(before).max()
@@ -220,11 +221,20 @@ def old_landmarks(images: list[np.ndarray]) -> dict:
     return {"percentiles": distribution.LANDMARK_PERCENTILES, "landmarks": scaled.mean(axis=0)}
 
 
+def border_filled(image: np.ndarray) -> np.ndarray:
+    """The test radiograph's dark frame (a shutter border round a rectangular field) filled with the field's edge
+    values, written out with np.pad."""
+    rows, cols = np.flatnonzero((image != image.min()).any(axis=1)), np.flatnonzero((image != image.min()).any(axis=0))
+    field = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    widths = [(rows[0], image.shape[0] - rows[-1] - 1), (cols[0], image.shape[1] - cols[-1] - 1)]
+    return np.pad(field, widths, mode="edge")
+
+
 def padded_spectrum(image: np.ndarray) -> np.ndarray:
-    """rfft2 of the image mirrored at its bottom and right to fast FFT lengths, written out with np.pad."""
+    """rfft2 of the image, its border filled, mirrored at its bottom and right to fast FFT lengths, with np.pad."""
     shape = [fft.next_fast_len(n, real=True) for n in image.shape]
     widths = [(0, padded - n) for padded, n in zip(shape, image.shape, strict=True)]
-    return fft.rfft2(np.pad(image.astype(np.float32), widths, mode="symmetric")), shape[0] * shape[1]
+    return fft.rfft2(np.pad(border_filled(image).astype(np.float32), widths, mode="symmetric")), shape[0] * shape[1]
 
 
 def old_fda(images: list[np.ndarray]) -> dict:
@@ -239,7 +249,9 @@ def old_fda(images: list[np.ndarray]) -> dict:
 
 def old_bands(images: list[np.ndarray]) -> dict:
     """Each band's mean energy over the images whose sample of coefficients reaches it."""
-    measured = [fourier._band_energies(fourier.image_spectrum(i), fourier.padded_shape(i.shape)) for i in images]
+    measured = [
+        fourier._band_energies(fourier.image_spectrum(border_filled(i)), fourier.padded_shape(i.shape)) for i in images
+    ]
     energies, sampled = np.array([e for e, _ in measured]), np.array([c > 0 for _, c in measured])
     return {"band_edges": fourier.BAND_EDGES, "energies": energies.sum(axis=0) / np.maximum(sampled.sum(axis=0), 1)}
 
@@ -354,12 +366,41 @@ def test_fourier_methods_on_prime_sides_give_back_an_image_matched_to_itself():
     assert out.shape == image.shape and np.abs(out - image).max() < tolerance
 
 
+def test_filters_do_not_ring_at_a_shutter_border_and_keep_it():
+    """A flat field behind an electronic shutter's black border: a filter that triples the high frequencies, and FDA,
+    must leave the field flat (no overshoot along its edge); every Fourier method leaves the border black."""
+    image = np.zeros((96, 80), dtype=np.uint16)
+    image[9:90, 13:71] = 1000  # shutters on all four sides, of different widths
+    border = fourier.shutter_border(image)
+    assert (border.top, border.bottom, border.first[50], border.last[50]) == (9, 89, 13, 70)
+    sharpening = np.linspace(1.0, 3.0, scanners.RADIUS_STEPS)
+    references = [radiograph(seed, shape=(96, 80)) for seed in range(2)]
+    outputs = {
+        "filter": scanners.apply_filter(image, sharpening),
+        "bands": fourier.apply_band_equalization(image, fitted("bands", references), clip=False),
+        "fda": fourier.apply_fda(image, fitted("fda", references), clip=False),
+    }
+    for name, out in outputs.items():
+        field = out[9:90, 13:71]
+        # Band equalization of a flat image scales its float32 round-off to the reference's band energies: not flat.
+        assert name == "bands" or np.ptp(field) < 1e-3 * float(field.mean()), name
+        outside = np.ones(image.shape, dtype=bool)
+        outside[9:90, 13:71] = False
+        assert np.all(out[outside] == 0), name
+    assert fourier.shutter_border(radiograph(3, shape=(96, 80)) + 1) is not None  # its dark frame is a border too
+    no_border = np.arange(96 * 80, dtype=np.float32).reshape(96, 80) + 1
+    no_border[40, 40] = 0  # the minimum inside the field: not a border
+    assert fourier.shutter_border(no_border) is None
+
+
 def test_fda_with_beta_near_zero_on_prime_sides_only_shifts_the_image():
     image = radiograph(13, shape=PRIME_SHAPE, dtype=np.float32)
     out = fourier.apply_fda(image, fitted("fda", MIXED), beta=1e-3, clip=False)  # half-width 0: the mean alone
-    shift = out - image
+    field = image != image.min()  # inside the dark frame (a shutter border, which stays as it is)
+    shift = (out - image)[field]
     assert np.isfinite(out).all() and abs(shift.mean()) > 1.0
     assert np.ptp(shift) < 1e-4 * float(image.max())
+    assert np.all(out[~field] == image.min())
 
 
 # The thread setting.
