@@ -86,19 +86,36 @@ class ShutterBorder:
         out[self.bottom + 1 :] = self.value
 
 
+def _first_not_at(image: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first column not at ``lowest`` and whether the row has one. Only a strip in from the left is
+    read (64 columns, then 512, then the whole row, for the rows whose run is longer): shutters are narrow."""
+    rows, cols = image.shape
+    first = np.zeros(rows, dtype=np.intp)
+    pending = np.arange(rows)
+    for width in (64, 512, cols):
+        found = image[pending, : min(width, cols)] != lowest
+        has = found.any(axis=1)
+        first[pending[has]] = found.argmax(axis=1)[has]
+        pending = pending[~has]
+        if pending.size == 0 or width >= cols:
+            break
+    exposed = np.ones(rows, dtype=bool)
+    exposed[pending] = False
+    return first, exposed
+
+
 def shutter_border(image: np.ndarray) -> ShutterBorder | None:
-    """The image's shutter border, or None when no pixel on its edges is at its minimum (or every pixel is)."""
+    """The image's shutter border: the runs of its edges' lowest value, when that is the image's minimum, in from
+    its sides (top and bottom rows wholly at it included); None when there is none (or every pixel is at it)."""
     lowest = image.min()
     edges = (image[0], image[-1], image[:, 0], image[:, -1])
     if not any((edge == lowest).any() for edge in edges):
         return None
-    exposed = image != lowest
-    exposed_rows = np.flatnonzero(exposed.any(axis=1))
+    first, exposed = _first_not_at(image, lowest)
+    last = image.shape[1] - 1 - _first_not_at(image[:, ::-1], lowest)[0]
+    exposed_rows = np.flatnonzero(exposed)
     if exposed_rows.size == 0:
         return None
-    cols = image.shape[1]
-    first = exposed.argmax(axis=1)
-    last = cols - 1 - exposed[:, ::-1].argmax(axis=1)
     return ShutterBorder(float(lowest), int(exposed_rows[0]), int(exposed_rows[-1]), first, last)
 
 
