@@ -9,8 +9,9 @@ each Fourier method at most 1.5x one FFT round trip; plain min/max under 10 ms; 
 distribution matching. The images are simulated radiographs (`simulate`, native matrices cropped square) in
 presentation values.
 
-The acquisition-aware chain (``physics``: geometry, tone, transfer, detector, tone) and each of its stages alone, with parameters
-fitted on the rendered images taken as two scanners of different magnification: target at most 3x one FFT round trip.
+The acquisition-aware chain (``physics``: geometry, tone, transfer, detector, tone) and each of its stages alone, with
+parameters fitted on the rendered images taken as two scanners of different magnification: target at most 3x one FFT
+round trip.
 
 Also measured: the FFT round trip of a 3050x2539 image (a MIMIC-CXR size; 2539 is prime) as it is and padded to fast
 lengths as the Fourier methods pad it, and the peak traced memory (tracemalloc) of fitting FDA on 8 and on 32
