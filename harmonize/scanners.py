@@ -65,7 +65,7 @@ from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, 
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
-VERSION = 3
+VERSION = 4
 MIN_SCANNER_IMAGES = 20
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
