@@ -552,7 +552,7 @@ def project(
     vessels = np.minimum(vessels, lung)
     # The body's soft tissue is what the aerated lung leaves; vessels and findings below take lung path and turn it
     # into soft tissue (counted once, at the end), so every pixel keeps its mass.
-    aerated = lung
+    aerated = lung.copy()  # the in-place steps below must not change it
 
     # Findings that fill alveoli or pleura with fluid: a fraction of each pixel's air path becomes water-like tissue.
     filled = np.zeros(shape)
