@@ -139,10 +139,11 @@ def pad_for_fft(image: np.ndarray, border: ShutterBorder | None = None) -> np.nd
     return out
 
 
-def image_spectrum(image: np.ndarray, border: ShutterBorder | None = None) -> np.ndarray:
-    """``rfft2`` of the padded image with its shutter ``border`` filled (complex64, shape
-    ``(padded rows, padded cols // 2 + 1)``)."""
-    return fft.rfft2(pad_for_fft(image, border), workers=threads())
+def image_spectrum(image: np.ndarray) -> tuple[np.ndarray, ShutterBorder | None]:
+    """``rfft2`` of the padded image with its shutter border filled (complex64, shape
+    ``(padded rows, padded cols // 2 + 1)``), and the border (:func:`shutter_border`), to put back after an inverse."""
+    border = shutter_border(image)
+    return fft.rfft2(pad_for_fft(image, border), workers=threads()), border
 
 
 def inverse_spectrum(spectrum: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
@@ -171,7 +172,7 @@ def summarize_fda(image: np.ndarray) -> Params:
     image = check_image(image)
     padded = padded_shape(image.shape)
     rows, cols = _low_block(padded, _fda_half_width(image.shape, BETA_MAX))
-    amplitude = np.abs(image_spectrum(image, shutter_border(image))[np.ix_(rows, cols)]) / (padded[0] * padded[1])
+    amplitude = np.abs(image_spectrum(image)[0][np.ix_(rows, cols)]) / (padded[0] * padded[1])
     return {"images": 1, "amplitude_sum": amplitude.astype(np.float64)}
 
 
@@ -209,7 +210,8 @@ def cropped_output(out: np.ndarray, image: np.ndarray, clip: bool, border: Shutt
     if not clip:
         result = out if out.shape == image.shape else np.ascontiguousarray(out[:rows, :cols])
     else:
-        low, high = float(image.min()), float(image.max())
+        # The border's value is the image's minimum: no second pass for it.
+        low, high = (border.value if border is not None else float(image.min())), float(image.max())
         result = out if out.shape == image.shape else np.empty(image.shape, dtype=np.float32)
         in_parallel(lambda part: np.clip(out[part, :cols], low, high, out=result[part]), rows)
     if border is not None:
@@ -227,8 +229,7 @@ def apply_fda(image: np.ndarray, params: Params, *, beta: float = 0.01, clip: bo
         raise ValueError(f"beta must be in (0, 0.5], got {beta}")
     half_width = min(_fda_half_width(image.shape, beta), int(params["half_width"]))
     padded = padded_shape(image.shape)
-    border = shutter_border(image)
-    spectrum = image_spectrum(image, border)
+    spectrum, border = image_spectrum(image)
     rows, cols = _low_block(padded, half_width)
     reference = _crop_block(np.asarray(params["amplitude"]), half_width) * (padded[0] * padded[1])
     block = spectrum[np.ix_(rows, cols)]
@@ -261,13 +262,13 @@ def _band_energies(spectrum: np.ndarray, padded: tuple[int, int]) -> tuple[np.nd
 def band_energies(image: np.ndarray) -> np.ndarray:
     """Mean power per coefficient (per pixel) in each radial band (``BAND_EDGES``) of the padded image's spectrum."""
     image = check_image(image)
-    return _band_energies(image_spectrum(image, shutter_border(image)), padded_shape(image.shape))[0]
+    return _band_energies(image_spectrum(image)[0], padded_shape(image.shape))[0]
 
 
 def summarize_band_energies(image: np.ndarray) -> Params:
     """One reference image's band energies, and which bands it sampled, as a summary to add up."""
     image = check_image(image)
-    energies, counts = _band_energies(image_spectrum(image, shutter_border(image)), padded_shape(image.shape))
+    energies, counts = _band_energies(image_spectrum(image)[0], padded_shape(image.shape))
     return {"images": 1, "energies_sum": energies, "sampled_images": (counts > 0).astype(np.float64)}
 
 
@@ -285,8 +286,7 @@ def apply_band_equalization(image: np.ndarray, params: Params, *, clip: bool = T
     """
     image = check_image(image)
     padded = padded_shape(image.shape)
-    border = shutter_border(image)
-    spectrum = image_spectrum(image, border)
+    spectrum, border = image_spectrum(image)
     own, _ = _band_energies(spectrum, padded)
     reference = np.asarray(params["energies"])
     # A band without energy in the image's sample or in the reference is left as it is: the image has none there (a

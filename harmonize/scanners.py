@@ -61,7 +61,7 @@ import numpy as np
 from harmonize import distribution
 from harmonize.acquisition import Acquisition
 from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
-from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape, shutter_border
+from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
@@ -249,8 +249,7 @@ def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
     image = check_image(image)
     step_gains = np.asarray(step_gains, dtype=np.float32)
     padded = padded_shape(image.shape)
-    border = shutter_border(image)
-    spectrum = image_spectrum(image, border)
+    spectrum, border = image_spectrum(image)
     steps = _radius_steps(padded)
     pairs = spectrum.view(np.float32).reshape(*spectrum.shape, 2)
 
