@@ -1,6 +1,5 @@
-"""Acquisition-aware harmonization: each scanner's processing brought to the reference scanner's, told apart from what
-its beam and detector do by a physics model of both, with maps fitted per scanner from that scanner's own images (no
-paired images needed) and chosen per image by its header.
+"""Acquisition-aware harmonization: each scanner's processing and detector brought to the reference scanner's, with
+maps fitted per scanner from that scanner's own images (no paired images needed) and chosen per image by its header.
 
 Images from one device share its vendor's processing (multi-band enhancement and a tone curve: Vuylsteke and
 Schoeters, "Multiscale image contrast amplification (MUSICA)", Proc. SPIE 2167, 1994; Prokop et al., "Principles of
@@ -20,31 +19,28 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   with the inverse of the group's. Zero stays zero (padding, shutters).
 - ``transfer``: a zero-phase filter whose gain at each spatial frequency (cycles per mm, from the header's pixel
   spacing) is the square root of the ratio of the reference scanner's mean power spectrum to the image's processing
-  group's, less the share of that ratio its beam and detector explain. Each spectrum is the same anatomy's spectrum
-  times the group's squared transfer function (the vendor's multi-band enhancement) and what its beam and detector do
-  (the kVp's contrast, scatter and grid, the detector's MTF and noise power spectrum). Only the vendor's part is
-  processing to undo: a linear filter cannot turn one beam's bone-to-soft-tissue contrast into another's, nor one
-  detector's noise into another's, and on the stand-in's paired renderings matching them that way left the scanner
-  readable (a retrained classifier at 0.79 against 0.51 with the vendor's filter alone). So the fit divides the
-  measured ratio by the ratio a physics model predicts for the two beams and detectors: the spectra of ``BEAM_PHANTOMS``
-  standard phantoms taken with each group's mean kVp and mAs, distance and grid, and a typical detector of its
-  DetectorType, before any processing (:func:`beam_spectrum`, :mod:`simulate.standard_phantoms`). This is the energy
-  and detector matching the project can do from one projection: it tells the beam's and detector's share of the
-  spectrum from the vendor's and leaves them as they are. Where a group (or the reference's) has no beam in most of
-  its headers, or a DetectorType without a model (storage phosphor), the filter matches the whole ratio and
-  :func:`fallback_reason` says so. The ratio's gain is limited to ``GAIN_LIMITS`` where one spectrum is nearly empty;
-  the field each spectrum is estimated from is a centred square of ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the
-  chest, clear of collimation edges).
-- ``detector``: the whole ratio per scanner (the full signature, so the detector type and pixel spacing count) above
-  ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part (a-Se against CsI) and the vendors'
-  enhancement bands no longer act: each detector brought to the reference detector's sharpness and noise power. It is
-  a method of its own for the ablation and not part of ``physics``: on the paired renderings it made D110 and S120T
-  (S120's beam and detector behind D110's processing) easier to tell apart, not harder.
-- ``physics``: ``geometry``, ``tone`` and ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
-  the others: geometry, processing inversion, and re-processing with the reference's tone.
+  group's. Each spectrum is the same anatomy's spectrum times the group's squared transfer function (the vendor's
+  multi-band enhancement times its detectors' MTF) plus its noise power spectrum, so the filter undoes the group's
+  transfer and applies the reference's where signal dominates and shapes the noise power spectrum where noise does:
+  afterwards the mean spectra agree (second-order statistics matched, as a Wiener-type ratio whose gain is limited to
+  ``GAIN_LIMITS`` where one spectrum is nearly empty). The field each spectrum is estimated from is a centred square of
+  ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest, clear of collimation edges).
+- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count), fitted
+  after ``transfer`` and applied above ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part
+  (a-Se against CsI) and the vendors' enhancement bands no longer act: what differs between the detectors of one
+  model, brought to the reference detector's sharpness and noise texture.
+- ``physics``: ``geometry``, ``tone``, ``transfer`` and ``detector`` in the tone-matched domain, then ``tone`` again,
+  fitted after the others: geometry, processing inversion, detector matching, and re-processing with the reference's
+  tone.
 
 The processing stages are fitted per manufacturer and model because the processing is the vendor's software: a unit
-that shares the reference's model but not its detector keeps the reference's processing and is left as it is.
+that shares the reference's model but not its detector keeps the reference's processing and changes only in the
+detector band. Fitting that pair's whole spectrum difference as a filter would apply a linear filter to what is not
+linear (its beam's bone-to-soft-tissue contrast) and create a texture of its own.
+
+Not built: energy matching (the kVp-dependent contrast of bone against soft tissue). One projection does not separate
+bone from soft tissue, so such a map could not be applied without a decomposition this project does not have (dual
+energy or a learned bone model). Within a fitted scanner, its beam's mean effect is part of its tone and transfer maps.
 
 Fitting streams the images once per stage (stage ``k`` is fitted on images already through stages ``0..k-1``), keeping
 one summary per scanner (sums, merged like every other method's), pooled per processing group where the stage is
@@ -66,12 +62,10 @@ from harmonize import distribution
 from harmonize.acquisition import Acquisition
 from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
 from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
-from simulate.detector import TYPICAL_DETECTORS, Technique
-from simulate.standard_phantoms import standard_log_images
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
-VERSION = 5
+VERSION = 4
 MIN_SCANNER_IMAGES = 20
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
@@ -80,15 +74,6 @@ GAIN_LIMITS = (0.125, 8.0)
 # the vendors' enhancement bands (Gaussian sigmas of 0.6 mm and up) act below the first; a-Se and CsI MTFs and noise
 # power spectra part above the second (CsI's MTF is about 0.5 near 1.3 cycles per mm, a-Se's above 0.9 there).
 DETECTOR_BAND_PER_MM = (0.5, 1.0)
-# The beam prior: how many standard phantoms its spectra average (paired between beams, so few are needed: 32 agree
-# with 300 within 0.03 in every band); the total filtration assumed (headers rarely write it; REFERENCE.md section 4's
-# chest protocols); the distance assumed when the header has none (a PA chest's), and from which distance a grid the
-# header does not mention is taken as used (wall stands and tables have one, bedside exposures mostly not).
-BEAM_PHANTOMS = 32
-DEFAULT_FILTRATION_MM_AL = 3.0
-DEFAULT_DISTANCE_CM = 180.0
-GRID_FROM_CM = 150.0
-BEAM_SUMS = ("beam_images", "kvp_sum", "mas_sum", "distance_sum", "distance_images", "grid_votes", "spacing_sum")
 # Radial frequency steps of the gain lookup (cycles per pixel, 0 to the corner at 0.71): finer than any bin above.
 RADIUS_STEPS = 4096
 
@@ -211,93 +196,6 @@ def finish_spectrum(summary: Params) -> Params:
     return {"density": summary["density_sum"] / np.maximum(summary["sampled_images"], 1)}
 
 
-def summarize_transfer(image: np.ndarray, acquisition: Acquisition) -> Params | None:
-    """:func:`summarize_spectrum`, and the image's beam as sums (kVp, mAs, distance, grid votes, one count per
-    ``TYPICAL_DETECTORS`` type and one for any other), for :func:`beam_spectrum`."""
-    spectrum = summarize_spectrum(image, acquisition)
-    if spectrum is None:
-        return None
-    beam, sums = acquisition.beam, dict.fromkeys(BEAM_SUMS, 0.0)
-    sums["spacing_sum"] = acquisition.pixel_spacing_mm
-    types = np.zeros(len(TYPICAL_DETECTORS) + 1)
-    if beam is not None:
-        known = beam.source_to_detector_mm is not None
-        sums.update(beam_images=1.0, kvp_sum=beam.kvp, mas_sum=beam.mas, distance_images=float(known))
-        sums.update(
-            distance_sum=beam.source_to_detector_mm or 0.0, grid_votes=0.0 if beam.grid is None else 2.0 * beam.grid - 1
-        )
-        kinds = list(TYPICAL_DETECTORS)
-        types[kinds.index(beam.detector_type) if beam.detector_type in kinds else -1] = 1.0
-    return {**spectrum, **sums, "detector_type_images": types}
-
-
-@lru_cache(maxsize=16)
-def beam_spectrum(technique: Technique, detector_type: str, spacing_mm: float) -> np.ndarray:
-    """The mean power spectral density per band (as :func:`summarize_spectrum` measures it) of ``BEAM_PHANTOMS``
-    standard phantoms taken with this beam and a typical detector of the type, before any vendor's processing
-    (:mod:`simulate.standard_phantoms`); read-only (cached: every fit of one beam renders it once)."""
-    images = standard_log_images(
-        technique, TYPICAL_DETECTORS[detector_type], spacing_mm, SPECTRUM_FIELD_MM, BEAM_PHANTOMS
-    )
-    field = Acquisition("standard", "standard", spacing_mm)
-    density = finish_spectrum(reduce(add_summaries, (summarize_spectrum(image, field) for image in images)))["density"]
-    density.setflags(write=False)
-    return density
-
-
-def group_technique(summary: Params) -> tuple[Technique, str] | None:
-    """The processing group's mean beam and most frequent detector type, or None when fewer than half its images
-    have a beam in the header or that type has no model (``TYPICAL_DETECTORS``). A missing distance is taken as a PA
-    chest's, and a grid the header does not mention as used from ``GRID_FROM_CM`` on (a wall stand or table)."""
-    images, with_beam = summary["images"], summary["beam_images"]
-    types = np.asarray(summary["detector_type_images"])
-    if with_beam < images / 2 or int(np.argmax(types)) == len(TYPICAL_DETECTORS):
-        return None
-    distance_cm = (
-        summary["distance_sum"] / summary["distance_images"] / 10.0
-        if summary["distance_images"]
-        else DEFAULT_DISTANCE_CM
-    )
-    grid = summary["grid_votes"] > 0 if summary["grid_votes"] else distance_cm >= GRID_FROM_CM
-    technique = Technique(
-        kvp=summary["kvp_sum"] / with_beam,
-        mas=summary["mas_sum"] / with_beam,
-        filtration_mm_al=DEFAULT_FILTRATION_MM_AL,
-        source_to_image_cm=distance_cm,
-        grid=bool(grid),
-    )
-    return technique, list(TYPICAL_DETECTORS)[int(np.argmax(types))]
-
-
-def finish_transfer(summary: Params) -> Params:
-    """:func:`finish_spectrum`, and ``beam_density``: :func:`beam_spectrum` of the group's :func:`group_technique`
-    (NaN where the group has none)."""
-    density = finish_spectrum(summary)["density"]
-    chosen = group_technique(summary)
-    if chosen is None:
-        return {"density": density, "beam_density": np.full_like(density, np.nan)}
-    technique, detector_type = chosen
-    spacing = summary["spacing_sum"] / summary["images"]
-    return {"density": density, "beam_density": beam_spectrum(technique, detector_type, spacing)}
-
-
-def _beam_known(own: Params, reference: Params) -> bool:
-    return "beam_density" in own and bool(
-        np.isfinite(own["beam_density"]).all() and np.isfinite(reference["beam_density"]).all()
-    )
-
-
-def beam_caveat(own: Params, reference: Params) -> str | None:
-    """Why the transfer filter also matched the beam and detector (no prior for the image's group or the
-    reference's), or None."""
-    if _beam_known(own, reference):
-        return None
-    return (
-        "transfer matched the whole spectrum, beam and detector included: no beam prior for this processing group or"
-        " the reference's (fewer than half its images have KVP, an exposure and a modelled DetectorType)"
-    )
-
-
 def detector_share(cycles_per_mm: np.ndarray) -> np.ndarray:
     """The share of the spectrum the detector stage matches at each frequency: 0 below ``DETECTOR_BAND_PER_MM``, 1
     above it, a ramp in log frequency between."""
@@ -336,8 +234,6 @@ def filter_gains(
     image's group's spectrum to the reference's (:func:`transfer_gains`, at frequencies in cycles per mm), raised to
     ``share`` of each frequency where given (:func:`detector_share` for the detector stage); the mean is kept."""
     gains = transfer_gains(np.asarray(own["density"]), np.asarray(reference["density"]))
-    if _beam_known(own, reference):
-        gains = gains / transfer_gains(np.asarray(own["beam_density"]), np.asarray(reference["beam_density"]))
     cycles_per_mm = np.linspace(0.0, np.sqrt(0.5), RADIUS_STEPS) / acquisition.pixel_spacing_mm
     centres = _bin_centres()
     step_gains = np.interp(np.log(np.maximum(cycles_per_mm, centres[0])), np.log(centres), gains)
@@ -385,7 +281,6 @@ class Stage:
     gains: Callable[[Acquisition, Params, Params], np.ndarray] | None = None
     needs: str | None = None
     per: str = "scanner"
-    caveat: Callable[[Params, Params], str | None] | None = None
 
     def can_take(self, acquisition: Acquisition) -> bool:
         return self.needs is None or getattr(acquisition, self.needs) is not None
@@ -398,12 +293,11 @@ STAGES = {
     "tone": Stage("tone", summarize_tone, finish_tone, apply_tone, per="processing"),
     "transfer": Stage(
         "transfer",
-        summarize_transfer,
-        finish_transfer,
+        summarize_spectrum,
+        finish_spectrum,
         gains=filter_gains,
         needs="pixel_spacing_mm",
         per="processing",
-        caveat=beam_caveat,
     ),
     "detector": Stage(
         "detector",
@@ -418,14 +312,14 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "tone": ("tone",),
     "transfer": ("transfer",),
     "detector": ("detector",),
-    "physics": ("geometry", "tone", "transfer", "tone"),
+    "physics": ("geometry", "tone", "transfer", "detector", "tone"),
 }
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
     "tone": "per-processing (manufacturer and model) tone map to the reference scanner's",
-    "transfer": "per-processing (model) spectrum-ratio filter to the reference's, less the beam's share",
+    "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
-    "physics": "geometry, tone, transfer and re-toning: the acquisition-aware chain",
+    "physics": "geometry, tone, transfer, detector and re-toning: the acquisition-aware chain",
 }
 
 
@@ -441,22 +335,19 @@ def _scanner_params(params: Params, stage: int, scanner: int) -> Params:
 
 
 def _usable(params: Params, stage: int, scanner: int, acquisition: Acquisition) -> tuple[bool, str | None]:
-    """Whether stage ``stage`` changes this image, and if not, why; if so, the stage's caveat (None: nothing to say)."""
+    """Whether stage ``stage`` changes this image, and if not, why (None: the stage has nothing to do here)."""
     chosen = stages_of(str(params["method"]))[stage]
     if not params[f"stage{stage}.fitted"][scanner]:
         return False, f"the {chosen.name} stage was not fitted for this scanner (no fit image had its {chosen.needs})"
     if not chosen.can_take(acquisition):
         return False, f"no {chosen.needs} in the header: the {chosen.name} stage left the image as it is"
-    if chosen.caveat is None:
-        return True, None
-    reference = list(params["scanners"]).index(str(params["reference_scanner"]))
-    return True, chosen.caveat(_scanner_params(params, stage, scanner), _scanner_params(params, stage, reference))
+    return True, None
 
 
 def fallback_reason(params: Params, acquisition: Acquisition, *, stages: int | None = None) -> str | None:
     """Why the image is (partly) left as it is, or None: its scanner was not fitted, a stage was not fitted for its
-    scanner, its header lacks what a stage needs, or a stage fell back to a plainer form (its caveat). ``stages``: how
-    many of the method's stages count (all by default)."""
+    scanner, or its header lacks what a stage needs. ``stages``: how many of the method's stages count (all by
+    default)."""
     if acquisition.scanner not in params["scanners"]:
         return f"scanner not fitted ({acquisition.scanner}): image left as it is"
     own = list(params["scanners"]).index(acquisition.scanner)

@@ -87,16 +87,6 @@ class Detector:
 
 SPREADS = ("gaussian", "exponential")
 
-# A typical panel of each DICOM DetectorType (PS3.3 C.8.11.4), for when only the header's type is known: a 1 mm a-Se
-# direct panel and a 0.6 mm CsI indirect one, their MTFs and read-out noise as Samei and Flynn (Med. Phys. 30, 2003)
-# measured them (a-Se near 0.9 and CsI near 0.5 at 1.3 cycles/mm). Storage phosphor (CR) and film have no model here.
-TYPICAL_DETECTORS = {
-    "DIRECT": Detector("DIRECT", "a-Se", thickness_mm=1.0, blur_mm=0.05, electronic_noise_quanta=2.5),
-    "SCINTILLATOR": Detector(
-        "SCINTILLATOR", "CsI", thickness_mm=0.6, blur_mm=0.125, electronic_noise_quanta=6.0, spread="exponential"
-    ),
-}
-
 
 def blur(signal: np.ndarray, detector: Detector, pixel_spacing_mm: float) -> np.ndarray:
     """The detector's MTF applied to an image sampled at ``pixel_spacing_mm`` (exponential spread: by FFT, mirrored)."""
