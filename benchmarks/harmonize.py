@@ -9,7 +9,7 @@ each Fourier method at most 1.5x one FFT round trip; plain min/max under 10 ms; 
 distribution matching. The images are simulated radiographs (`simulate`, native matrices cropped square) in
 presentation values.
 
-The acquisition-aware chain (``physics``: geometry, tone, transfer, detector, tone) and each of its stages alone, with
+The acquisition-aware chain (``physics``: geometry, tone, transfer, tone) and each of its stages alone, with
 parameters fitted on the rendered images taken as two scanners of different magnification: target at most 3x one FFT
 round trip.
 

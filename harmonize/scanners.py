@@ -1,5 +1,6 @@
-"""Acquisition-aware harmonization: each scanner's processing and detector brought to the reference scanner's, with
-maps fitted per scanner from that scanner's own images (no paired images needed) and chosen per image by its header.
+"""Acquisition-aware harmonization: each scanner's processing (and, alone, its detector) brought to the reference
+scanner's, with maps fitted per scanner from that scanner's own images (no paired images needed) and chosen per
+image by its header.
 
 Images from one device share its vendor's processing (multi-band enhancement and a tone curve: Vuylsteke and
 Schoeters, "Multiscale image contrast amplification (MUSICA)", Proc. SPIE 2167, 1994; Prokop et al., "Principles of
@@ -28,14 +29,15 @@ scanner's pooled images, so what varies between the images of one scanner is kep
 - ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count), fitted
   after ``transfer`` and applied above ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part
   (a-Se against CsI) and the vendors' enhancement bands no longer act: what differs between the detectors of one
-  model, brought to the reference detector's sharpness and noise texture.
-- ``physics``: ``geometry``, ``tone``, ``transfer`` and ``detector`` in the tone-matched domain, then ``tone`` again,
-  fitted after the others: geometry, processing inversion, detector matching, and re-processing with the reference's
-  tone.
+  model, brought to the reference detector's sharpness and noise power. A method of its own for the ablation, not part
+  of ``physics``: on the stand-in's paired renderings it made D110 and S120T (S120's beam and detector behind D110's
+  processing) easier to tell apart, not harder; a linear filter does not turn one detector's noise into another's.
+- ``physics``: ``geometry``, ``tone`` and ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
+  the others: geometry, processing inversion, and re-processing with the reference's tone.
 
 The processing stages are fitted per manufacturer and model because the processing is the vendor's software: a unit
-that shares the reference's model but not its detector keeps the reference's processing and changes only in the
-detector band. Fitting that pair's whole spectrum difference as a filter would apply a linear filter to what is not
+that shares the reference's model but not its detector keeps the reference's processing and is left as it is by
+``physics``. Fitting that pair's whole spectrum difference as a filter would apply a linear filter to what is not
 linear (its beam's bone-to-soft-tissue contrast) and create a texture of its own.
 
 Not built: energy matching (the kVp-dependent contrast of bone against soft tissue). One projection does not separate
@@ -65,7 +67,7 @@ from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, 
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
-VERSION = 4
+VERSION = 5
 MIN_SCANNER_IMAGES = 20
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
@@ -312,14 +314,14 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "tone": ("tone",),
     "transfer": ("transfer",),
     "detector": ("detector",),
-    "physics": ("geometry", "tone", "transfer", "detector", "tone"),
+    "physics": ("geometry", "tone", "transfer", "tone"),
 }
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
     "tone": "per-processing (manufacturer and model) tone map to the reference scanner's",
     "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
-    "physics": "geometry, tone, transfer, detector and re-toning: the acquisition-aware chain",
+    "physics": "geometry, tone, transfer and re-toning: the acquisition-aware chain",
 }
 
 
