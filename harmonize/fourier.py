@@ -147,8 +147,13 @@ def image_spectrum(image: np.ndarray) -> tuple[np.ndarray, ShutterBorder | None]
 
 
 def inverse_spectrum(spectrum: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
-    """The padded image back from its spectrum (float32); crop it to the image's shape."""
-    return fft.irfft2(spectrum, s=padded, workers=threads())
+    """The padded image back from its spectrum (float32; ``spectrum`` is overwritten); crop it to the image's shape.
+
+    Two one-axis passes, the columns' complex inverse in place and then the rows' real inverse: the same values as
+    ``irfft2``, which copies the spectrum between its passes, in half its time (11 against 21 ms at 2048 x 2048, one
+    thread; ``benchmarks/harmonize.py`` times both)."""
+    columns = fft.ifft(spectrum, axis=0, overwrite_x=True, workers=threads())
+    return fft.irfft(columns, n=padded[1], axis=1, workers=threads())
 
 
 def _low_block(shape: tuple[int, int], half_width: int) -> tuple[np.ndarray, np.ndarray]:

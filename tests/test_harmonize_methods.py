@@ -450,3 +450,11 @@ def test_band_energies_of_mixed_sizes_average_each_band_over_the_images_that_sam
         assert fitted[band] == pytest.approx(np.mean(seen) if seen else 0.0, rel=1e-12)
     out = fourier.apply_band_equalization(small.astype(np.float32), IMAGE_METHODS["bands"].fit([small]), clip=False)
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 75), (75, 48)])
+def test_the_two_pass_inverse_is_irfft2(shape):
+    image = np.random.default_rng(3).random(shape).astype(np.float32)
+    spectrum = fft.rfft2(image)
+    expected = fft.irfft2(spectrum, s=shape)
+    np.testing.assert_allclose(fourier.inverse_spectrum(spectrum.copy(), shape), expected, rtol=0, atol=1e-6)
