@@ -26,12 +26,12 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   afterwards the mean spectra agree (second-order statistics matched, as a Wiener-type ratio whose gain is limited to
   ``GAIN_LIMITS`` where one spectrum is nearly empty). The field each spectrum is estimated from is a centred square of
   ``SPECTRUM_FIELD_MM``, Hann-windowed (inside the chest, clear of collimation edges).
-- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count), fitted
-  after ``transfer`` and applied above ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part
-  (a-Se against CsI) and the vendors' enhancement bands no longer act: what differs between the detectors of one
-  model, brought to the reference detector's sharpness and noise power. A method of its own for the ablation, not part
-  of ``physics``: on the stand-in's paired renderings it made D110 and S120T (S120's beam and detector behind D110's
-  processing) easier to tell apart, not harder; a linear filter does not turn one detector's noise into another's.
+- ``detector``: the same ratio per scanner (the full signature, so the detector type and pixel spacing count), applied
+  above ``DETECTOR_BAND_PER_MM``, where detector MTFs and noise power spectra part (a-Se against CsI) and the vendors'
+  enhancement bands no longer act: what differs between the detectors of one model, brought to the reference detector's
+  sharpness and noise power. A method of its own for the ablation, not part of ``physics``: on the stand-in's paired
+  renderings it made D110 and S120T (S120's beam and detector behind D110's processing) easier to tell apart, not
+  harder; a linear filter does not turn one detector's noise into another's.
 - ``physics``: ``geometry``, ``tone`` and ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
   the others: geometry, processing inversion, and re-processing with the reference's tone.
 
