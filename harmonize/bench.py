@@ -21,9 +21,8 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
   ``CONTROL_LIMIT`` the scanner is readable from a trivial cue and the method's result on that experiment is discarded;
 - **fidelity**: SSIM and PSNR of each harmonized S120, S120T, D90PA and HP test image against the D110 rendering of the
   same phantom (the ground truth), at the analysis size; D110R's (the same physics, new noise) is the ceiling;
-- **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were or
-  took through a stage by an estimate instead of the header, and why (HP's headers carry no distances, so its
-  geometry takes the factor estimated from its scanner's mean chest);
+- **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
+  and why (HP's headers carry no distances, so its geometry cannot be matched);
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
   training images, its AUC on the harmonized D110 and D90PA test images and the gap between them;
 - **null** (negative control): the same model's gap between D110 and D110R, which no method should open;

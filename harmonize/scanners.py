@@ -12,13 +12,7 @@ scanner's pooled images, so what varies between the images of one scanner is kep
 - ``geometry``: each image scaled about its centre from its own magnification (the header's
   EstimatedRadiographicMagnificationFactor, or the ratio of DistanceSourceToDetector to DistanceSourceToPatient) to
   the reference scanner's mean. A portable unit at 100 cm magnifies the chest some 6% more than a PA room at 180 cm,
-  so its anatomy spans more pixels at the same pixel spacing. Where the header has no magnification (or the
-  reference scanner's have none), the factor is its scanner's, estimated from the images: each image's chest on a
-  fixed grid in millimetres (from its pixel spacing), as ranks of its own intensities so that no tone curve counts,
-  averaged per scanner; the factor is the scaling of the scanner's mean chest that best correlates with the
-  reference's. It rests on the assumption the tone stage makes, that both scanners image the same population in the
-  same view: its error is about the spread of chest sizes times ``sqrt(2 / images per scanner)`` (0.2% at a thousand
-  images and a 5% spread) plus whatever differs between the two populations' mean chests, which no fit can see.
+  so its anatomy spans more pixels at the same pixel spacing.
 - ``tone``: the monotone map between the pooled body-intensity distribution of the image's processing group (its
   manufacturer and model, whose software does the processing) and the reference scanner's group (mean quantile
   functions, as CDF matching uses, but one map per group instead of one per image). Where both image the same
@@ -53,9 +47,8 @@ energy or a learned bone model). Within a fitted scanner, its beam's mean effect
 Fitting streams the images once per stage (stage ``k`` is fitted on images already through stages ``0..k-1``), keeping
 one summary per scanner (sums, merged like every other method's), pooled per processing group where the stage is
 fitted per group. A scanner with fewer than ``MIN_SCANNER_IMAGES`` fit images, or not seen in the fit, keeps its images
-as they are; a stage skips an image whose header lacks what it needs (``geometry`` a magnification, unless its
-scanner's factor was estimated from its images, which the image's note then says; ``transfer`` and ``detector`` a
-pixel spacing), and every image of a scanner none of whose fit images had it. :func:`fallback_reason`
+as they are; a stage skips an image whose header lacks what it needs (``geometry`` a magnification, ``transfer`` and
+``detector`` a pixel spacing), and every image of a scanner none of whose fit images had it. :func:`fallback_reason`
 says which images fell back and why; the jobs store it with each image.
 """
 
@@ -66,24 +59,16 @@ from dataclasses import dataclass
 from functools import lru_cache, partial, reduce
 
 import numpy as np
-from scipy import ndimage
 
 from harmonize import distribution
 from harmonize.acquisition import Acquisition
-from harmonize.common import Params, add_summaries, apply_lookup, body_values, check_image, in_parallel, output_values
+from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
 from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
 # their cached images. Raise it whenever a stage's fit or apply changes.
-VERSION = 6
+VERSION = 5
 MIN_SCANNER_IMAGES = 20
-# The mean chest templates the geometry stage compares where headers carry no magnification: 96 pixels of 4 mm (a
-# chest detector's 384 mm), the factors searched in steps of 0.5% (a portable unit at 100 cm against a room at 180 cm
-# is 0.94), over the pixels that at least 90% of both scanners' images cover.
-TEMPLATE_SPACING_MM = 4.0
-TEMPLATE_SIDE = 96
-TEMPLATE_FACTORS = np.exp(np.arange(-33, 34) * 0.005)  # 0.85-1.18, 1 among them
-TEMPLATE_COVERAGE = 0.9
 SPECTRUM_FIELD_MM = 200.0
 FREQUENCY_EDGES_PER_MM = np.geomspace(0.005, 5.0, 61)
 GAIN_LIMITS = (0.125, 8.0)
@@ -102,6 +87,17 @@ ScannerSummaries = dict[str, dict]
 # geometry
 
 
+def summarize_magnification(image: np.ndarray, acquisition: Acquisition) -> Params | None:
+    """The image's magnification from its header, or None without one."""
+    if acquisition.magnification is None:
+        return None
+    return {"images": 1, "magnification_sum": float(acquisition.magnification)}
+
+
+def finish_magnification(summary: Params) -> Params:
+    return {"magnification": np.float64(summary["magnification_sum"] / summary["images"])}
+
+
 def _resampled_axis(image: np.ndarray, factor: float, axis: int) -> np.ndarray:
     """The image scaled by ``factor`` about its centre along ``axis``, same length, linear interpolation, edges
     continued."""
@@ -109,7 +105,7 @@ def _resampled_axis(image: np.ndarray, factor: float, axis: int) -> np.ndarray:
     centre = (length - 1) / 2
     source = np.clip(centre + (np.arange(length) - centre) / factor, 0, length - 1)
     lower = np.minimum(source.astype(np.intp), length - 2)
-    weight = (source - lower).astype(image.dtype)
+    weight = (source - lower).astype(np.float32)
     shape = [1, 1]
     shape[axis] = length
     weight = weight.reshape(shape)
@@ -117,115 +113,15 @@ def _resampled_axis(image: np.ndarray, factor: float, axis: int) -> np.ndarray:
     return below + weight * (above - below)
 
 
-def scaled_about_centre(image: np.ndarray, factor: float) -> np.ndarray:
-    """The image scaled by ``factor`` about its centre, same shape (bilinear, as two 1-D passes; edges continued)."""
-    return _resampled_axis(_resampled_axis(image, factor, 0), factor, 1)
-
-
-def chest_template(image: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """The image on a ``TEMPLATE_SIDE`` square grid of ``TEMPLATE_SPACING_MM`` pixels centred on the image's centre,
-    each value its share of the image's body intensities (the image's own CDF: any monotone tone curve gives the same
-    template), and where the image covers the grid (1 inside, 0 outside)."""
-    image = check_image(image)
-    block = max(1, int(TEMPLATE_SPACING_MM / spacing_mm))
-    rows, cols = (image.shape[0] // block) * block, (image.shape[1] // block) * block
-    offset_rows, offset_cols = (image.shape[0] - rows) // 2, (image.shape[1] - cols) // 2
-    cropped = image[offset_rows : offset_rows + rows, offset_cols : offset_cols + cols].astype(np.float32)
-    small = cropped.reshape(rows // block, block, cols // block, block).mean(axis=(1, 3))
-    values, counts = body_values(image, step=max(1, block // 2))
-    share = np.interp(small, values, np.cumsum(counts) / counts.sum(), left=0.0, right=1.0)
-    # Template pixel centres, in pixels of the block-averaged image about its centre.
-    grid = (np.arange(TEMPLATE_SIDE) - (TEMPLATE_SIDE - 1) / 2) * TEMPLATE_SPACING_MM / (block * spacing_mm)
-    coordinates = np.meshgrid(grid + (small.shape[0] - 1) / 2, grid + (small.shape[1] - 1) / 2, indexing="ij")
-    template = ndimage.map_coordinates(share, coordinates, order=1, mode="nearest")
-    inside = (
-        (coordinates[0] >= 0)
-        & (coordinates[0] <= small.shape[0] - 1)
-        & (coordinates[1] >= 0)
-        & (coordinates[1] <= small.shape[1] - 1)
-    )
-    return template * inside, inside.astype(np.float64)
-
-
-def summarize_geometry(image: np.ndarray, acquisition: Acquisition) -> Params | None:
-    """The image's magnification from its header (where it has one) and its :func:`chest_template` (where it has a
-    pixel spacing); None with neither."""
-    magnification, spacing = acquisition.magnification, acquisition.pixel_spacing_mm
-    if magnification is None and spacing is None:
-        return None
-    empty = np.zeros((TEMPLATE_SIDE, TEMPLATE_SIDE))
-    template, inside = (empty, empty) if spacing is None else chest_template(image, spacing)
-    return {
-        "images": 1,
-        "magnified_images": int(magnification is not None),
-        "magnification_sum": float(magnification or 0.0),
-        "template_sum": template,
-        "template_images": inside,
-    }
-
-
-def finish_geometry(summary: Params) -> Params:
-    """The scanner's mean header magnification (0: none of its images had one) and its mean chest template with the
-    share of its images covering each template pixel."""
-    images = summary["images"]
-    return {
-        "magnification": np.float64(summary["magnification_sum"] / max(summary["magnified_images"], 1)),
-        "template": summary["template_sum"] / np.maximum(summary["template_images"], 1),
-        "template_coverage": summary["template_images"] / images,
-    }
-
-
-def relate_templates(own: Params, reference: Params) -> Params:
-    """The scanner's row as stored: its header magnification and ``template_factor``, the factor that scales its mean
-    chest template about its centre onto the reference scanner's (the highest correlation over ``TEMPLATE_FACTORS``
-    where both cover ``TEMPLATE_COVERAGE`` of their images, refined by a parabola in log factor); 0 where either
-    scanner has no template. Both scanners image the same population, so their mean chests differ in size by their
-    magnifications' ratio, the factor the geometry stage takes for images without a magnification in the header. The
-    templates themselves are not kept (``benchmarks/magnification.py`` shows them at work)."""
-
-    def row(factor: float) -> Params:
-        return {"magnification": own["magnification"], "template_factor": np.float64(factor)}
-
-    own_covered, reference_covered = own["template_coverage"], reference["template_coverage"]
-    if not own_covered.any() or not reference_covered.any():
-        return row(0.0)
-    if np.array_equal(own["template"], reference["template"]):  # the reference scanner itself
-        return row(1.0)
-    scores = []
-    for factor in TEMPLATE_FACTORS:
-        scaled, covered = scaled_about_centre(own["template"], factor), scaled_about_centre(own_covered, factor)
-        both = (covered >= TEMPLATE_COVERAGE) & (reference_covered >= TEMPLATE_COVERAGE)
-        scores.append(np.corrcoef(scaled[both], reference["template"][both])[0, 1] if both.sum() > 16 else -1.0)
-    best = int(np.clip(np.argmax(scores), 1, len(scores) - 2))
-    low, middle, high = scores[best - 1 : best + 2]
-    curvature = low - 2 * middle + high
-    shift = 0.5 * (low - high) / curvature if curvature < 0 else 0.0
-    step = np.log(TEMPLATE_FACTORS[1] / TEMPLATE_FACTORS[0])
-    return row(TEMPLATE_FACTORS[best] * np.exp(np.clip(shift, -1, 1) * step))
-
-
-def magnification_factor(acquisition: Acquisition, own: Params, reference: Params) -> tuple[float | None, str | None]:
-    """The factor that brings the image's anatomy to the reference scanner's size, and a note where it is not the
-    header's: the ratio of the reference's mean magnification to the image's own (both from headers), else its
-    scanner's ``template_factor``; None when neither is known."""
-    if acquisition.magnification is not None and reference["magnification"] > 0:
-        return float(reference["magnification"]) / acquisition.magnification, None
-    if own["template_factor"] > 0:
-        return float(own["template_factor"]), (
-            "no magnification in the header (or none in the reference scanner's): the geometry stage took its "
-            "scanner's factor estimated from the mean chest of its images"
-        )
-    return None, "no magnification in the header and no scanner template: the geometry stage left the image as it is"
-
-
 def apply_magnification(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
-    """Scale the image about its centre by :func:`magnification_factor`, so that anatomy spans as many pixels as on
-    the reference (float32, same shape; bilinear, as two 1-D passes)."""
+    """Scale the image about its centre from its own magnification (header) to the reference scanner's mean, so that
+    anatomy spans as many pixels as on the reference (float32, same shape; bilinear, as two 1-D passes)."""
     image = check_image(image)
-    factor = magnification_factor(acquisition, own, reference)[0]
-    if factor is None or abs(factor - 1.0) < 1e-4 or min(image.shape) < 2:
+    factor = float(reference["magnification"]) / acquisition.magnification
+    if abs(factor - 1.0) < 1e-4 or min(image.shape) < 2:
         return image
-    return scaled_about_centre(image.astype(np.float32, copy=False), factor)
+    scaled = _resampled_axis(image.astype(np.float32, copy=False), factor, 0)
+    return _resampled_axis(scaled, factor, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -378,10 +274,7 @@ class Stage:
     compose, so :func:`apply` runs them as one);
     ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is; ``per``: what the
     stage is fitted per, ``scanner`` or ``processing`` (the scanners of one manufacturer and model pooled, and any of
-    them sharing the reference scanner's processing left as they are); ``relate(own arrays, reference arrays)``:
-    a scanner's row as stored, from its finished arrays and the reference's; ``note(acquisition, own arrays,
-    reference arrays) -> (whether the stage changes the image, why not or how)``, where that depends on more than
-    ``needs``."""
+    them sharing the reference scanner's processing left as they are)."""
 
     name: str
     summarize: Callable[[np.ndarray, Acquisition], Params | None]
@@ -390,8 +283,6 @@ class Stage:
     gains: Callable[[Acquisition, Params, Params], np.ndarray] | None = None
     needs: str | None = None
     per: str = "scanner"
-    relate: Callable[[Params, Params], Params] | None = None
-    note: Callable[[Acquisition, Params, Params], tuple[bool, str | None]] | None = None
 
     def can_take(self, acquisition: Acquisition) -> bool:
         return self.needs is None or getattr(acquisition, self.needs) is not None
@@ -399,15 +290,7 @@ class Stage:
 
 STAGES = {
     "geometry": Stage(
-        "geometry",
-        summarize_geometry,
-        finish_geometry,
-        apply_magnification,
-        relate=relate_templates,
-        note=lambda acquisition, own, reference: (
-            (factor := magnification_factor(acquisition, own, reference))[0] is not None,
-            factor[1],
-        ),
+        "geometry", summarize_magnification, finish_magnification, apply_magnification, needs="magnification"
     ),
     "tone": Stage("tone", summarize_tone, finish_tone, apply_tone, per="processing"),
     "transfer": Stage(
@@ -434,7 +317,7 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "physics": ("geometry", "tone", "transfer", "tone"),
 }
 DESCRIPTIONS = {
-    "geometry": "scaled from the header's magnification (else its scanner's mean chest) to the reference scanner's",
+    "geometry": "scaled from the header's magnification to the reference scanner's",
     "tone": "per-processing (manufacturer and model) tone map to the reference scanner's",
     "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
@@ -454,27 +337,19 @@ def _scanner_params(params: Params, stage: int, scanner: int) -> Params:
 
 
 def _usable(params: Params, stage: int, scanner: int, acquisition: Acquisition) -> tuple[bool, str | None]:
-    """Whether stage ``stage`` changes this image, and if not, why, or how where it is not as the header says (None:
-    nothing to say)."""
+    """Whether stage ``stage`` changes this image, and if not, why (None: the stage has nothing to do here)."""
     chosen = stages_of(str(params["method"]))[stage]
     if not params[f"stage{stage}.fitted"][scanner]:
-        what = chosen.needs or "magnification or pixel spacing"
-        return False, f"the {chosen.name} stage was not fitted for this scanner (no fit image had its {what})"
+        return False, f"the {chosen.name} stage was not fitted for this scanner (no fit image had its {chosen.needs})"
     if not chosen.can_take(acquisition):
         return False, f"no {chosen.needs} in the header: the {chosen.name} stage left the image as it is"
-    if chosen.note is not None:
-        reference = list(params["scanners"]).index(str(params["reference_scanner"]))
-        return chosen.note(
-            acquisition, _scanner_params(params, stage, scanner), _scanner_params(params, stage, reference)
-        )
     return True, None
 
 
 def fallback_reason(params: Params, acquisition: Acquisition, *, stages: int | None = None) -> str | None:
-    """Why the image is (partly) left as it is, or taken through a stage by an estimate instead of its header, or
-    None: its scanner was not fitted, a stage was not fitted for its scanner, its header lacks what a stage needs, or
-    the geometry stage took its scanner's factor from the images. ``stages``: how many of the method's stages count
-    (all by default)."""
+    """Why the image is (partly) left as it is, or None: its scanner was not fitted, a stage was not fitted for its
+    scanner, or its header lacks what a stage needs. ``stages``: how many of the method's stages count (all by
+    default)."""
     if acquisition.scanner not in params["scanners"]:
         return f"scanner not fitted ({acquisition.scanner}): image left as it is"
     own = list(params["scanners"]).index(acquisition.scanner)
@@ -601,8 +476,6 @@ def finish_pass(
             key = group_of(scanner)
             pooled[key] = add_summaries(pooled[key], summary) if key in pooled else summary
     rows = {s: chosen.finish(pooled[group_of(s)]) for s in fitted["scanners"] if group_of(s) in pooled}
-    if chosen.relate is not None and reference in rows:
-        rows = {s: chosen.relate(row, rows[reference]) for s, row in rows.items()}
     fitted_flags = [float(s in rows and reference in rows) for s in fitted["scanners"]]
     # Rows of scanners the stage skips only hold the shape (any fitted row will do); with none, the stage is empty.
     filler = next(iter(rows.values()), {})

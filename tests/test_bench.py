@@ -114,10 +114,9 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "physics", "combat"}
     fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback"}
     assert set(fallbacks) == {f"fallback_images_{arm}" for arm in ARMS}
-    # Every arm's scanner is fitted; HP's headers have no distances, so its geometry takes the factor estimated from
-    # its scanner's mean chest, and every HP image says so.
+    # Every arm's scanner is fitted; HP's headers have no distances, so its geometry is left as it was, and it says so.
     silent = fallbacks.pop("fallback_images_HP")
-    assert silent["value"] == count_test_phantoms(bench_dir) and "from the mean chest of its images" in silent["note"]
+    assert silent["value"] == count_test_phantoms(bench_dir) and "geometry stage was not fitted" in silent["note"]
     assert all(row["value"] == 0 for row in fallbacks.values())
     fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
     assert "ssim_D110R_vs_D110" in fidelity  # the noise-only ceiling beside the other arms
