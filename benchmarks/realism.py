@@ -24,6 +24,9 @@ percentile window, analysis image of ``--size`` pixels. Each image is cropped to
 - background fraction: the share of pixels in dark regions (below 0.05) that touch the image border: collimation,
   shutters and air outside the body, not dark lung.
 
+``--bench DIR`` also reads the bench set's test phantoms, rendered by every arm with D110's matrix and collimation,
+and prints each arm's background fraction paired against D110's: where a unit's background comes from.
+
 Acceptance (issue 14): exponent within 0.3 of the real image's, gradient and edge share within 25%,
 background under 10%; each stand-in mean is printed with its 95% interval (mean +- 1.96 standard errors over images:
 phantoms differ a lot, and twelve images moved the means by up to a sixth of the margins).
@@ -217,6 +220,36 @@ def beam_effects(simulated: dict[str, list], profiles_wanted: tuple[str, ...]) -
     return lines
 
 
+def paired_background(bench_dir: Path, phantoms: int) -> list[str]:
+    """Where a unit's background comes from: on the bench set's test phantoms, each rendered by every arm with D110's
+    matrix, spacing and collimation, each arm's background fraction and its paired difference from D110's (mean and
+    95% interval over phantoms). S120T has S120's beam and detector behind D110's processing, so S120 against S120T
+    is the processing's share."""
+    import pydicom
+
+    from harmonize.bench import read_manifest
+
+    arms = ("D110", "S120", "S120T", "D90PA")
+    renderings: dict[int, dict[str, Path]] = {}
+    for image in read_manifest(bench_dir):
+        if image.split == "test" and image.arm in arms:
+            renderings.setdefault(image.phantom_id, {})[image.arm] = image.path
+    chosen = sorted(renderings)[:phantoms]
+    fractions = {
+        arm: np.array([background(analysis_of(pydicom.dcmread(renderings[p][arm]), 512)).mean() for p in chosen])
+        for arm in arms
+    }
+    lines = []
+    for arm, values in fractions.items():
+        difference = values - fractions["D110"]
+        half = 1.96 * difference.std(ddof=1) / np.sqrt(len(chosen))
+        lines.append(
+            f"bench {arm}: background {values.mean():.1%}; paired against D110 on {len(chosen)} phantoms "
+            f"{difference.mean():+.2%} ({difference.mean() - half:+.2%} to {difference.mean() + half:+.2%})"
+        )
+    return lines
+
+
 def summary_rows(real: dict, simulated: dict) -> list[tuple[str, Realism, Realism | None]]:
     rows = [(name, realism(image), None) for name, image in real.items()]
     for name, group in simulated.items():
@@ -308,7 +341,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="analysis image size in pixels (default 512)")
     parser.add_argument("--image-size", type=int, default=2048, help="rendered longer side (default 2048)")
     parser.add_argument("--profiles", default="D110,S120,D90", help="units to render (default D110,S120,D90)")
+    parser.add_argument("--bench", type=Path, help="a bench set: also print each arm's paired background fraction")
+    parser.add_argument("--bench-phantoms", type=int, default=150, help="test phantoms read from --bench")
     args = parser.parse_args()
+    if args.bench:
+        for line in paired_background(args.bench, args.bench_phantoms):
+            print(line)
     real = real_images(args.size)
     units = tuple(args.profiles.split(","))
     simulated = simulated_images(args.images, args.size, args.image_size, units)
