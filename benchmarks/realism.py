@@ -40,6 +40,7 @@ import argparse
 import io
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -152,10 +153,10 @@ def analysis_of(dataset, size: int) -> np.ndarray:
 
 
 def real_images(size: int) -> dict[str, np.ndarray]:
-
     return {"RG1 (Thoravision Se drum, PA)": analysis_of(rg1(), size)}
 
 
+@lru_cache(maxsize=1)
 def rg1():
     import pydicom
     from pydicom.data import get_testdata_file
@@ -220,7 +221,7 @@ def beam_effects(simulated: dict[str, list], profiles_wanted: tuple[str, ...]) -
     return lines
 
 
-def paired_background(bench_dir: Path, phantoms: int) -> list[str]:
+def paired_background(bench_dir: Path, phantoms: int, size: int) -> list[str]:
     """Where a unit's background comes from: on the bench set's test phantoms, each rendered by every arm with D110's
     matrix, spacing and collimation, each arm's background fraction and its paired difference from D110's (mean and
     95% interval over phantoms). S120T has S120's beam and detector behind D110's processing, so S120 against S120T
@@ -236,7 +237,7 @@ def paired_background(bench_dir: Path, phantoms: int) -> list[str]:
             renderings.setdefault(image.phantom_id, {})[image.arm] = image.path
     chosen = sorted(renderings)[:phantoms]
     fractions = {
-        arm: np.array([background(analysis_of(pydicom.dcmread(renderings[p][arm]), 512)).mean() for p in chosen])
+        arm: np.array([background(analysis_of(pydicom.dcmread(renderings[p][arm]), size)).mean() for p in chosen])
         for arm in arms
     }
     lines = []
@@ -345,7 +346,7 @@ def main() -> None:
     parser.add_argument("--bench-phantoms", type=int, default=150, help="test phantoms read from --bench")
     args = parser.parse_args()
     if args.bench:
-        for line in paired_background(args.bench, args.bench_phantoms):
+        for line in paired_background(args.bench, args.bench_phantoms, args.size):
             print(line)
     real = real_images(args.size)
     units = tuple(args.profiles.split(","))
