@@ -358,7 +358,8 @@ def main() -> None:
         print(line)
     for line in beam_effects(simulated, units):
         print(line)
-    figure(real, {unit: simulated[unit] for unit in units}, OUT / "realism.png")
+    shown = [*units, rg1_beam_arm(units[0])]  # the units, and the first one's phantoms with RG1's beam beside them
+    figure(real, {arm: simulated[arm] for arm in shown}, OUT / "realism.png")
     print(f"figure: {OUT / 'realism.png'}")
 
 
