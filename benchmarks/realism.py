@@ -203,20 +203,22 @@ def simulated_images(count: int, size: int, image_size: int, profiles_wanted: tu
     return images
 
 
-def beam_effects(simulated: dict[str, list], profiles_wanted: tuple[str, ...]) -> list[str]:
+def mean_and_half_width(values: np.ndarray) -> tuple[float, float]:
+    """The mean and the half width of its 95% interval (1.96 standard errors over the values)."""
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def beam_effects(stats: dict[str, list[Realism]], profiles_wanted: tuple[str, ...]) -> list[str]:
     """Per unit, how RG1's beam changes the gradient of the same phantoms: the mean per-image ratio less 1, with its
-    95% interval (paired: +-1.96 standard errors of the ratios)."""
+    95% interval (paired: over the per-image ratios)."""
     lines = []
     for unit in profiles_wanted:
-        own = [realism(image) for image in simulated[unit]]
-        beam = [realism(image) for image in simulated[rg1_beam_arm(unit)]]
+        own, beam = stats[unit], stats[rg1_beam_arm(unit)]
         cells = []
         for field in ("gradient_p99", "gradient_p99_field"):
             ratios = np.array([getattr(b, field) / getattr(o, field) for o, b in zip(own, beam, strict=True)])
-            half = 1.96 * ratios.std(ddof=1) / np.sqrt(len(ratios))
-            cells.append(
-                f"{field} {ratios.mean() - 1:+.1%} ({ratios.mean() - 1 - half:+.1%} to {ratios.mean() - 1 + half:+.1%})"
-            )
+            change, half = mean_and_half_width(ratios - 1)
+            cells.append(f"{field} {change:+.1%} ({change - half:+.1%} to {change + half:+.1%})")
         lines.append(f"{unit}: RG1's beam on the same {len(own)} phantoms changes " + ", ".join(cells))
     return lines
 
@@ -242,22 +244,21 @@ def paired_background(bench_dir: Path, phantoms: int, size: int) -> list[str]:
     }
     lines = []
     for arm, values in fractions.items():
-        difference = values - fractions["D110"]
-        half = 1.96 * difference.std(ddof=1) / np.sqrt(len(chosen))
+        difference, half = mean_and_half_width(values - fractions["D110"])
         lines.append(
             f"bench {arm}: background {values.mean():.1%}; paired against D110 on {len(chosen)} phantoms "
-            f"{difference.mean():+.2%} ({difference.mean() - half:+.2%} to {difference.mean() + half:+.2%})"
+            f"{difference:+.2%} ({difference - half:+.2%} to {difference + half:+.2%})"
         )
     return lines
 
 
-def summary_rows(real: dict, simulated: dict) -> list[tuple[str, Realism, Realism | None]]:
+def summary_rows(real: dict, stats: dict[str, list[Realism]]) -> list[tuple[str, Realism, Realism | None]]:
+    """The real images' statistics, then each simulated arm's mean and standard deviation over its images."""
     rows = [(name, realism(image), None) for name, image in real.items()]
-    for name, group in simulated.items():
-        stats = [realism(image) for image in group]
-        mean = Realism(*np.mean([list(vars(s).values()) for s in stats], axis=0))
-        sd = Realism(*np.std([list(vars(s).values()) for s in stats], axis=0))
-        rows.append((f"stand-in {name} frontal (n={len(stats)})", mean, sd))
+    for name, group in stats.items():
+        mean = Realism(*np.mean([list(vars(s).values()) for s in group], axis=0))
+        sd = Realism(*np.std([list(vars(s).values()) for s in group], axis=0))
+        rows.append((f"stand-in {name} frontal (n={len(group)})", mean, sd))
     return rows
 
 
@@ -351,12 +352,13 @@ def main() -> None:
     real = real_images(args.size)
     units = tuple(args.profiles.split(","))
     simulated = simulated_images(args.images, args.size, args.image_size, units)
-    rows = summary_rows(real, simulated)
+    stats = {arm: [realism(image) for image in group] for arm, group in simulated.items()}
+    rows = summary_rows(real, stats)
     print(f"analysis images of {args.size} px (central square); simulated at {args.image_size} px; mean ± sd")
     print_table(rows)
     for line in acceptance(rows, args.images):
         print(line)
-    for line in beam_effects(simulated, units):
+    for line in beam_effects(stats, units):
         print(line)
     shown = [*units, rg1_beam_arm(units[0])]  # the units, and the first one's phantoms with RG1's beam beside them
     figure(real, {arm: simulated[arm] for arm in shown}, OUT / "realism.png")
