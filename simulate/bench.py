@@ -17,15 +17,17 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
   distances: for the fits and the fidelity of methods that must fall back where the header is silent (training and
   test phantoms only).
 
-Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them) and ``<out>/manifest.csv``
-(phantom_id, split, sex, abnormal, finding, arm, path). A re-run renders only what is missing; equal seeds give equal
-bytes.
+Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them), ``<out>/manifest.csv``
+(phantom_id, split, sex, abnormal, finding, arm, path) and ``<out>/bench-set.json`` (the stand-in's version, the image
+size and the seed the images were rendered with). A re-run renders only what is missing, and only into a set made
+the same way: equal seeds give equal bytes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache, partial
@@ -36,8 +38,9 @@ from threadpoolctl import threadpool_limits
 
 from simulate.dicom_writer import dx_bytes, uid_from
 from simulate.profiles import ScannerProfile, load_profiles
-from simulate.render import ImageTask, render
+from simulate.render import STAND_IN_VERSION, ImageTask, render
 from simulate.spectra import tube_spectrum
+from xrh.errors import UsageError
 from xrh.files import write_bytes_atomic
 from xrh.processes import worker_pool
 from xrh.progress import track
@@ -142,9 +145,41 @@ def _render_one(image_size: int, out: str, work: tuple[BenchPhantom, str]) -> st
     return relative
 
 
-def render_bench(out: Path, phantoms: list[BenchPhantom], image_size: int, *, workers: int = 1) -> Path:
-    """Render every (phantom, arm) the splits need that is not on disk yet; write the manifest; return its path."""
+SET_STAMP = "bench-set.json"
+
+
+def claim_set(out: Path, image_size: int, seed: int) -> None:
+    """Stamp ``out`` with how its images are rendered, or check the stamp already there.
+
+    Raises
+    ------
+    UsageError
+        If ``out`` holds images rendered another way (another stand-in version, image size or seed), or images without
+        a stamp (rendered before stamps were written): extending it would mix two sets.
+    """
+    stamp = {"stand_in_version": STAND_IN_VERSION, "image_size": image_size, "seed": seed}
+    path = Path(out) / SET_STAMP
+    if path.exists():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if found == stamp:
+            return
+        differs = ", ".join(
+            f"{key} {found.get(key)} (now {value})" for key, value in stamp.items() if found.get(key) != value
+        )
+        raise UsageError(f"{out} holds a bench set rendered with {differs}; render into a new folder or delete it")
+    if any(True for arm in ARMS for _ in (Path(out) / arm).glob("*.dcm")):
+        raise UsageError(
+            f"{out} holds bench images without {SET_STAMP} (rendered by an earlier stand-in); "
+            "render into a new folder or delete it"
+        )
+    write_bytes_atomic(path, json.dumps(stamp, indent=1).encode("utf-8"))
+
+
+def render_bench(out: Path, phantoms: list[BenchPhantom], image_size: int, *, seed: int, workers: int = 1) -> Path:
+    """Render every (phantom, arm) the splits need that is not on disk yet, into a set rendered the same way
+    (:func:`claim_set`; ``seed`` is the one ``phantoms`` were drawn with); write the manifest; return its path."""
     out = Path(out)
+    claim_set(out, image_size, seed)
     needed = [(p, arm) for p in phantoms for arm in ARMS_BY_SPLIT[p.split]]
     missing = [(p, arm) for p, arm in needed if not (out / arm / f"{p.phantom_id}.dcm").exists()]
     render_one = partial(_render_one, image_size, str(out))

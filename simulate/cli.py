@@ -21,7 +21,7 @@ def bench_command(args: argparse.Namespace, out: Path) -> int:
 
     size = args.image_size or 512
     manifest = render_bench(
-        out, bench_phantoms(args.bench, args.seed), size, workers=args.workers or os.cpu_count() or 1
+        out, bench_phantoms(args.bench, args.seed), size, seed=args.seed, workers=args.workers or os.cpu_count() or 1
     )
     print(f"bench set of {args.bench} phantoms at {size} px: {manifest}")
     print(f"next: xrh harmonize bench --bench {out}")

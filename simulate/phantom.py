@@ -19,6 +19,7 @@ imaging research", Med. Phys. 37 (2010), at a much coarser level of detail.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -45,6 +46,12 @@ FINDINGS = (
 
 # Anatomy constants (cm unless named otherwise); each structure's docstring names its source.
 RIB_SPACING_CM = 2.5  # thoracic vertebral body and disc height (Gray's Anatomy, 41st ed., ch. 43)
+# Spread (relative standard deviation) of each rib's drop, reach and section height about the patient's pattern.
+RIB_SHAPE_SPREAD = (0.07, 0.025, 0.08)
+# At its sternal end a rib's section is this many times as high as behind, and its cortex this share as thick.
+ANTERIOR_RIB_BROADENING = 1.3
+ANTERIOR_CORTEX_SHARE = 0.5
+RIB_EDGE_CORTEX_SHARE = 0.5  # the upper and lower edges' cortex against the faces' (a guess: thinner, not how much)
 CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 1995)
 TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
 # Vertebral bodies are sparser and thinner-walled than ribs: trabecular bone volume fraction about 0.1 in the spine
@@ -52,6 +59,8 @@ TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publi
 # Fyhrie, J. Bone Miner. Res. 9 (1994) 1719).
 VERTEBRAL_TRABECULAR_FRACTION = 0.1
 VERTEBRAL_CORTEX_CM = 0.04
+END_PLATE_CONCAVITY_CM = 0.15  # depth of the end plates' dish (Panjabi et al. 1991: 1-2 mm)
+VERTEBRAL_HALF_HEIGHT_CM = 0.9  # bodies about 1.8 cm high between discs (Panjabi et al. 1991, see _vertebral_section)
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
 DETECTOR_GAP_CM = 1.5  # from the patient's skin to the detector's surface
@@ -97,6 +106,7 @@ class Anatomy:
     rib_slope: float
     shift_cm: tuple[float, float]
     vessel_seed: int
+    rib_seed: int
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ def random_anatomy(rng: np.random.Generator, sex: str) -> Anatomy:
         rib_slope=rng.uniform(0.9, 1.3),
         shift_cm=(rng.normal(0.0, 1.2), rng.normal(0.0, 1.2)),
         vessel_seed=int(rng.integers(2**31)),
+        rib_seed=int(rng.integers(2**31)),
     )
 
 
@@ -225,6 +236,31 @@ def _add_ellipsoid(
     target[rows, cols] += weight * 2.0 * half_depth * np.sqrt(np.clip(inside, 0.0, None))
 
 
+def _add_cylinder(
+    target: np.ndarray,
+    proj: _Projection,
+    center: tuple[float, float, float],
+    axes: tuple[float, float, float],
+    weight: float = 1.0,
+) -> None:
+    """Add ``weight`` x the chord length through an upright elliptic cylinder (semi-axes along x and z of its section,
+    half height along y): a vertebral body's shape. Each end ramps over ``END_PLATE_CONCAVITY_CM`` (or a pixel, if
+    larger): end plates are dished, so the beam meets them over a band, not along one line."""
+    u, v, depth = proj.in_plane(center)
+    a_x, a_y, a_z = axes
+    half_u, half_depth = (a_z, a_x) if proj.lateral else (a_x, a_z)
+    m = proj.magnification(depth)
+    u, v, half_u, half_v = u * m, v * m, half_u * m, a_y * m
+    ramp = max(proj.grid.spacing_cm, END_PLATE_CONCAVITY_CM * m)
+    window = proj.window(u, v, half_u, half_v + ramp / 2)
+    if window is None:
+        return
+    rows, cols = window
+    across = np.sqrt(np.clip(1.0 - ((proj.x[:, cols] - u) / half_u) ** 2, 0.0, None))
+    along = np.clip((half_v - np.abs(proj.y[rows] - v)) / ramp + 0.5, 0.0, 1.0)
+    target[rows, cols] += weight * 2.0 * half_depth * across * along
+
+
 def _add_tube(
     target: np.ndarray,
     proj: _Projection,
@@ -233,27 +269,34 @@ def _add_tube(
     weight: float = 1.0,
     *,
     half_depth_cm: float | np.ndarray | None = None,
-    shell_cm: float = 0.0,
+    shell_cm: float | np.ndarray = 0.0,
+    shell_depth_cm: float | np.ndarray | None = None,
     core_fraction: float = 1.0,
 ) -> None:
     """Add ``weight`` x the chord through a tube along a 3-D polyline (``points``: (n, 3)).
 
     The cross-section is an ellipse: ``half_width_cm`` across the image, ``half_depth_cm`` along the beam (round when
-    None), both per point or scalar. With ``shell_cm`` the tube is a bone: a cortical shell of that thickness at full
-    density round a trabecular core holding ``core_fraction`` of it (its bone volume fraction).
+    None), both per point or scalar. With ``shell_cm`` the tube is a bone: a cortical shell at full density round a
+    trabecular core holding ``core_fraction`` of it (its bone volume fraction); the shell is ``shell_cm`` thick at the
+    sides seen edge-on and ``shell_depth_cm`` (``shell_cm`` when None) where the beam crosses it, per point or scalar.
     """
     points = np.asarray(points, dtype=float)
-    widths = np.broadcast_to(np.asarray(half_width_cm, dtype=float), (len(points),))
-    depths = widths if half_depth_cm is None else np.broadcast_to(np.asarray(half_depth_cm, dtype=float), widths.shape)
+
+    def per_segment(values: float | np.ndarray) -> np.ndarray:
+        along = np.broadcast_to(np.asarray(values, dtype=float), (len(points),))
+        return (along[:-1] + along[1:]) / 2
+
+    widths = per_segment(half_width_cm)
     _add_segments(
         target,
         proj,
         points[:-1],
         points[1:],
-        (widths[:-1] + widths[1:]) / 2,
+        widths,
         weight,
-        half_depth_cm=(depths[:-1] + depths[1:]) / 2,
-        shell_cm=shell_cm,
+        half_depth_cm=widths if half_depth_cm is None else per_segment(half_depth_cm),
+        shell_cm=per_segment(shell_cm),
+        shell_depth_cm=None if shell_depth_cm is None else per_segment(shell_depth_cm),
         core_fraction=core_fraction,
     )
 
@@ -267,14 +310,18 @@ def _add_segments(
     weight: float = 1.0,
     *,
     half_depth_cm: np.ndarray | None = None,
-    shell_cm: float = 0.0,
+    shell_cm: float | np.ndarray = 0.0,
+    shell_depth_cm: float | np.ndarray | None = None,
     core_fraction: float = 1.0,
 ) -> None:
-    """Tube segments from ``starts`` to ``ends`` ((n, 3) each) with per-segment sections (see :func:`_add_tube`).
+    """Tube segments from ``starts`` to ``ends`` ((n, 3) each) with per-segment sections and shells (see
+    :func:`_add_tube`).
 
     Segments thinner than ``SUBPIXEL`` of a pixel are left out: point sampling would catch them only by chance.
     """
     depths = half_width_cm if half_depth_cm is None else half_depth_cm
+    shells = np.broadcast_to(np.asarray(shell_cm, dtype=float), (len(starts),))
+    shell_depths = shells if shell_depth_cm is None else np.broadcast_to(np.asarray(shell_depth_cm), shells.shape)
     ends_uv = []
     for points in (starts, ends):
         depth = points[:, 0] if proj.lateral else points[:, 2]
@@ -285,38 +332,53 @@ def _add_segments(
     (u0s, v0s, scales), (u1s, v1s, _) = ends_uv
     widths = half_width_cm * scales
     spacing = proj.grid.spacing_cm
+    drawn = []
     for k in np.flatnonzero(widths >= SUBPIXEL * spacing):
-        u0, v0, u1, v1, a, b = u0s[k], v0s[k], u1s[k], v1s[k], widths[k], depths[k]
+        u0, v0, u1, v1, a = u0s[k], v0s[k], u1s[k], v1s[k], widths[k]
         window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + a, abs(v1 - v0) / 2 + a)
-        if window is None:
-            continue
-        rows, cols = window
+        if window is not None:
+            drawn.append((k, window))
+    if not drawn:
+        return
+    top, left = min(rows.start for _, (rows, _) in drawn), min(cols.start for _, (_, cols) in drawn)
+    bottom, right = max(rows.stop for _, (rows, _) in drawn), max(cols.stop for _, (_, cols) in drawn)
+    # Consecutive segments overlap at their joints: the tube's outer and inner chords are each the maximum over its
+    # segments, so a joint is drawn once and no cortex shows inside the tube there. Tubes add to what ``target``
+    # holds: where two cross, their paths add up.
+    outer = np.zeros((bottom - top, right - left))
+    inner = np.zeros_like(outer)
+    for k, (rows, cols) in drawn:
+        u0, v0, u1, v1, a, b = u0s[k], v0s[k], u1s[k], v1s[k], widths[k], depths[k]
         du, dv = u1 - u0, v1 - v0
         length2 = du * du + dv * dv
         pu, pv = proj.x[:, cols] - u0, proj.y[rows] - v0
         t = np.clip((pu * du + pv * dv) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(pu * pv)
         distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
+        local = (slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left))
         chord = 2.0 * b * np.sqrt(np.clip(1.0 - distance2 / (a * a), 0.0, None))
-        if shell_cm > 0:
-            inner_a, inner_b = max(a - shell_cm * scales[k], 1e-3), max(b - shell_cm, 1e-3)
-            inner = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
-            chord = chord - (1.0 - core_fraction) * inner
-        # Consecutive segments overlap at their joints; take the maximum there instead of summing twice.
-        np.maximum(target[rows, cols], weight * chord, out=target[rows, cols], where=chord > 0)
+        np.maximum(outer[local], chord, out=outer[local])
+        if shells[k] > 0:
+            inner_a, inner_b = max(a - shells[k] * scales[k], 1e-3), max(b - shell_depths[k], 1e-3)
+            core = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
+            np.maximum(inner[local], core, out=inner[local])
+    target[top:bottom, left:right] += weight * (outer - (1.0 - core_fraction) * inner)
 
 
-def _add_bone_ellipsoid(
+def _add_bone(
     target: np.ndarray,
     proj: _Projection,
     center: tuple[float, float, float],
     axes: tuple[float, float, float],
     shell_cm: float = CORTEX_CM,
     core_fraction: float = TRABECULAR_FRACTION,
+    *,
+    solid: Callable[..., None] = _add_ellipsoid,
 ) -> None:
-    """A bone of ellipsoidal shape: cortical shell of ``shell_cm`` round a trabecular core (see :func:`_add_tube`)."""
-    _add_ellipsoid(target, proj, center, axes)
+    """A bone of the shape ``solid`` draws (an ellipsoid, or a vertebral body's :func:`_add_cylinder`): a cortical
+    shell of ``shell_cm`` round a trabecular core (see :func:`_add_tube`)."""
+    solid(target, proj, center, axes)
     inner = tuple(max(a - shell_cm, 0.05) for a in axes)
-    _add_ellipsoid(target, proj, center, inner, -(1.0 - core_fraction))
+    solid(target, proj, center, inner, -(1.0 - core_fraction))
 
 
 def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
@@ -331,31 +393,52 @@ def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
     return 2.0 * half_along * np.sqrt(np.clip(1.0 - (proj.x / half_across) ** 2, 0.0, None))
 
 
-def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rib ``index`` (0 = first rib) of one side: its 3-D centre line and the half width and half depth of its section.
+def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rib ``index`` (0 = first rib) of one side: its 3-D centre line, and at each point the half width and half depth
+    of its section and the thickness of its cortex at the sides seen edge-on and where the beam crosses it.
 
     Each rib is a ring round the chest from its vertebra (azimuth 0, posterior) past the lateral wall (pi/2) to the
     costochondral junction (about 0.85 pi, near the midclavicular line); the cartilage that joins it to the sternum has
     soft-tissue density and is
     not drawn. The ring's plane tilts down anteriorly, so in a frontal view the posterior rib runs out almost
     horizontally from the spine and curves down at the wall, and the anterior rib runs down and in, rising laterally
-    (Gray's Anatomy, 41st ed. (2016), ch. 54). The upper ribs are short, tightly curved rings; ribs widen to the
-    seventh. The section is a flattened band, about 1.2 cm high and 0.5 cm thick: the beam crosses its thin side
-    behind and in front, and runs along its height at the lateral wall, where ribs show densest.
+    (Gray's Anatomy, 41st ed. (2016), ch. 54). The upper ribs are short, tightly curved rings; ribs widen to
+    the seventh. The section is a flattened band, about 1.2 cm high and 0.5 cm thick: the beam crosses its thin side
+    behind and in front, and runs along its height at the lateral wall, where ribs show densest. In front of the wall
+    the rib flattens and broadens towards its sternal end, which takes the cartilage (Gray's Anatomy, ch. 54), and
+    its cortex thins from the mid-rib maximum (Holcombe et al., "Regional maps of rib cortical bone thickness and
+    cross-sectional geometry", J. Anat. 235 (2019) 883): ``ANTERIOR_RIB_BROADENING`` and ``ANTERIOR_CORTEX_SHARE`` at
+    the end, so the anterior ribs show fainter than the posterior ones, as on radiographs. The cortex is thickest on
+    the pleural face and thinner at the upper and lower edges (Holcombe and Derstine, "Rib cortical bone thickness
+    variation in adults by age and sex", J. Anat. 241 (2022) 1344): ``RIB_EDGE_CORTEX_SHARE`` of the faces'. Behind
+    and in front the beam crosses the faces and sees the edges side-on; at the lateral wall the other way round.
+
+    No two ribs are alike: each rib's drop, reach and height vary by a few per cent about the patient's pattern, left
+    and right independently (rib shape varies between levels, sides and people: Holcombe, Wang and Grotberg, "The
+    effect of age and demographics on rib shape", J. Anat. 231 (2017) 229; the spreads here are small guesses).
     """
+    drop_factor, reach_factor, height_factor = np.random.default_rng([anatomy.rib_seed, side + 1, index]).normal(
+        1.0, RIB_SHAPE_SPREAD
+    )
     azimuth = np.linspace(0.0, 0.85 * np.pi, 28)
     ring = 0.5 + 0.5 * min(index, 6) / 6  # 0.5 for the first rib, 1 from the seventh on
-    wall_x = (anatomy.half_width_cm - anatomy.fat_cm - 1.4) * (0.55 + 0.45 * ring)
+    wall_x = (anatomy.half_width_cm - anatomy.fat_cm - 1.4) * (0.55 + 0.45 * ring) * reach_factor
     wall_z = anatomy.half_depth_cm - anatomy.fat_cm - 1.2
     x = side * (1.8 + (wall_x - 1.8) * np.sin(azimuth))
     z = -wall_z * np.cos(azimuth) * (0.6 + 0.4 * ring)
-    drop = anatomy.rib_slope * (3.0 + 5.5 * ring)  # the anterior end lies 3-4 vertebral levels below the head
+    drop = anatomy.rib_slope * (3.0 + 5.5 * ring) * drop_factor  # the anterior end 3-4 vertebral levels lower
     y = anatomy.lung_top_y_cm - 1.0 + index * RIB_SPACING_CM + drop * (1.0 - np.cos(azimuth)) / 2
     facing_beam = np.sin(azimuth) ** 2  # 0 behind, 1 at the lateral wall
-    height, thickness = 0.55 + 0.1 * (index == 0), 0.22
+    anterior = np.clip((azimuth - np.pi / 2) / (0.35 * np.pi), 0.0, 1.0)  # 0 up to the wall, 1 at the sternal end
+    height = (0.55 + 0.1 * (index == 0)) * height_factor * (1.0 + (ANTERIOR_RIB_BROADENING - 1.0) * anterior)
+    thickness = 0.22
     half_width = height * (1 - facing_beam) + thickness * facing_beam
     half_depth = thickness * (1 - facing_beam) + 0.7 * height * facing_beam
-    return np.stack([x, y, z], axis=1), half_width, half_depth
+    cortex = CORTEX_CM * (1.0 - (1.0 - ANTERIOR_CORTEX_SHARE) * anterior)  # of the pleural and cutaneous faces
+    edges = cortex * RIB_EDGE_CORTEX_SHARE  # of the upper and lower edges
+    cortex_across = edges * (1 - facing_beam) + cortex * facing_beam
+    cortex_along = cortex * (1 - facing_beam) + edges * facing_beam
+    return np.stack([x, y, z], axis=1), half_width, half_depth, cortex_across, cortex_along
 
 
 def _lung_geometry(anatomy: Anatomy, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -680,6 +763,13 @@ def project(
     )
 
 
+def _vertebral_section(level: int) -> tuple[float, float]:
+    """Half width and half depth (cm) of the vertebral body ``level`` levels below the first drawn (near T1): end
+    plates about 2.6 cm wide and 1.6 cm deep at T1, 3.9 and 2.8 cm at T12 (Panjabi et al., "Thoracic human vertebrae:
+    quantitative three-dimensional anatomy", Spine 16 (1991) 888)."""
+    return 1.3 + 0.06 * level, 0.8 + 0.055 * level
+
+
 def _arm_radius_cm(anatomy: Anatomy) -> float:
     """Upper arm radius, scaled with the chest: mid-upper-arm circumferences of adults are about 31-34 cm (Fryar et al.,
     "Anthropometric reference data for children and adults: United States, 2015-2018", Vital Health Stat 3(46), 2021),
@@ -712,22 +802,26 @@ def _skeleton(
     depth = anatomy.half_depth_cm
     for level in range(14):
         y_level = anatomy.shoulder_y_cm - 3.0 + level * RIB_SPACING_CM
-        _add_bone_ellipsoid(  # vertebral body: a thin shell round sparse trabecular bone
+        # Vertebral body: a flat-ended cylinder, a thin shell round sparse trabecular bone, widening and deepening
+        # down the column; its back stays in line with the others.
+        half_width, half_depth = _vertebral_section(level)
+        _add_bone(
             bone,
             proj,
-            (0.0, y_level, -depth + 5.5),
-            (2.2, 1.0, 1.8),
+            (0.0, y_level, -depth + 3.7 + half_depth),
+            (half_width, VERTEBRAL_HALF_HEIGHT_CM, half_depth),
             VERTEBRAL_CORTEX_CM,
             VERTEBRAL_TRABECULAR_FRACTION,
+            solid=_add_cylinder,
         )
         for s in (-1, 1):
-            _add_bone_ellipsoid(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
+            _add_bone(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
             process = np.array([[s * 1.0, y_level - 0.3, -depth + 3.2], [s * 3.2, y_level - 0.6, -depth + 3.0]])
             _add_tube(bone, proj, process, 0.45, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
-        _add_bone_ellipsoid(bone, proj, (0.0, y_level + 0.4, -depth + 2.3), (0.5, 0.9, 1.2))  # spinous process
+        _add_bone(bone, proj, (0.0, y_level + 0.4, -depth + 2.3), (0.35, 0.7, 1.2))  # spinous process
     for s in (-1, 1):
         for index in range(11):
-            points, half_width, half_depth = _rib(anatomy, s, index)
+            points, half_width, half_depth, cortex_across, cortex_along = _rib(anatomy, s, index)
             parts = [(slice(None), 0.0)]
             if broken_rib == (s, index):
                 # A displaced fracture: the lateral part of the rib steps down across a gap.
@@ -739,7 +833,8 @@ def _skeleton(
                     points[part] + np.array([0.0, step, 0.0]),
                     half_width[part],
                     half_depth_cm=half_depth[part],
-                    shell_cm=CORTEX_CM,
+                    shell_cm=cortex_across[part],
+                    shell_depth_cm=cortex_along[part],
                     core_fraction=TRABECULAR_FRACTION,
                 )
         clavicle = np.array(
@@ -751,9 +846,7 @@ def _skeleton(
         _add_tube(bone, proj, clavicle, 0.7, shell_cm=0.2, core_fraction=TRABECULAR_FRACTION)
         # Scapula: a thin blade behind the upper ribs with a thick lateral border, and the humeral head beside it.
         wall = anatomy.half_width_cm - anatomy.fat_cm
-        _add_bone_ellipsoid(
-            bone, proj, (s * (wall - 3.5), anatomy.shoulder_y_cm + 7.0, -depth + 2.0), (4.0, 7.0, 0.3), 0.1
-        )
+        _add_bone(bone, proj, (s * (wall - 3.5), anatomy.shoulder_y_cm + 7.0, -depth + 2.0), (4.0, 7.0, 0.3), 0.1)
         border = np.array(
             [
                 [s * (wall - 0.5), anatomy.shoulder_y_cm + 1.5, -depth + 3.0],
@@ -761,13 +854,11 @@ def _skeleton(
             ]
         )
         _add_tube(bone, proj, border, 0.5, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
-        _add_bone_ellipsoid(
-            bone, proj, (s * (anatomy.half_width_cm + 1.0), anatomy.shoulder_y_cm + 3.0, -1.0), (2.4, 2.4, 2.4)
-        )
+        _add_bone(bone, proj, (s * (anatomy.half_width_cm + 1.0), anatomy.shoulder_y_cm + 3.0, -1.0), (2.4, 2.4, 2.4))
         if arms_down:
             # Humeral shaft: a cortical tube round the marrow (outer radius about 1.1 cm, cortex about 0.4 cm). Its
             # chord is also counted in the arm's soft tissue: at most its 2.2 cm width of tissue too many behind it.
             _add_tube(bone, proj, _upper_arm(anatomy, s), 1.1, shell_cm=0.4, core_fraction=0.0)
     # Sternum (seen mainly on laterals).
-    _add_bone_ellipsoid(bone, proj, (0.0, anatomy.lung_top_y_cm + 8.0, depth - anatomy.fat_cm - 1.0), (1.6, 8.0, 0.7))
+    _add_bone(bone, proj, (0.0, anatomy.lung_top_y_cm + 8.0, depth - anatomy.fat_cm - 1.0), (1.6, 8.0, 0.7))
     return bone

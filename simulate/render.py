@@ -13,6 +13,11 @@ from simulate.phantom import Grid, body_across_detector, project, random_anatomy
 from simulate.processing import present
 from simulate.profiles import ScannerProfile
 
+# What the stand-in renders: raise it whenever a change to the anatomy, physics or processing changes the pixels, so a
+# set rendered before the change is not extended with images rendered after it (simulate/bench.py checks it).
+# 2: vertebral bodies as flat-ended cylinders, each rib's shape varied, posterior ribs flatter.
+STAND_IN_VERSION = 2
+
 
 @dataclass(frozen=True)
 class ImageTask:

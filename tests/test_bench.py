@@ -18,14 +18,15 @@ from harmonize.bench import (
     scanner_images,
 )
 from harmonize.bench_figure import write_bench_figure
-from simulate.bench import ARMS, bench_phantoms, render_bench
+from simulate.bench import ARMS, SET_STAMP, bench_phantoms, render_bench
 from xrh.batches import in_this_process
+from xrh.errors import UsageError
 
 
 @pytest.fixture(scope="module")
 def bench_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    render_bench(out, bench_phantoms(30, seed=3), 48, workers=1)
+    render_bench(out, bench_phantoms(30, seed=3), 48, seed=3, workers=1)
     return out
 
 
@@ -64,12 +65,27 @@ def test_the_texture_arm_has_s120s_detector_behind_d110s_processing(bench_dir):
 
 def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
     phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
-    render_bench(tmp_path, [phantom], 48, workers=1)  # a fresh folder: rendered anew
+    render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # a fresh folder: rendered anew
     for arm in ARMS:
         assert (tmp_path / arm / "100020.dcm").read_bytes() == (bench_dir / arm / "100020.dcm").read_bytes(), arm
     written = {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS}
-    render_bench(tmp_path, [phantom], 48, workers=1)  # the same folder again: nothing to render
+    render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # the same folder again: nothing to render
     assert {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS} == written
+
+
+def test_a_set_is_extended_only_with_images_rendered_the_same_way(bench_dir, tmp_path):
+    phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
+    for arm in ARMS:
+        (tmp_path / arm).mkdir()
+        (tmp_path / arm / "100020.dcm").write_bytes((bench_dir / arm / "100020.dcm").read_bytes())
+    with pytest.raises(UsageError, match=f"without {SET_STAMP}.*new folder"):
+        render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # images of an earlier stand-in: no stamp
+    (tmp_path / SET_STAMP).write_bytes((bench_dir / SET_STAMP).read_bytes())
+    with pytest.raises(UsageError, match="image_size 48 \\(now 64\\)"):
+        render_bench(tmp_path, [phantom], 64, seed=3, workers=1)
+    with pytest.raises(UsageError, match="seed 3 \\(now 4\\)"):
+        render_bench(tmp_path, [phantom], 48, seed=4, workers=1)
+    render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # made the same way: accepted, nothing to render
 
 
 def test_acquisition_aware_fits_see_each_phantom_on_one_arm_only(bench_dir):

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from simulate.detector import Detector, blur
-from simulate.phantom import Findings, Grid, project, random_anatomy
+from simulate.phantom import (
+    END_PLATE_CONCAVITY_CM,
+    Findings,
+    Grid,
+    _add_cylinder,
+    _Projection,
+    _rib,
+    project,
+    random_anatomy,
+)
 from simulate.render import collimation_mask
 from simulate.texture import FIELD_SPACING_CM, power_law_field
 from simulate.vessels import grow_tree, murray_angles
@@ -117,3 +126,34 @@ def test_bedside_ap_views_have_the_arms_beside_the_chest_and_pa_views_do_not():
     pa = project(anatomy, Findings(), grid, view="PA", source_to_image_cm=180)
     assert ap.soft_tissue[rows, column].min() > 5.0 and ap.bone[rows, column].max() > 0  # arm and humerus
     assert pa.soft_tissue[rows, column].max() == 0.0
+
+
+def test_a_vertebral_body_projects_as_a_rectangle_with_dished_end_plates():
+    """A flat-ended cylinder (not an ellipsoid): the same chord at every height between its end plates, which ramp
+    over the dish's depth, and an elliptic chord across."""
+    grid = Grid(200, 200, 0.02)
+    y, x = grid.axes()
+    far = _Projection(False, 1e9, 0.0, 1, grid, y, x)  # no magnification
+    path = np.zeros((200, 200))
+    _add_cylinder(path, far, (0.0, 0.0, 0.0), (1.5, 1.0, 0.5))
+    along = path[:, 100]
+    inside = np.abs(y[:, 0]) < 1.0 - END_PLATE_CONCAVITY_CM
+    np.testing.assert_allclose(along[inside], 1.0, atol=1e-3)  # the body's full depth, 2 x 0.5 cm, at every height
+    ramp = np.count_nonzero((along > 0.05) & (along < 0.95)) / 2 * grid.spacing_cm
+    assert 0.6 * END_PLATE_CONCAVITY_CM <= ramp <= 1.1 * END_PLATE_CONCAVITY_CM
+    across = path[100]
+    np.testing.assert_allclose(across, np.sqrt(np.clip(1 - (x[0] / 1.5) ** 2, 0, None)), atol=1e-6)
+
+
+def test_no_two_ribs_are_alike_and_a_patient_keeps_the_same_ribs():
+    anatomy = random_anatomy(np.random.default_rng(5), "M")
+
+    def drop(side: int, index: int) -> float:
+        centre_line = _rib(anatomy, side, index)[0]
+        return centre_line[-1, 1] - centre_line[0, 1]
+
+    # From the seventh rib on the pattern is the same; each rib's own shape differs from it by a few per cent.
+    drops = np.array([drop(side, index) for side in (-1, 1) for index in range(6, 11)])
+    assert len(np.unique(drops.round(3))) == drops.size
+    assert np.all(np.abs(drops / drops.mean() - 1) < 0.3)
+    assert drop(1, 8) == drop(1, 8)
