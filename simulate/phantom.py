@@ -214,6 +214,17 @@ class _Projection:
             return None
         return slice(r0, r1), slice(c0, c1)
 
+    def solid(
+        self, center: tuple[float, float, float], axes: tuple[float, float, float]
+    ) -> tuple[float, float, float, float, float, float]:
+        """Where an upright solid (semi-axes along x, y, z) falls: its centre ``(u, v)`` and half extents across and
+        down the image, magnified, its half depth along the beam, and its magnification."""
+        u, v, depth = self.in_plane(center)
+        a_x, a_y, a_z = axes
+        half_u, half_depth = (a_z, a_x) if self.lateral else (a_x, a_z)
+        m = self.magnification(depth)
+        return u * m, v * m, half_u * m, a_y * m, half_depth, m
+
 
 def _add_ellipsoid(
     target: np.ndarray,
@@ -223,11 +234,7 @@ def _add_ellipsoid(
     weight: float = 1.0,
 ) -> None:
     """Add ``weight`` x the chord length through an ellipsoid (semi-axes along x, y, z) to ``target``."""
-    u, v, depth = proj.in_plane(center)
-    a_x, a_y, a_z = axes
-    half_u, half_depth = (a_z, a_x) if proj.lateral else (a_x, a_z)
-    m = proj.magnification(depth)
-    u, v, half_u, half_v = u * m, v * m, half_u * m, a_y * m
+    u, v, half_u, half_v, half_depth, _ = proj.solid(center, axes)
     window = proj.window(u, v, half_u, half_v)
     if window is None:
         return
@@ -246,11 +253,7 @@ def _add_cylinder(
     """Add ``weight`` x the chord length through an upright elliptic cylinder (semi-axes along x and z of its section,
     half height along y): a vertebral body's shape. Each end ramps over ``END_PLATE_CONCAVITY_CM`` (or a pixel, if
     larger): end plates are dished, so the beam meets them over a band, not along one line."""
-    u, v, depth = proj.in_plane(center)
-    a_x, a_y, a_z = axes
-    half_u, half_depth = (a_z, a_x) if proj.lateral else (a_x, a_z)
-    m = proj.magnification(depth)
-    u, v, half_u, half_v = u * m, v * m, half_u * m, a_y * m
+    u, v, half_u, half_v, half_depth, m = proj.solid(center, axes)
     ramp = max(proj.grid.spacing_cm, END_PLATE_CONCAVITY_CM * m)
     window = proj.window(u, v, half_u, half_v + ramp / 2)
     if window is None:
