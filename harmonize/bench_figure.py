@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 # (experiment, metric, label) of each panel's bars.
 SCANNER_BARS = (
     ("scanner", "retrained_balanced_accuracy", "D110 vs S120"),
-    ("texture", "retrained_balanced_accuracy", "D110 vs S120T (physics only)"),
+    ("texture", "retrained_balanced_accuracy", "D110 vs S120T (S120's beam and detector, D110's processing)"),
 )
 FIDELITY_ARMS = ("S120", "S120T", "D90PA", "HP", "D110R")
 DIAGNOSTIC_BARS = (

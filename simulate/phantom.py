@@ -1,7 +1,8 @@
 """A randomized thorax phantom, projected to material path-length maps.
 
-The anatomy is three-dimensional: ellipsoids (lungs, heart, vertebrae, breasts, air spaces), an elliptic cylinder (the
-torso), tubes of elliptic section along 3-D polylines (ribs and other bones with a cortical shell, clavicles, devices),
+The anatomy is three-dimensional: ellipsoids (lungs, heart, pedicles, breasts, air spaces), elliptic cylinders (the
+torso, flat-ended ones for vertebral bodies), tubes of elliptic section along 3-D polylines (ribs and other bones with a
+cortical shell, clavicles, devices; where two tubes cross, their paths add),
 pulmonary vessel trees grown by Murray's laws (``simulate.vessels``) and a power-law texture of parenchyma and soft
 tissue (``simulate.texture``). A projection integrates each
 material along the beam, for a frontal (PA or AP) or a lateral view, giving path-length maps in cm at each material's
@@ -59,7 +60,7 @@ TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publi
 # Fyhrie, J. Bone Miner. Res. 9 (1994) 1719).
 VERTEBRAL_TRABECULAR_FRACTION = 0.1
 VERTEBRAL_CORTEX_CM = 0.04
-END_PLATE_CONCAVITY_CM = 0.15  # depth of the end plates' dish (Panjabi et al. 1991: 1-2 mm)
+END_PLATE_CONCAVITY_CM = 0.15  # depth of the end plates' dish: about 1-2 mm (an estimate, no source measured here)
 VERTEBRAL_HALF_HEIGHT_CM = 0.9  # bodies about 1.8 cm high between discs (Panjabi et al. 1991, see _vertebral_section)
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
