@@ -167,7 +167,7 @@ def claim_set(out: Path, image_size: int, seed: int) -> None:
             f"{key} {found.get(key)} (now {value})" for key, value in stamp.items() if found.get(key) != value
         )
         raise UsageError(f"{out} holds a bench set rendered with {differs}; render into a new folder or delete it")
-    if any(True for arm in ARMS for _ in (Path(out) / arm).glob("*.dcm")):
+    if any(next((Path(out) / arm).glob("*.dcm"), None) for arm in ARMS):
         raise UsageError(
             f"{out} holds bench images without {SET_STAMP} (rendered by an earlier stand-in); "
             "render into a new folder or delete it"

@@ -325,7 +325,9 @@ def _add_segments(
     """
     depths = half_width_cm if half_depth_cm is None else half_depth_cm
     shells = np.broadcast_to(np.asarray(shell_cm, dtype=float), (len(starts),))
-    shell_depths = shells if shell_depth_cm is None else np.broadcast_to(np.asarray(shell_depth_cm), shells.shape)
+    shell_depths = (
+        shells if shell_depth_cm is None else np.broadcast_to(np.asarray(shell_depth_cm, float), shells.shape)
+    )
     ends_uv = []
     for points in (starts, ends):
         depth = points[:, 0] if proj.lateral else points[:, 2]
@@ -350,7 +352,7 @@ def _add_segments(
     # segments, so a joint is drawn once and no cortex shows inside the tube there. Tubes add to what ``target``
     # holds: where two cross, their paths add up.
     outer = np.zeros((bottom - top, right - left))
-    inner = np.zeros_like(outer)
+    inner = np.zeros_like(outer) if shells.any() else None  # vessel trees and soft tubes have no core
     for k, (rows, cols) in drawn:
         u0, v0, u1, v1, a, b = u0s[k], v0s[k], u1s[k], v1s[k], widths[k], depths[k]
         du, dv = u1 - u0, v1 - v0
@@ -365,7 +367,9 @@ def _add_segments(
             inner_a, inner_b = max(a - shells[k] * scales[k], 1e-3), max(b - shell_depths[k], 1e-3)
             core = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
             np.maximum(inner[local], core, out=inner[local])
-    target[top:bottom, left:right] += weight * (outer - (1.0 - core_fraction) * inner)
+    if inner is not None:
+        outer -= (1.0 - core_fraction) * inner
+    target[top:bottom, left:right] += weight * outer
 
 
 def _add_bone(
