@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from simulate.attenuation import MATERIAL_NAMES
 from simulate.texture import power_law_field, sample_field
@@ -49,9 +50,15 @@ FINDINGS = (
 RIB_SPACING_CM = 2.5  # thoracic vertebral body and disc height (Gray's Anatomy, 41st ed., ch. 43)
 # Spread (relative standard deviation) of each rib's drop, reach and section height about the patient's pattern.
 RIB_SHAPE_SPREAD = (0.07, 0.025, 0.08)
-# At its sternal end a rib's section is this many times as high as behind, and its cortex this share as thick.
+# The share of its drop a rib has come down by each azimuth (as a share of pi): read off RG1's posterior ribs, which
+# arch out from the spine and fall most steeply at the wall, and its anterior ribs, which run down and in less steeply.
+RIB_DESCENT = ((0.0, 0.12, 0.3, 0.5, 0.65, 0.85), (0.0, -0.04, 0.08, 0.5, 0.75, 1.0))
+# At its sternal end a rib's section is this many times as high as at mid-rib, this share as thick and its cortex this
+# share as thick; at the vertebra it is this many times as thick (the shares are estimates; see _rib).
 ANTERIOR_RIB_BROADENING = 1.3
+ANTERIOR_THICKNESS_SHARE = 0.6
 ANTERIOR_CORTEX_SHARE = 0.5
+POSTERIOR_THICKENING = 1.8
 RIB_EDGE_CORTEX_SHARE = 0.5  # the upper and lower edges' cortex against the faces' (a guess: thinner, not how much)
 CORTEX_CM = 0.1  # cortical shell of ribs and vertebrae (ICRP Publication 70, 1995)
 TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publication 70, 1995)
@@ -62,12 +69,15 @@ VERTEBRAL_TRABECULAR_FRACTION = 0.1
 VERTEBRAL_CORTEX_CM = 0.04
 END_PLATE_CONCAVITY_CM = 0.15  # depth of the end plates' dish: about 1-2 mm (an estimate, no source measured here)
 VERTEBRAL_HALF_HEIGHT_CM = 0.9  # bodies about 1.8 cm high between discs (Panjabi et al. 1991, see _vertebral_section)
+CHEST_WALL_CM = 1.5  # intercostal muscles and ribs between the fat and the pleura (about 1-2 cm; an estimate)
+CHEST_TAPER = 0.12  # the rib cage's width at the apex short of its widest (read off RG1: 490 against 560 pixels)
+DOME_CURVATURE = 0.075  # the dome falls by this x (cm from its apex)^2 cm (read off RG1's right dome: 2.7 cm over 6)
 DOME_SLOPE_CM = 2.0  # depth over which the lung base thins behind the diaphragm's curve
 VESSEL_MIN_RADIUS_CM = 0.08  # smaller vessels are part of the parenchyma's texture
 DETECTOR_GAP_CM = 1.5  # from the patient's skin to the detector's surface
 SUBPIXEL = 0.25  # tubes whose half width is under this fraction of a pixel are left out (their mass is tiny)
 PARENCHYMA_BETA = 3.0  # power-law exponent of projected anatomical background (Burgess et al. 2001)
-PARENCHYMA_CONTRAST = 0.12  # relative variation of alveolar air density; calibrated by benchmarks/realism.py
+PARENCHYMA_CONTRAST = 0.11  # relative variation of alveolar air density; calibrated by benchmarks/realism.py
 SOFT_TISSUE_BETA = 3.0
 SOFT_TISSUE_TEXTURE_CM = 0.4  # standard deviation of the soft-tissue thickness texture
 
@@ -390,15 +400,22 @@ def _add_bone(
 
 
 def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
-    """Chord through the torso: an elliptic cylinder along y, narrowing to the neck above the shoulders."""
-    a = anatomy.half_width_cm - inset_cm
+    """Chord through the torso: an elliptic cylinder along y, widest at the lower ribs, ``CHEST_TAPER`` narrower at
+    the lung apex and narrowing to the neck above the shoulders; magnified as its mid-plane is, like everything
+    inside it."""
+    scale = proj.magnification(0.0)
+    y, across = proj.y / scale, proj.x / scale
+    # The rib cage widens from the apex down to the lower ribs, so the lateral chest wall is convex, not vertical.
+    widest_y = anatomy.dome_right_y_cm - 3.0
+    below_apex = np.clip((widest_y - y) / (widest_y - anatomy.lung_top_y_cm), 0.0, 1.0)
+    a = (anatomy.half_width_cm - inset_cm) * (1.0 - CHEST_TAPER * below_apex**2)
     c = anatomy.half_depth_cm - inset_cm
-    taper = 1.0 / (1.0 + np.exp((anatomy.shoulder_y_cm - proj.y) / 1.2))  # 0 at the neck, 1 below the shoulders
+    taper = 1.0 / (1.0 + np.exp((anatomy.shoulder_y_cm - y) / 1.2))  # 0 at the neck, 1 below the shoulders
     neck = 6.0 - inset_cm
     half_across = (c if proj.lateral else a) * taper + neck * (1 - taper)
     half_along = (a if proj.lateral else c) * taper + neck * (1 - taper)
     half_across = np.clip(half_across, 0.1, None)
-    return 2.0 * half_along * np.sqrt(np.clip(1.0 - (proj.x / half_across) ** 2, 0.0, None))
+    return 2.0 * half_along * np.sqrt(np.clip(1.0 - (across / half_across) ** 2, 0.0, None))
 
 
 def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -407,19 +424,24 @@ def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarra
 
     Each rib is a ring round the chest from its vertebra (azimuth 0, posterior) past the lateral wall (pi/2) to the
     costochondral junction (about 0.85 pi, near the midclavicular line); the cartilage that joins it to the sternum has
-    soft-tissue density and is
-    not drawn. The ring's plane tilts down anteriorly, so in a frontal view the posterior rib runs out almost
-    horizontally from the spine and curves down at the wall, and the anterior rib runs down and in, rising laterally
-    (Gray's Anatomy, 41st ed. (2016), ch. 54). The upper ribs are short, tightly curved rings; ribs widen to
-    the seventh. The section is a flattened band, about 1.2 cm high and 0.5 cm thick: the beam crosses its thin side
-    behind and in front, and runs along its height at the lateral wall, where ribs show densest. In front of the wall
-    the rib flattens and broadens towards its sternal end, which takes the cartilage (Gray's Anatomy, ch. 54), and
-    its cortex thins from the mid-rib maximum (Holcombe et al., "Regional maps of rib cortical bone thickness and
-    cross-sectional geometry", J. Anat. 235 (2019) 883): ``ANTERIOR_RIB_BROADENING`` and ``ANTERIOR_CORTEX_SHARE`` at
-    the end, so the anterior ribs show fainter than the posterior ones, as on radiographs. The cortex is thickest on
-    the pleural face and thinner at the upper and lower edges (Holcombe and Derstine, "Rib cortical bone thickness
-    variation in adults by age and sex", J. Anat. 241 (2022) 1344): ``RIB_EDGE_CORTEX_SHARE`` of the faces'. Behind
-    and in front the beam crosses the faces and sees the edges side-on; at the lateral wall the other way round.
+    soft-tissue density and is not drawn. The anterior end lies 3-4 vertebral levels below the posterior one, and the
+    rib comes down along :func:`_rib_descent`: in a frontal view the posterior rib arches out from the spine and falls
+    most steeply as it reaches the wall, and the anterior rib runs down and in (Gray's Anatomy, 41st ed. (2016),
+    ch. 54). The upper ribs are short, tightly curved rings; ribs widen to the seventh.
+
+    The section is a flattened band, about 1.3 cm high and 0.6 cm thick at mid-rib (an ellipse of the size of the
+    mid-rib total section areas on CT: Holcombe et al., "Cross-sectional properties of rib geometry from an adult
+    population", Front. Bioeng. Biotechnol. 11 (2023) 1158242; the ellipse's proportions are an estimate). The beam
+    crosses its thin side behind and in front, and runs along its height at the lateral wall, where ribs show densest.
+    Between the vertebra and the rib's angle the neck is rounder, ``POSTERIOR_THICKENING`` times as thick, so the
+    medial posterior ribs show as bands; in front of the wall the rib flattens and broadens towards its sternal end,
+    which takes the cartilage (Gray's Anatomy, ch. 54), and its cortex thins from the mid-rib maximum (Holcombe et
+    al., "Regional maps of rib cortical bone thickness and cross-sectional geometry", J. Anat. 235 (2019) 883):
+    ``ANTERIOR_RIB_BROADENING``, ``ANTERIOR_THICKNESS_SHARE`` and ``ANTERIOR_CORTEX_SHARE`` at the end, so the
+    anterior ribs show fainter than the posterior ones, as on radiographs. The cortex is thickest on the pleural face
+    and thinner at the upper and lower edges (Holcombe and Derstine, "Rib cortical bone thickness variation in adults
+    by age and sex", J. Anat. 241 (2022) 1344): ``RIB_EDGE_CORTEX_SHARE`` of the faces'. Behind and in front the beam
+    crosses the faces and sees the edges side-on; at the lateral wall the other way round.
 
     No two ribs are alike: each rib's drop, reach and height vary by a few per cent about the patient's pattern, left
     and right independently (rib shape varies between levels, sides and people: Holcombe, Wang and Grotberg, "The
@@ -435,11 +457,13 @@ def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarra
     x = side * (1.8 + (wall_x - 1.8) * np.sin(azimuth))
     z = -wall_z * np.cos(azimuth) * (0.6 + 0.4 * ring)
     drop = anatomy.rib_slope * (3.0 + 5.5 * ring) * drop_factor  # the anterior end 3-4 vertebral levels lower
-    y = anatomy.lung_top_y_cm - 1.0 + index * RIB_SPACING_CM + drop * (1.0 - np.cos(azimuth)) / 2
+    y = anatomy.lung_top_y_cm - 1.0 + index * RIB_SPACING_CM + drop * _rib_descent(azimuth)
     facing_beam = np.sin(azimuth) ** 2  # 0 behind, 1 at the lateral wall
-    anterior = np.clip((azimuth - np.pi / 2) / (0.35 * np.pi), 0.0, 1.0)  # 0 up to the wall, 1 at the sternal end
-    height = (0.55 + 0.1 * (index == 0)) * height_factor * (1.0 + (ANTERIOR_RIB_BROADENING - 1.0) * anterior)
-    thickness = 0.22
+    anterior = np.clip((azimuth - 0.4 * np.pi) / (0.3 * np.pi), 0.0, 1.0)  # 0 behind the wall, 1 from 0.7 pi on
+    height = (0.65 + 0.1 * (index == 0)) * height_factor * (1.0 + (ANTERIOR_RIB_BROADENING - 1.0) * anterior)
+    posterior = np.clip(1.0 - azimuth / (0.3 * np.pi), 0.0, 1.0)  # 1 at the vertebra, 0 past the rib's angle
+    thickening = 1.0 + (POSTERIOR_THICKENING - 1.0) * posterior
+    thickness = 0.3 * thickening * (1.0 - (1.0 - ANTERIOR_THICKNESS_SHARE) * anterior)
     half_width = height * (1 - facing_beam) + thickness * facing_beam
     half_depth = thickness * (1 - facing_beam) + 0.7 * height * facing_beam
     cortex = CORTEX_CM * (1.0 - (1.0 - ANTERIOR_CORTEX_SHARE) * anterior)  # of the pleural and cutaneous faces
@@ -447,6 +471,13 @@ def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarra
     cortex_across = edges * (1 - facing_beam) + cortex * facing_beam
     cortex_along = cortex * (1 - facing_beam) + edges * facing_beam
     return np.stack([x, y, z], axis=1), half_width, half_depth, cortex_across, cortex_along
+
+
+def _rib_descent(azimuth: np.ndarray) -> np.ndarray:
+    """How far down a rib has come at each azimuth, as a share of its whole drop: the posterior rib arches, rising a
+    little from its vertebra and falling most steeply as it reaches the lateral wall, and the anterior rib runs down
+    and in at a gentler slope."""
+    return PchipInterpolator(RIB_DESCENT[0], RIB_DESCENT[1])(azimuth / np.pi)
 
 
 def _lung_geometry(anatomy: Anatomy, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -475,12 +506,15 @@ def _vessel_segments(anatomy: Anatomy, side: int) -> tuple[np.ndarray, np.ndarra
 
     hilum = np.array([side * 4.0, anatomy.lung_top_y_cm + 9.0, 0.0])
     atrium = np.array([side * 3.5, anatomy.lung_top_y_cm + 12.5, -1.5])
+    # The lower lobe (descending) artery is the largest, about 13 mm across (the right one is under 16 mm on normal
+    # PA radiographs: Chang, "The normal roentgenographic measurement of the right descending pulmonary artery in 1,085
+    # cases", AJR 87 (1962) 929); the others a little smaller.
     roots = [
-        (hilum, (side * 0.45, -1.0, -0.1), 0.42),  # upper lobe artery
-        (hilum, (side * 1.0, 0.15, 0.2), 0.40),  # middle zone
-        (hilum + np.array([0.0, 1.0, 0.0]), (side * 0.45, 1.0, -0.3), 0.50),  # lower lobe artery, the largest
-        (atrium, (side * 1.0, -0.45, 0.3), 0.40),  # superior pulmonary vein
-        (atrium, (side * 1.0, 0.35, -0.3), 0.40),  # inferior pulmonary vein
+        (hilum, (side * 0.45, -1.0, -0.1), 0.5),  # upper lobe artery
+        (hilum, (side * 1.0, 0.15, 0.2), 0.45),  # middle zone
+        (hilum + np.array([0.0, 1.0, 0.0]), (side * 0.45, 1.0, -0.3), 0.65),  # lower lobe artery, the largest
+        (atrium, (side * 1.0, -0.45, 0.3), 0.5),  # superior pulmonary vein
+        (atrium, (side * 1.0, 0.35, -0.3), 0.5),  # inferior pulmonary vein
     ]
     segments = []
     for root, direction, radius in roots:
@@ -599,7 +633,7 @@ def project(
         x_center = center[0]
         _add_ellipsoid(one, proj, center, axes)
         # The dome rises towards the lung's centre (frontal) or its middle front-to-back (lateral).
-        dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else 0.05 * (proj.x - x_center) ** 2)
+        dome = dome_y + (0.06 * (proj.x + 1.0) ** 2 if lateral else DOME_CURVATURE * (proj.x - x_center) ** 2)
         # Below the dome's apex the lung thins out over the curved diaphragm (the posterior sulci reach lowest).
         above_dome = np.clip((dome + DOME_SLOPE_CM - proj.y) / DOME_SLOPE_CM, 0.0, 1.0) ** 1.5
         one *= above_dome
@@ -631,6 +665,8 @@ def project(
     _add_ellipsoid(
         mediastinum, proj, (2.5, anatomy.lung_top_y_cm + 5.0, -0.5), (1.8 * widening, 1.6, 1.8)
     )  # aortic knob
+    # The lungs fill the rib cage and no more: inside the chest wall (fat, muscle and ribs).
+    lung = np.minimum(lung, _torso(proj, anatomy, anatomy.fat_cm + CHEST_WALL_CM))
     lung = np.clip(lung - heart - mediastinum, 0.0, None)
 
     # Pulmonary vessels: blood-filled tubes that take the place of alveolar air.

@@ -16,7 +16,9 @@ from simulate.profiles import ScannerProfile
 # What the stand-in renders: raise it whenever a change to the anatomy, physics or processing changes the pixels, so a
 # set rendered before the change is not extended with images rendered after it (simulate/bench.py checks it).
 # 2: vertebral bodies as flat-ended cylinders, each rib's shape varied, posterior ribs flatter.
-STAND_IN_VERSION = 2
+# 3: the torso magnified like what it holds, lungs inside the chest wall, ribs arched and of mid-rib size, the chest
+#    wall convex, domes curved, larger hilar vessels, fainter parenchyma.
+STAND_IN_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from simulate.phantom import (
     _add_tube,
     _Projection,
     _rib,
+    _torso,
+    body_across_detector,
     project,
     random_anatomy,
 )
@@ -179,3 +181,40 @@ def test_a_tube_is_the_same_in_one_piece_or_many_and_crossing_tubes_add():
     _add_tube(crossing, far, line[:, [1, 0, 2]], 0.3, **bone)  # the same tube turned upright
     centre = np.unravel_index(np.argmin(np.hypot(y, x)), (120, 120))
     assert crossing[centre] == pytest.approx(2 * whole[centre])
+
+
+@pytest.mark.parametrize(("view", "source_to_image_cm"), [("PA", 180), ("AP", 100)])
+def test_the_lungs_stay_inside_the_chest_wall(view, source_to_image_cm):
+    """The torso is magnified like the lungs and ribs it holds, so there is chest wall round every lung pixel, even at
+    a bedside unit's short distance."""
+    anatomy = random_anatomy(np.random.default_rng(5), "F")
+    maps = project(anatomy, Findings(), Grid(240, 240, 0.2), view=view, source_to_image_cm=source_to_image_cm)
+    lung = maps.lung > 0.01
+    assert lung.sum() > 2000
+    assert ((maps.soft_tissue + maps.adipose)[lung] > 1.0).all()
+
+
+def test_the_torso_is_magnified_and_widens_from_the_apex_down():
+    anatomy = random_anatomy(np.random.default_rng(5), "F")
+    grid = Grid(240, 240, 0.2)
+    y, x = grid.axes()
+    torso = _torso(_Projection(False, 180.0, anatomy.half_depth_cm + 1.5, 1, grid, y, x), anatomy, 0.0)
+
+    def width(y_cm: float) -> int:
+        row = int(np.argmin(np.abs(y[:, 0] - y_cm * 180.0 / (180.0 - anatomy.half_depth_cm - 1.5))))
+        return int(np.count_nonzero(torso[row]))
+
+    widest = width(anatomy.dome_right_y_cm - 3.0)
+    assert width(anatomy.lung_top_y_cm + 2.0) < 0.95 * widest
+    # Magnified as its mid-plane is: as wide as the layout takes the body to be.
+    assert widest * grid.spacing_cm / 2 == pytest.approx(body_across_detector(anatomy, "PA", 180.0)[1], abs=0.2)
+
+
+def test_a_posterior_rib_arches_and_falls_most_steeply_at_the_wall():
+    anatomy = random_anatomy(np.random.default_rng(5), "M")
+    points = _rib(anatomy, -1, 6)[0]
+    azimuth = np.linspace(0.0, 0.85, len(points))  # in units of pi
+    heights = points[:, 1]
+    assert heights[azimuth < 0.2].min() < heights[0]  # it rises a little from the vertebra before it falls
+    steepest = azimuth[np.argmax(np.diff(heights))]
+    assert 0.35 <= steepest <= 0.6
