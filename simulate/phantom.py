@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -207,6 +207,13 @@ class _Projection:
         """``SID / (SID - object-to-image distance)`` for a structure at this depth coordinate (z, or x if lateral)."""
         distance = self.body_depth_to_detector_cm - self.toward_detector * depth_coordinate_cm
         return self.source_to_image_cm / (self.source_to_image_cm - max(distance, 0.5))
+
+    @cached_property
+    def body_plane(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's position (down, across; cm) in the body's mid-plane: the grid's coordinates divided by the
+        mid-plane's magnification. Computed once per projection."""
+        scale = self.magnification(0.0)
+        return self.y / scale, self.x / scale
 
     def in_plane(self, point: tuple[float, float, float]) -> tuple[float, float, float]:
         """(u, v, depth) of a 3-D point: u across the image, v down the image."""
@@ -403,8 +410,7 @@ def _torso(proj: _Projection, anatomy: Anatomy, inset_cm: float) -> np.ndarray:
     """Chord through the torso: an elliptic cylinder along y, widest at the lower ribs, ``CHEST_TAPER`` narrower at
     the lung apex and narrowing to the neck above the shoulders; magnified as its mid-plane is, like everything
     inside it."""
-    scale = proj.magnification(0.0)
-    y, across = proj.y / scale, proj.x / scale
+    y, across = proj.body_plane
     # The rib cage widens from the apex down to the lower ribs, so the lateral chest wall is convex, not vertical.
     widest_y = anatomy.dome_right_y_cm - 3.0
     below_apex = np.clip((widest_y - y) / (widest_y - anatomy.lung_top_y_cm), 0.0, 1.0)
@@ -473,11 +479,14 @@ def _rib(anatomy: Anatomy, side: int, index: int) -> tuple[np.ndarray, np.ndarra
     return np.stack([x, y, z], axis=1), half_width, half_depth, cortex_across, cortex_along
 
 
+_DESCENT_CURVE = PchipInterpolator(*RIB_DESCENT)  # monotone between the knots: no overshoot between them
+
+
 def _rib_descent(azimuth: np.ndarray) -> np.ndarray:
     """How far down a rib has come at each azimuth, as a share of its whole drop: the posterior rib arches, rising a
     little from its vertebra and falling most steeply as it reaches the lateral wall, and the anterior rib runs down
     and in at a gentler slope."""
-    return PchipInterpolator(RIB_DESCENT[0], RIB_DESCENT[1])(azimuth / np.pi)
+    return _DESCENT_CURVE(azimuth / np.pi)
 
 
 def _lung_geometry(anatomy: Anatomy, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -597,8 +606,7 @@ def project(
     severity = findings.severity
     side = findings.side
     # The patient's texture, at each pixel's position in the body (the mid-plane's magnification).
-    scale = proj.magnification(0.0)
-    v_body, u_body = proj.y / scale, proj.x / scale
+    v_body, u_body = proj.body_plane
     parenchyma = sample_field(power_law_field(anatomy.vessel_seed, PARENCHYMA_BETA), v_body, u_body)
     tissue = sample_field(power_law_field(anatomy.vessel_seed + 1, SOFT_TISSUE_BETA), v_body, u_body)
 

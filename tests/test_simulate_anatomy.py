@@ -12,6 +12,7 @@ from simulate.phantom import (
     Grid,
     _add_cylinder,
     _add_tube,
+    _mid_plane_to_detector_cm,
     _Projection,
     _rib,
     _torso,
@@ -198,10 +199,11 @@ def test_the_torso_is_magnified_and_widens_from_the_apex_down():
     anatomy = random_anatomy(np.random.default_rng(5), "F")
     grid = Grid(240, 240, 0.2)
     y, x = grid.axes()
-    torso = _torso(_Projection(False, 180.0, anatomy.half_depth_cm + 1.5, 1, grid, y, x), anatomy, 0.0)
+    proj = _Projection(False, 180.0, _mid_plane_to_detector_cm(anatomy, lateral=False), 1, grid, y, x)
+    torso = _torso(proj, anatomy, 0.0)
 
     def width(y_cm: float) -> int:
-        row = int(np.argmin(np.abs(y[:, 0] - y_cm * 180.0 / (180.0 - anatomy.half_depth_cm - 1.5))))
+        row = int(np.argmin(np.abs(y[:, 0] - y_cm * proj.magnification(0.0))))
         return int(np.count_nonzero(torso[row]))
 
     widest = width(anatomy.dome_right_y_cm - 3.0)
