@@ -1,6 +1,7 @@
 """A randomized thorax phantom, projected to material path-length maps.
 
-The anatomy is three-dimensional: ellipsoids (lungs, heart, pedicles, breasts, air spaces), elliptic cylinders (the
+The anatomy is three-dimensional: ellipsoids (lungs, breasts, air spaces; the heart and pedicles turned along their
+long axes), elliptic cylinders (the
 torso, flat-ended ones for vertebral bodies), tubes of elliptic section along 3-D polylines (ribs and other bones with a
 cortical shell, clavicles, devices; where two tubes cross, their paths add),
 pulmonary vessel trees grown by Murray's laws (``simulate.vessels``) and a power-law texture of parenchyma and soft
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -68,6 +69,14 @@ TRABECULAR_FRACTION = 0.2  # bone volume fraction of trabecular bone (ICRP Publi
 VERTEBRAL_TRABECULAR_FRACTION = 0.1
 VERTEBRAL_CORTEX_CM = 0.04
 END_PLATE_CONCAVITY_CM = 0.15  # depth of the end plates' dish: about 1-2 mm (an estimate, no source measured here)
+# Posterior elements. Pedicles about 15-17 mm long (Kim et al., J. Korean Neurosurg. Soc. 46 (2009) 181); a canal
+# about 16 mm wide between them (Panjabi et al. 1991); spinous processes about 3 cm long, their tips 5 mm wide (Egwu
+# et al. 2019), sloping 40-60 degrees below horizontal in the mid-thoracic spine (an estimate from the anatomy texts).
+PEDICLE_HALF_LENGTH_CM = 0.8
+SPINAL_CANAL_HALF_WIDTH_CM = 0.8
+SPINOUS_LENGTH_CM = 3.0
+SPINOUS_HALF_WIDTH_CM = 0.3
+SPINOUS_SLOPE_RAD = np.radians(50.0)
 VERTEBRAL_HALF_HEIGHT_CM = 0.9  # bodies about 1.8 cm high between discs (Panjabi et al. 1991, see _vertebral_section)
 CHEST_WALL_CM = 1.5  # intercostal muscles and ribs between the fat and the pleura (about 1-2 cm; an estimate)
 CHEST_TAPER = 0.12  # the rib cage's width at the apex short of its widest (read off RG1: 490 against 560 pixels)
@@ -112,12 +121,13 @@ class Anatomy:
     dome_left_y_cm: float
     lung_half_width_cm: float
     heart_center: tuple[float, float, float]
-    heart_axes: tuple[float, float, float]
+    heart_axes: tuple[float, float, float]  # long and short semi-axes in the frontal plane, then its half depth
     breast_size: float
     rib_slope: float
     shift_cm: tuple[float, float]
     vessel_seed: int
     rib_seed: int
+    heart_tilt: float  # radians from horizontal of the heart's long axis in the frontal plane, apex down and left
 
 
 @dataclass(frozen=True)
@@ -169,12 +179,16 @@ def random_anatomy(rng: np.random.Generator, sex: str) -> Anatomy:
         dome_left_y_cm=dome_right + rng.normal(1.5, 0.5),
         lung_half_width_cm=half_width * rng.uniform(0.40, 0.44),
         heart_center=(half_width * rng.uniform(0.08, 0.18), dome_right - rng.uniform(4.0, 5.5), rng.uniform(1.0, 3.0)),
-        heart_axes=(rng.normal(6.2, 0.5), rng.normal(5.6, 0.5), rng.normal(4.5, 0.4)),
+        # The silhouette is a tilted oval, about 12.5 cm across (a cardiothoracic ratio near 0.45) and 11 cm high.
+        heart_axes=(rng.normal(6.8, 0.5), rng.normal(5.0, 0.4), rng.normal(4.5, 0.4)),
         breast_size=0.0 if male else float(rng.uniform(0.6, 1.4)),
         rib_slope=rng.uniform(0.9, 1.3),
         shift_cm=(rng.normal(0.0, 1.2), rng.normal(0.0, 1.2)),
         vessel_seed=int(rng.integers(2**31)),
         rib_seed=int(rng.integers(2**31)),
+        # The heart's long axis runs from its base, up and to the right, to the apex on the left dome (Gray's Anatomy,
+        # 41st ed., ch. 57): some 25-45 degrees below horizontal in the frontal plane.
+        heart_tilt=float(rng.uniform(0.45, 0.75)),
     )
 
 
@@ -250,8 +264,14 @@ def _add_ellipsoid(
     center: tuple[float, float, float],
     axes: tuple[float, float, float],
     weight: float = 1.0,
+    *,
+    rotation: np.ndarray | None = None,
 ) -> None:
-    """Add ``weight`` x the chord length through an ellipsoid (semi-axes along x, y, z) to ``target``."""
+    """Add ``weight`` x the chord length through an ellipsoid (semi-axes along x, y, z, or along ``rotation``'s
+    columns: :func:`_add_oriented_ellipsoid`) to ``target``."""
+    if rotation is not None:
+        _add_oriented_ellipsoid(target, proj, center, axes, weight, rotation)
+        return
     u, v, half_u, half_v, half_depth, _ = proj.solid(center, axes)
     window = proj.window(u, v, half_u, half_v)
     if window is None:
@@ -259,6 +279,51 @@ def _add_ellipsoid(
     rows, cols = window
     inside = 1.0 - ((proj.x[:, cols] - u) / half_u) ** 2 - ((proj.y[rows] - v) / half_v) ** 2
     target[rows, cols] += weight * 2.0 * half_depth * np.sqrt(np.clip(inside, 0.0, None))
+
+
+def _add_oriented_ellipsoid(
+    target: np.ndarray,
+    proj: _Projection,
+    center: tuple[float, float, float],
+    axes: tuple[float, float, float],
+    weight: float,
+    rotation: np.ndarray,
+) -> None:
+    """:func:`_add_ellipsoid` turned by ``rotation`` (3 x 3, its columns the ellipsoid's axes in body coordinates).
+
+    The ellipsoid is ``p.A.p <= 1`` with ``A = R diag(axes^-2) R^T``. Along the beam's axis ``b`` through a pixel at
+    offset ``t`` from the centre (body cm, no component along ``b``) the chord is
+    ``2 sqrt((A_b.t)^2 - A_bb (t.A.t - 1)) / A_bb``; the outline is the ellipse of ``A``'s Schur complement on the
+    two other axes."""
+    form = rotation @ np.diag(1.0 / np.asarray(axes, dtype=float) ** 2) @ rotation.T
+    # Body axes of the beam, across and down the image: a lateral beam runs along x, with -z across.
+    beam, across_axis, across_sign = (0, 2, -1.0) if proj.lateral else (2, 0, 1.0)
+    plane = [across_axis, 1]
+    outline = form[np.ix_(plane, plane)] - np.outer(form[plane, beam], form[beam, plane]) / form[beam, beam]
+    half_across, half_down = np.sqrt(np.diag(np.linalg.inv(outline)))
+    u, v, depth = proj.in_plane(center)
+    m = proj.magnification(depth)
+    window = proj.window(u * m, v * m, half_across * m, half_down * m)
+    if window is None:
+        return
+    rows, cols = window
+    across = across_sign * (proj.x[:, cols] - u * m) / m
+    down = (proj.y[rows] - v * m) / m
+    a_aa, a_ad, a_dd = form[across_axis, across_axis], form[across_axis, 1], form[1, 1]
+    linear = form[beam, across_axis] * across + form[beam, 1] * down
+    quadratic = a_aa * across**2 + 2.0 * a_ad * across * down + a_dd * down**2
+    discriminant = linear**2 - form[beam, beam] * (quadratic - 1.0)
+    target[rows, cols] += weight * 2.0 * np.sqrt(np.clip(discriminant, 0.0, None)) / form[beam, beam]
+
+
+def _turned(angle: float, about: int) -> np.ndarray:
+    """The rotation by ``angle`` (radians) about body axis ``about`` (0 x, 1 y, 2 z), from the next axis towards the
+    one after it (about z: x towards +y, down the image)."""
+    first, second = (about + 1) % 3, (about + 2) % 3
+    rotation = np.eye(3)
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation[[first, second, first, second], [first, second, second, first]] = (cos, cos, -sin, sin)
+    return rotation
 
 
 def _add_cylinder(
@@ -666,7 +731,13 @@ def project(
     heart = np.zeros(shape)
     hx, hy, hz = anatomy.heart_center
     ax, ay, az = (a * heart_scale for a in anatomy.heart_axes)
-    _add_ellipsoid(heart, proj, (hx * heart_scale, hy - (heart_scale - 1) * 2.0, hz), (ax, ay, az))
+    _add_ellipsoid(
+        heart,
+        proj,
+        (hx * heart_scale, hy - (heart_scale - 1) * 2.0, hz),
+        (ax, ay, az),
+        rotation=_turned(anatomy.heart_tilt, 2),
+    )
     mediastinum = np.zeros(shape)
     widening = 1.0 + (0.5 * severity if "enlarged_cardiomediastinum" in present else 0.0)
     _add_ellipsoid(mediastinum, proj, (0.3, anatomy.lung_top_y_cm + 6.0, 0.5), (3.6 * widening, 7.5, 4.0))
@@ -822,6 +893,15 @@ def _vertebral_section(level: int) -> tuple[float, float]:
     return 1.3 + 0.06 * level, 0.8 + 0.055 * level
 
 
+def _pedicle_section(level: int) -> tuple[float, float]:
+    """Half width and half height (cm) of the pedicles ``level`` levels below the first drawn (near T1): about 9 mm
+    wide at T1, narrowest (4.5 mm) at T4 and 8.3 mm at T12 (Kaur et al., J. Clin. Orthop. Trauma 7 (2016) 101, CT of
+    600 vertebrae); about 10 mm high at T1 and 17 mm at T12 (Egwu et al., J. Anat. Soc. India 68 (2019) 110)."""
+    width_mm = np.interp(level, (0, 3, 11), (9.3, 4.5, 8.3))
+    height_mm = np.interp(level, (0, 11), (9.8, 17.3))
+    return width_mm / 20.0, height_mm / 20.0
+
+
 def _arm_radius_cm(anatomy: Anatomy) -> float:
     """Upper arm radius, scaled with the chest: mid-upper-arm circumferences of adults are about 31-34 cm (Fryar et al.,
     "Anthropometric reference data for children and adults: United States, 2015-2018", Vital Health Stat 3(46), 2021),
@@ -866,11 +946,28 @@ def _skeleton(
             VERTEBRAL_TRABECULAR_FRACTION,
             solid=_add_cylinder,
         )
+        back = -depth + 3.7  # the vertebral body's posterior wall
+        pedicle_half_width, pedicle_half_height = _pedicle_section(level)
+        # Pedicles converge towards the body, 35 degrees off the sagittal plane at T1 and -10 at T12 (Kaur et al.
+        # 2016), so a frontal beam crosses their walls obliquely: the rims of their ovals fade as the angle grows.
+        pedicle_angle = np.radians(np.interp(level, (0, 11), (35.4, -9.8)))
         for s in (-1, 1):
-            _add_bone(bone, proj, (s * 1.4, y_level - 0.2, -depth + 4.0), (0.45, 0.6, 1.0))  # pedicle
+            # Pedicles run back from the body's upper half on either side of the canal; a frontal beam sees them
+            # end-on, as the ovals of the "owl's eyes".
+            _add_bone(
+                bone,
+                proj,
+                (s * (SPINAL_CANAL_HALF_WIDTH_CM + pedicle_half_width), y_level - 0.3, back - PEDICLE_HALF_LENGTH_CM),
+                (pedicle_half_width, pedicle_half_height, PEDICLE_HALF_LENGTH_CM),
+                solid=partial(_add_ellipsoid, rotation=_turned(-s * pedicle_angle, 1)),
+            )
             process = np.array([[s * 1.0, y_level - 0.3, -depth + 3.2], [s * 3.2, y_level - 0.6, -depth + 3.0]])
             _add_tube(bone, proj, process, 0.45, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
-        _add_bone(bone, proj, (0.0, y_level + 0.4, -depth + 2.3), (0.35, 0.7, 1.2))  # spinous process
+        # The spinous process slopes down and back from the laminae over the body below: a slim bar in the midline.
+        root = np.array([0.0, y_level + 0.3, back - 1.3])
+        slope = np.array([0.0, np.sin(SPINOUS_SLOPE_RAD), -np.cos(SPINOUS_SLOPE_RAD)])
+        spinous = np.array([root, root + SPINOUS_LENGTH_CM * slope])
+        _add_tube(bone, proj, spinous, SPINOUS_HALF_WIDTH_CM, shell_cm=CORTEX_CM, core_fraction=TRABECULAR_FRACTION)
     for s in (-1, 1):
         for index in range(11):
             points, half_width, half_depth, cortex_across, cortex_along = _rib(anatomy, s, index)

@@ -18,7 +18,7 @@ from simulate.profiles import ScannerProfile
 # 2: vertebral bodies as flat-ended cylinders, each rib's shape varied, posterior ribs flatter.
 # 3: the torso magnified like what it holds, lungs inside the chest wall, ribs arched and of mid-rib size, the chest
 #    wall convex, domes curved, larger hilar vessels, fainter parenchyma.
-STAND_IN_VERSION = 3
+STAND_IN_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ from simulate.phantom import (
     Findings,
     Grid,
     _add_cylinder,
+    _add_ellipsoid,
     _add_tube,
     _mid_plane_to_detector_cm,
+    _pedicle_section,
     _Projection,
     _rib,
     _torso,
+    _turned,
     body_across_detector,
     project,
     random_anatomy,
@@ -220,3 +223,38 @@ def test_a_posterior_rib_arches_and_falls_most_steeply_at_the_wall():
     assert heights[azimuth < 0.2].min() < heights[0]  # it rises a little from the vertebra before it falls
     steepest = azimuth[np.argmax(np.diff(heights))]
     assert 0.35 <= steepest <= 0.6
+
+
+@pytest.mark.parametrize("lateral", [False, True])
+def test_a_turned_ellipsoid_keeps_its_volume_and_turns_the_right_way(lateral):
+    """The chord through a turned ellipsoid: the identity draws the upright one, a sphere is the same however it is
+    turned, every turn keeps the volume (the chords' integral), and a turn about z tips the long axis down to +x."""
+    grid = Grid(300, 300, 0.1)
+    y, x = grid.axes()
+    far = _Projection(lateral, 1e9, 0.0, 1, grid, y, x)  # no magnification
+
+    def drawn(axes, rotation=None):
+        path = np.zeros((300, 300))
+        _add_ellipsoid(path, far, (1.0, 2.0, 3.0), axes, rotation=rotation)
+        return path
+
+    axes = (6.0, 4.0, 3.0)
+    np.testing.assert_allclose(drawn(axes, np.eye(3)), drawn(axes), atol=1e-12)
+    sphere = (4.0, 4.0, 4.0)
+    np.testing.assert_allclose(drawn(sphere, _turned(0.9, 1) @ _turned(0.4, 2)), drawn(sphere), atol=1e-12)
+    for about in (0, 1, 2):
+        volume = drawn(axes, _turned(0.6, about)).sum() * grid.spacing_cm**2
+        assert volume == pytest.approx(4 / 3 * np.pi * np.prod(axes), rel=2e-3)
+    np.testing.assert_allclose(_turned(0.6, 2)[:, 0], [np.cos(0.6), np.sin(0.6), 0.0], atol=1e-12)
+    if not lateral:
+        tipped = drawn(axes, _turned(0.6, 2))
+        rows, cols = np.nonzero(tipped > 0)
+        assert np.corrcoef(rows, cols)[0, 1] > 0.3, "the long axis runs down towards +x"
+
+
+def test_the_heart_tilts_apex_down_and_the_pedicles_have_the_cited_sizes():
+    anatomy = random_anatomy(np.random.default_rng(5), "M")
+    assert np.radians(25) <= anatomy.heart_tilt <= np.radians(45)
+    t1, t4, t12 = (np.array(_pedicle_section(level)) * 20 for level in (0, 3, 11))  # full width and height, mm
+    assert t4[0] == pytest.approx(4.5) and t4[0] < t1[0] and t4[0] < t12[0]
+    assert t1[1] == pytest.approx(9.8) and t12[1] == pytest.approx(17.3)
