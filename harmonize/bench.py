@@ -45,6 +45,7 @@ same resamples for every method make the differences paired. Rows go to ``harm_b
 from __future__ import annotations
 
 import csv
+import hashlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,27 @@ def read_manifest(bench_dir: Path) -> list[BenchImage]:
     if not needed <= arms:
         raise ValueError(f"{manifest}: arms {sorted(needed - arms)} are missing; render the set again")
     return images
+
+
+def set_identity(images: list[BenchImage]) -> str:
+    """What names the set's cached analysis images: a digest of every file's name, size and modification time. The
+    cache is keyed by image (phantom and arm), so a set rendered again into the same folder (a new stand-in version)
+    would otherwise be read from the old set's analysis images. A copy that keeps the files' times shares the cache;
+    one that does not is preprocessed again.
+
+    Raises
+    ------
+    ValueError
+        If a file the manifest lists is missing.
+    """
+    digest = hashlib.sha256()
+    for image in images:
+        try:
+            stat = image.path.stat()
+        except FileNotFoundError:
+            raise ValueError(f"{image.path}: listed in the bench manifest but missing; render the set again") from None
+        digest.update(f"{image.path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def _select(images: list[BenchImage], split: str, arms: tuple[str, ...], label: Callable[[BenchImage], int]):
@@ -244,25 +266,27 @@ def run_bench(
     map_batches: BatchMapper,
     device_setting: str = "auto",
 ) -> list[dict[str, object]]:
-    """Run every seed and method; write and return the ``harm_bench`` rows."""
+    """Run every seed and method; write and return the ``harm_bench`` rows. Analysis images are cached under
+    ``<cache_dir>/bench_sets/<set identity>/`` (:func:`set_identity`)."""
     for method in config.methods:
         if method != "none":
             check_method(method)  # an unknown name fails before any work
     images = read_manifest(bench_dir)
     device = choose_device(device_setting)
     preprocessing = config.preprocessing()
-    base = cache_images(images, ImageCache(cache_dir, preprocessing), map_batches)
+    set_cache = Path(cache_dir) / "bench_sets" / set_identity(images)
+    base = cache_images(images, ImageCache(set_cache, preprocessing), map_batches)
     # Each method is fitted and applied once: neither depends on the seed, which only trains the classifiers.
     harmonized = {
         method: _Harmonized(base)
         if method == "none"
-        else _harmonized(images, cache_dir, preprocessing, method, map_batches)
+        else _harmonized(images, set_cache, preprocessing, method, map_batches)
         for method in config.methods
     }
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
-        done = _one_seed(images, base, harmonized, cache_dir, config, seed, device)
+        done = _one_seed(images, base, harmonized, set_cache, config, seed, device)
         rows += [{**row, "test_phantoms": test_phantoms} for row in done]
         # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
         replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)

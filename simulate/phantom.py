@@ -1,9 +1,8 @@
 """A randomized thorax phantom, projected to material path-length maps.
 
 The anatomy is three-dimensional: ellipsoids (lungs, breasts, air spaces; the heart and pedicles turned along their
-long axes), elliptic cylinders (the
-torso, flat-ended ones for vertebral bodies), tubes of elliptic section along 3-D polylines (ribs and other bones with a
-cortical shell, clavicles, devices; where two tubes cross, their paths add),
+long axes), elliptic cylinders (the torso, flat-ended ones for vertebral bodies), tubes of elliptic section along 3-D
+polylines (ribs and other bones with a cortical shell, clavicles, devices; where two tubes cross, their paths add),
 pulmonary vessel trees grown by Murray's laws (``simulate.vessels``) and a power-law texture of parenchyma and soft
 tissue (``simulate.texture``). A projection integrates each
 material along the beam, for a frontal (PA or AP) or a lateral view, giving path-length maps in cm at each material's
@@ -272,6 +271,7 @@ def _add_ellipsoid(
     if rotation is not None:
         _add_oriented_ellipsoid(target, proj, center, axes, weight, rotation)
         return
+    # Upright (most structures, the lungs among them): the same chord with the cross terms left out.
     u, v, half_u, half_v, half_depth, _ = proj.solid(center, axes)
     window = proj.window(u, v, half_u, half_v)
     if window is None:

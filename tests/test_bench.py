@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 
 import numpy as np
@@ -16,6 +18,7 @@ from harmonize.bench import (
     run_bench,
     scanner_balanced_accuracy,
     scanner_images,
+    set_identity,
 )
 from harmonize.bench_figure import write_bench_figure
 from simulate.bench import ARMS, SET_STAMP, bench_phantoms, render_bench
@@ -142,6 +145,26 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]
     assert {row["test_phantoms"] for row in rows} == {count_test_phantoms(bench_dir)}
+    set_cache = tmp_path / "cache" / "bench_sets" / set_identity(read_manifest(bench_dir))
+    assert (set_cache / "images").is_dir()  # analysis images are cached per set
+
+
+def test_a_set_rendered_again_is_not_read_from_the_old_sets_cache(bench_dir, tmp_path):
+    """The cache is keyed by phantom and arm, so a set re-rendered into its folder (a new stand-in version) must get a
+    new identity; copying keeps the files' times, and a missing file is a one-line error."""
+    copy = tmp_path / "set"
+    shutil.copytree(bench_dir, copy)
+    images = read_manifest(copy)
+    before = set_identity(images)
+    assert set_identity(read_manifest(copy)) == before
+    rendered_again = images[0].path
+    stat = rendered_again.stat()
+    rendered_again.write_bytes(rendered_again.read_bytes())
+    os.utime(rendered_again, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert set_identity(read_manifest(copy)) != before
+    rendered_again.unlink()
+    with pytest.raises(ValueError, match=f"{rendered_again.name}: listed in the bench manifest but missing"):
+        set_identity(read_manifest(copy))
 
 
 def count_test_phantoms(bench_dir) -> int:
