@@ -18,6 +18,7 @@ from simulate.profiles import ScannerProfile
 # 2: vertebral bodies as flat-ended cylinders, each rib's shape varied, posterior ribs flatter.
 # 3: the torso magnified like what it holds, lungs inside the chest wall, ribs arched and of mid-rib size, the chest
 #    wall convex, domes curved, larger hilar vessels, fainter parenchyma.
+# 4: the heart a tilted oval, pedicles of measured size and convergence, spinous processes sloping bars.
 STAND_IN_VERSION = 4
 
 
