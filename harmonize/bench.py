@@ -20,7 +20,9 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
   trained on the training phantoms and scored on the test phantoms, before and after every method: above
   ``CONTROL_LIMIT`` the scanner is readable from a trivial cue and the method's result on that experiment is discarded;
 - **fidelity**: SSIM and PSNR of each harmonized S120, S120T, D90PA and HP test image against the D110 rendering of the
-  same phantom (the ground truth), at the analysis size; D110R's (the same physics, new noise) is the ceiling;
+  same phantom (the ground truth), at the analysis size; D110R's (the same physics, new noise) is the ceiling, and for
+  D90PA and HP, whose shorter distances magnify each depth of the chest differently, so is that of D110 rendered at
+  their distance (``GEOMETRY_REFERENCES``, in sets that have them): what no 2-D map can undo;
 - **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
   and why (HP's headers carry no distances, so its geometry cannot be matched);
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
@@ -74,6 +76,9 @@ NULL_ARM = "D110R"
 # The unit whose headers lack the acquisition tags (training and test phantoms; optional in older bench sets): its
 # fidelity shows what an acquisition-aware method does where the header is silent.
 SILENT_ARM = "HP"
+# D110 rendered at an arm's source-to-image distance (test phantoms only; optional in older bench sets): its fidelity
+# against D110 is the parallax ceiling of that arm's.
+GEOMETRY_REFERENCES = {SHIFT_ARM: "D110atD90PA", SILENT_ARM: "D110atHP"}
 # The two scanner experiments: D110 against S120 as it is, and against S120's physics behind D110's processing.
 PARTNERS = {"scanner": "S120", "texture": "S120T"}
 # The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
@@ -503,9 +508,11 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         return as_pairs(scores, 2)
 
     results = {experiment: _scanner_rows(out, cache, experiment, train) for experiment in PARTNERS}
-    # Fidelity against the reference rendering of the same phantom; D110R's (new noise only) is the ceiling.
+    # Fidelity against the reference rendering of the same phantom; D110R's (new noise only) and the geometry
+    # references' (the distance only) are the ceilings.
     present = {i.arm for i in c.images}
-    for arm in [a for a in (*PARTNERS.values(), SHIFT_ARM, SILENT_ARM, NULL_ARM) if a in present]:
+    fidelity_arms = (*PARTNERS.values(), SHIFT_ARM, SILENT_ARM, NULL_ARM, *GEOMETRY_REFERENCES.values())
+    for arm in [a for a in fidelity_arms if a in present]:
         measured = [
             _fidelity(c.truth[i.phantom_id], cache.load(i.dicom_id))
             for i in c.images

@@ -16,7 +16,16 @@ SCANNER_BARS = (
     ("scanner", "retrained_balanced_accuracy", "D110 vs S120"),
     ("texture", "retrained_balanced_accuracy", "D110 vs S120T (S120's beam and detector, D110's processing)"),
 )
-FIDELITY_ARMS = ("S120", "S120T", "D90PA", "HP", "D110R")
+# (arm, label) of the fidelity panels' bars: the arms, then the ceilings (noise only; distance only).
+FIDELITY_ARMS = (
+    ("S120", "S120"),
+    ("S120T", "S120T"),
+    ("D90PA", "D90PA"),
+    ("HP", "HP"),
+    ("D110R", "D110R: new noise (ceiling)"),
+    ("D110atD90PA", "D110 at D90PA's distance (D90PA's ceiling)"),
+    ("D110atHP", "D110 at HP's distance (HP's ceiling)"),
+)
 DIAGNOSTIC_BARS = (
     ("shift", "auc_gap", "AUC gap, D110 to D90PA"),
     ("confounded", "shortcut", "shortcut, confounded design"),
@@ -52,7 +61,7 @@ def _bars(axis, rows, methods, series, width=0.8):
 
 
 def _fidelity_bars(metric: str) -> list[tuple[str, str, str]]:
-    return [("fidelity", f"{metric}_{arm}_vs_D110", arm) for arm in FIDELITY_ARMS]
+    return [("fidelity", f"{metric}_{arm}_vs_D110", label) for arm, label in FIDELITY_ARMS]
 
 
 def write_bench_figure(rows: list[dict], path: Path) -> Path:
@@ -86,7 +95,7 @@ def write_bench_figure(rows: list[dict], path: Path) -> Path:
             title_fontsize=7,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.22),
-            ncol=3,
+            ncol=2 if axis in axes[1:3] else 3,
         )
     figure.suptitle(
         f"Powered benchmark on paired renderings: {phantoms} test phantoms, mean of {seeds} seed(s); "

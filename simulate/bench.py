@@ -15,7 +15,11 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
   scanners' physics without their vendor processing, the texture difference the project's hypothesis is about;
 - ``HP``: the older unit (CsI, 100 kVp, 150 cm, its own processing) whose headers lack KVP, detector type and the
   distances: for the fits and the fidelity of methods that must fall back where the header is silent (training and
-  test phantoms only).
+  test phantoms only);
+- ``D110atD90PA``, ``D110atHP``: D110 (beam, grid, detector, processing, and its noise draw) at D90PA's and HP's
+  source-to-image distance, test phantoms only: the geometry references. A shorter distance magnifies each depth of the
+  chest differently (parallax), which no 2-D map undoes, so their fidelity against D110 is the most any method can
+  reach on D90PA and HP: what the beam, grid, detector and processing leave is the rest.
 
 Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them), ``<out>/manifest.csv``
 (phantom_id, split, sex, abnormal, finding, arm, path) and ``<out>/bench-set.json`` (the stand-in's version, the image
@@ -45,7 +49,8 @@ from xrh.files import write_bytes_atomic
 from xrh.processes import worker_pool
 from xrh.progress import track
 
-ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP")  # appended only: an arm's index seeds its draws
+# Appended only: an arm's index seeds its draws.
+ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP", "D110atD90PA", "D110atHP")
 SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
 ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion", "atelectasis")
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
@@ -102,12 +107,22 @@ def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[Scanner
         "D110R": (d110, 110.0),
         "S120T": (replace(d110, detector=s120.detector, filtration_mm_al=s120.filtration_mm_al), 120.0),
         "HP": (profiles["HP"], 100.0),
+        **{
+            f"D110at{arm}": (replace(d110, source_to_image_cm=profiles[unit].source_to_image_cm), 110.0)
+            for arm, unit in (("D90PA", "D90"), ("HP", "HP"))
+        },
     }
+
+
+def _draws_of(arm: str) -> str:
+    """The arm whose mAs and noise draws this arm shares: a geometry reference shares D110's, so that only the
+    distance differs."""
+    return "D110" if arm.startswith("D110at") else arm
 
 
 def _task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
     plan = next((p for p in profile.exposures if p.projection != "LATERAL"), profile.exposures[0])
-    rng = np.random.default_rng([phantom.image_seed, ARMS.index(arm)])
+    rng = np.random.default_rng([phantom.image_seed, ARMS.index(_draws_of(arm))])
     mas = float(plan.mas_mean * np.exp(rng.normal(0.0, 0.2)))
     return ImageTask(
         dicom_id=f"{phantom.phantom_id}-{arm}",

@@ -66,6 +66,23 @@ def test_the_texture_arm_has_s120s_detector_behind_d110s_processing(bench_dir):
     assert float(texture.KVP) == float(scanner.KVP) == 120
 
 
+def test_a_geometry_reference_is_d110_at_the_other_arms_distance(bench_dir):
+    import pydicom
+
+    reference = pydicom.dcmread(bench_dir / "D110" / "100020.dcm")
+    for arm, unit in (("D110atD90PA", "D90PA"), ("D110atHP", None)):
+        moved = pydicom.dcmread(bench_dir / arm / "100020.dcm")
+        for keyword in ("ManufacturerModelName", "DetectorType", "KVP", "ExposureInmAs"):
+            assert moved.get(keyword) == reference.get(keyword), (arm, keyword)
+        assert moved.DistanceSourceToDetector < reference.DistanceSourceToDetector
+        if unit is not None:  # HP's own header does not say its distance
+            other = pydicom.dcmread(bench_dir / unit / "100020.dcm")
+            assert moved.DistanceSourceToDetector == other.DistanceSourceToDetector
+        assert moved.EstimatedRadiographicMagnificationFactor > reference.EstimatedRadiographicMagnificationFactor
+        first, second = (pydicom.dcmread(bench_dir / a / "100020.dcm").pixel_array.astype(float) for a in ("D110", arm))
+        assert not np.array_equal(first, second) and np.corrcoef(first.ravel(), second.ravel())[0, 1] > 0.8
+
+
 def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
     phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
     render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # a fresh folder: rendered anew
@@ -138,7 +155,8 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     assert silent["value"] == count_test_phantoms(bench_dir) and "geometry stage was not fitted" in silent["note"]
     assert all(row["value"] == 0 for row in fallbacks.values())
     fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
-    assert "ssim_D110R_vs_D110" in fidelity  # the noise-only ceiling beside the other arms
+    # The ceilings beside the other arms: noise only, and the distance only.
+    assert {"ssim_D110R_vs_D110", "ssim_D110atD90PA_vs_D110", "ssim_D110atHP_vs_D110"} <= fidelity
     figure = write_bench_figure(rows, tmp_path / "bench.png")
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row in rows:
