@@ -26,7 +26,9 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
 - **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
   and why (HP's headers carry no distances, so its geometry cannot be matched);
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
-  training images, its AUC on the harmonized D110 and D90PA test images and the gap between them;
+  training images, its AUC on the harmonized D110 and D90PA test images and the gap between them; beside it, its gap to
+  D110 rendered at D90PA's distance (``auc_gap_D110atD90PA``, in sets that have it): how much of the shift the
+  geometry alone makes;
 - **null** (negative control): the same model's gap between D110 and D110R, which no method should open;
 - **confounded** (Zech et al., PLoS Med. 15 (2018): a model trained where prevalence differs by scanner): a pathology
   model retrained on harmonized training images where abnormal phantoms were taken on D90PA with probability
@@ -79,6 +81,14 @@ SILENT_ARM = "HP"
 # D110 rendered at an arm's source-to-image distance (test phantoms only; optional in older bench sets): its fidelity
 # against D110 is the parallax ceiling of that arm's.
 GEOMETRY_REFERENCES = {SHIFT_ARM: "D110atD90PA", SILENT_ARM: "D110atHP"}
+# The frozen D110 pathology model's test arms, each with its experiment: the physical shift, the same distance alone
+# (how much of the shift's gap the geometry makes; in sets that have it) and the negative control.
+DIAGNOSTIC_ARMS = {
+    REFERENCE_ARM: "shift",
+    SHIFT_ARM: "shift",
+    GEOMETRY_REFERENCES[SHIFT_ARM]: "shift",
+    NULL_ARM: "null",
+}
 # The two scanner experiments: D110 against S120 as it is, and against S120's physics behind D110's processing.
 PARTNERS = {"scanner": "S120", "texture": "S120T"}
 # The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
@@ -325,7 +335,7 @@ class _Seed:
     frozen: dict[str, object]  # per scanner experiment: its classifier trained on unharmonized images
     pathology: object
     sets: dict[str, dict[str, list[BenchImage]]]  # per scanner experiment and split: its images, in pairs
-    test_pairs: list[BenchImage]  # test phantoms on D110, D90PA, D110R
+    test_pairs: list[BenchImage]  # test phantoms on DIAGNOSTIC_ARMS (those the set has), in that order
     abnormal: np.ndarray  # per test phantom
     truth: dict[int, np.ndarray]  # the unharmonized D110 analysis image per test phantom
 
@@ -400,7 +410,8 @@ def _one_seed(images, base, harmonized, cache_dir, config, seed, device):
         device,
         checkpoint,
     )
-    test_pairs = diagnostic_images(images, "test", (REFERENCE_ARM, SHIFT_ARM, NULL_ARM))
+    present = {i.arm for i in images}
+    test_pairs = diagnostic_images(images, "test", tuple(a for a in DIAGNOSTIC_ARMS if a in present))
     context = _Seed(
         images=images,
         config=config,
@@ -411,7 +422,7 @@ def _one_seed(images, base, harmonized, cache_dir, config, seed, device):
         pathology=pathology,
         sets=sets,
         test_pairs=test_pairs,
-        abnormal=as_pairs(np.array([i.label for i in test_pairs]), 3)[:, 0],
+        abnormal=np.array([i.label for i in test_pairs if i.arm == REFERENCE_ARM]),
         truth={i.phantom_id: base.load(i.dicom_id) for i in test_pairs if i.arm == REFERENCE_ARM},
     )
     rows, scores = [], {}
@@ -529,21 +540,29 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
             )
     # Shift and null: the frozen D110 pathology model on harmonized test images.
     _, frozen = embed(c.pathology, CachedImages(c.test_pairs, cache), c.device)
-    frozen = as_pairs(frozen, 3)
+    arms = list(dict.fromkeys(i.arm for i in c.test_pairs))
+    frozen = as_pairs(frozen, len(arms))
 
-    def arm_auc(index, column):
-        return auc(c.abnormal[index], _two_columns(frozen[index, column]))
+    def arm_auc(index, arm):
+        return auc(c.abnormal[index], _two_columns(frozen[index, arms.index(arm)]))
 
     everything = np.arange(len(c.abnormal))
-    for column, (experiment, arm) in enumerate((("shift", REFERENCE_ARM), ("shift", SHIFT_ARM), ("null", NULL_ARM))):
-        statistic = partial(arm_auc, column=column)
-        out.add(experiment, f"auc_{arm}", statistic(everything), statistic, c.by_class)
-    for experiment, column in (("shift", 1), ("null", 2)):
+    for arm in arms:
+        statistic = partial(arm_auc, arm=arm)
+        out.add(DIAGNOSTIC_ARMS[arm], f"auc_{arm}", statistic(everything), statistic, c.by_class)
+    for arm in arms[1:]:
 
-        def gap(index, k=column):
-            return arm_auc(index, 0) - arm_auc(index, k)
+        def gap(index, other=arm):
+            return arm_auc(index, REFERENCE_ARM) - arm_auc(index, other)
 
-        out.add(experiment, "auc_gap", gap(everything), gap, c.by_class)
+        experiment = DIAGNOSTIC_ARMS[arm]
+        out.add(
+            experiment,
+            "auc_gap" if arm in (SHIFT_ARM, NULL_ARM) else f"auc_gap_{arm}",
+            gap(everything),
+            gap,
+            c.by_class,
+        )
     # Confounded: retrained where prevalence differs by arm; tested on both arms of every test phantom.
     confounded = train(
         confounded_images(c.images, "train", c.config.confounding, c.seed),
@@ -557,7 +576,8 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     out.add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
     shortcut = confounded[:, 1] - confounded[:, 0]
     out.add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
-    return out.rows, _MethodScores(results, frozen[:, :2], frozen[:, [0, 2]])
+    columns = [arms.index(arm) for arm in (REFERENCE_ARM, SHIFT_ARM, NULL_ARM)]
+    return out.rows, _MethodScores(results, frozen[:, columns[:2]], frozen[:, columns[::2]])
 
 
 def _two_columns(positive: np.ndarray) -> np.ndarray:

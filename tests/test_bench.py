@@ -157,6 +157,8 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     fidelity = {row["metric"] for row in rows if row["experiment"] == "fidelity" and row["method"] == "physics"}
     # The ceilings beside the other arms: noise only, and the distance only.
     assert {"ssim_D110R_vs_D110", "ssim_D110atD90PA_vs_D110", "ssim_D110atHP_vs_D110"} <= fidelity
+    shift = {row["metric"] for row in rows if row["experiment"] == "shift" and row["method"] == "physics"}
+    assert shift == {"auc_D110", "auc_D90PA", "auc_D110atD90PA", "auc_gap", "auc_gap_D110atD90PA"}
     figure = write_bench_figure(rows, tmp_path / "bench.png")
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row in rows:
