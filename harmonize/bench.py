@@ -34,7 +34,10 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
   model retrained on harmonized training images where abnormal phantoms were taken on D90PA with probability
   ``confounding`` and healthy ones on D110 with the same probability; tested on every test phantom on both arms, its
   AUC and its shortcut: the mean, over test phantoms, of its score on the D90PA image minus its score on the D110 image
-  of the same phantom (0: the prediction does not follow the scanner);
+  of the same phantom (0: the prediction does not follow the scanner); **confounded_geometry** (in sets that have D110
+  at D90PA's distance on training phantoms): the same design with that arm in D90PA's place, so the only cue is the
+  distance: the part of the shortcut that no 2-D map can take away, where a method undoes the magnification (the
+  parallax is left);
 - **ranking**, per scanner experiment: a method ranks only if its shift experiment's mean AUC is at most
   ``NON_INFERIORITY`` below ``none``'s, the experiment's two controls stay under ``CONTROL_LIMIT``, its
   negative-control gap's interval holds 0, and its paired ``|BA - 0.5|`` difference against ``none`` has a 95%
@@ -180,10 +183,13 @@ def diagnostic_images(images: list[BenchImage], split: str, arms: tuple[str, ...
     return _select(images, split, arms, lambda i: i.abnormal)
 
 
-def confounded_images(images: list[BenchImage], split: str, share: float, seed: int) -> list[BenchImage]:
-    """One image per phantom: abnormal ones on D90PA with probability ``share``, healthy ones on D110 with it."""
+def confounded_images(
+    images: list[BenchImage], split: str, share: float, seed: int, shifted: str = SHIFT_ARM
+) -> list[BenchImage]:
+    """One image per phantom: abnormal ones on ``shifted`` with probability ``share``, healthy ones on D110 with it
+    (the same draws for any ``shifted``)."""
     rng = np.random.default_rng(seed)
-    pairs = diagnostic_images(images, split, (REFERENCE_ARM, SHIFT_ARM))
+    pairs = diagnostic_images(images, split, (REFERENCE_ARM, shifted))
     by_phantom: dict[int, dict[str, BenchImage]] = {}
     for image in pairs:
         by_phantom.setdefault(image.phantom_id, {})[image.arm] = image
@@ -192,7 +198,7 @@ def confounded_images(images: list[BenchImage], split: str, share: float, seed: 
         arms = by_phantom[phantom]
         abnormal = next(iter(arms.values())).abnormal
         on_shift = rng.random() < share if abnormal else rng.random() >= share
-        chosen.append(arms[SHIFT_ARM if on_shift else REFERENCE_ARM])
+        chosen.append(arms[shifted if on_shift else REFERENCE_ARM])
     return chosen
 
 
@@ -355,7 +361,8 @@ def fit_images(images: list[BenchImage], method: str) -> tuple[list[Path], list[
     train = [i for i in images if i.split == "train"]
     if not reads_acquisition(method):
         return [i.path for i in train if i.arm == REFERENCE_ARM], []
-    arms = list(dict.fromkeys(i.arm for i in train))
+    # The geometry references are D110's unit, a scanner the fit already has: not dealt phantoms of their own.
+    arms = [arm for arm in dict.fromkeys(i.arm for i in train) if arm not in GEOMETRY_REFERENCES.values()]
     phantoms = sorted({i.phantom_id for i in train})
     dealt = {phantom: arms[index % len(arms)] for index, phantom in enumerate(phantoms)}
     chosen = [i for i in train if dealt[i.phantom_id] == i.arm]
@@ -563,19 +570,25 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
             gap,
             c.by_class,
         )
-    # Confounded: retrained where prevalence differs by arm; tested on both arms of every test phantom.
-    confounded = train(
-        confounded_images(c.images, "train", c.config.confounding, c.seed),
-        confounded_images(c.images, "validate", c.config.confounding, c.seed),
-        diagnostic_images(c.images, "test", (REFERENCE_ARM, SHIFT_ARM)),
-    )
+    # Confounded: retrained where prevalence differs by arm; tested on both arms of every test phantom. Its geometry
+    # twin where the set has D110 at D90PA's distance on training phantoms.
+    confounded_arms = {"confounded": SHIFT_ARM, "confounded_geometry": GEOMETRY_REFERENCES[SHIFT_ARM]}
+    trained_arms = {i.arm for i in c.images if i.split == "train"}
+    for experiment, shifted in confounded_arms.items():
+        if shifted not in trained_arms:
+            continue
+        confounded = train(
+            confounded_images(c.images, "train", c.config.confounding, c.seed, shifted),
+            confounded_images(c.images, "validate", c.config.confounding, c.seed, shifted),
+            diagnostic_images(c.images, "test", (REFERENCE_ARM, shifted)),
+        )
 
-    def pooled_auc(index):
-        return auc(np.repeat(c.abnormal[index], 2), _two_columns(confounded[index].ravel()))
+        def pooled_auc(index, scores=confounded):
+            return auc(np.repeat(c.abnormal[index], 2), _two_columns(scores[index].ravel()))
 
-    out.add("confounded", "auc", pooled_auc(everything), pooled_auc, c.by_class)
-    shortcut = confounded[:, 1] - confounded[:, 0]
-    out.add("confounded", "shortcut", shortcut.mean(), lambda index: float(shortcut[index].mean()), c.everyone)
+        out.add(experiment, "auc", pooled_auc(everything), pooled_auc, c.by_class)
+        shortcut = confounded[:, 1] - confounded[:, 0]
+        out.add(experiment, "shortcut", shortcut.mean(), lambda index, s=shortcut: float(s[index].mean()), c.everyone)
     columns = [arms.index(arm) for arm in (REFERENCE_ARM, SHIFT_ARM, NULL_ARM)]
     return out.rows, _MethodScores(results, frozen[:, columns[:2]], frozen[:, columns[::2]])
 

@@ -17,7 +17,8 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
   distances: for the fits and the fidelity of methods that must fall back where the header is silent (training and
   test phantoms only);
 - ``D110atD90PA``, ``D110atHP``: D110 (beam, grid, detector, processing, and its noise draw) at D90PA's and HP's
-  source-to-image distance, test phantoms only: the geometry references. A shorter distance magnifies each depth of the
+  source-to-image distance: the geometry references (D110atD90PA also on training and validation phantoms, for the
+  confounded design's geometry twin; D110atHP on test phantoms only). A shorter distance magnifies each depth of the
   chest differently (parallax), which no 2-D map undoes, so their fidelity against D110 is the most any method can
   reach on D90PA and HP: what the beam, grid, detector and processing leave is the rest.
 
@@ -56,8 +57,8 @@ ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion"
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
 # Which arms each split needs: the test phantoms on every arm; training and validation for the classifiers.
 ARMS_BY_SPLIT = {
-    "train": ("D110", "S120", "D90PA", "S120T", "HP"),
-    "validate": ("D110", "S120", "D90PA", "S120T"),
+    "train": ("D110", "S120", "D90PA", "S120T", "HP", "D110atD90PA"),
+    "validate": ("D110", "S120", "D90PA", "S120T", "D110atD90PA"),
     "test": ARMS,
 }
 

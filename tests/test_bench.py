@@ -125,6 +125,11 @@ def test_confounded_training_set_follows_the_prevalence_rule(bench_dir):
     chosen = confounded_images(images, "train", share=1.0, seed=0)
     assert all((i.arm == "D90PA") == bool(i.abnormal) for i in chosen)
     assert len({i.phantom_id for i in chosen}) == len(chosen)
+    # The geometry twin draws the same phantoms onto D110 at D90PA's distance.
+    twin = confounded_images(images, "train", share=0.7, seed=0, shifted="D110atD90PA")
+    first = confounded_images(images, "train", share=0.7, seed=0)
+    assert [(i.phantom_id, i.arm == "D110") for i in twin] == [(i.phantom_id, i.arm == "D110") for i in first]
+    assert {i.arm for i in twin} == {"D110", "D110atD90PA"}
 
 
 def test_scanner_pairs_and_balanced_accuracy():
@@ -145,7 +150,15 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     rows = run_bench(conn, bench_dir, tmp_path / "cache", config, "bench-test", map_batches=in_this_process)
     experiments = {row["experiment"] for row in rows}
     scanner = {"scanner", "scanner_controls", "texture", "texture_controls"}
-    assert experiments >= scanner | {"fidelity", "shift", "null", "confounded", "ranking", "fallback"}
+    assert experiments >= scanner | {
+        "fidelity",
+        "shift",
+        "null",
+        "confounded",
+        "confounded_geometry",
+        "ranking",
+        "fallback",
+    }
     stored = conn.execute("select count(*), group_concat(distinct method) from harm_bench").fetchone()
     assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "physics", "combat"}
     fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback"}
