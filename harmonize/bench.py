@@ -81,8 +81,8 @@ NULL_ARM = "D110R"
 # The unit whose headers lack the acquisition tags (training and test phantoms; optional in older bench sets): its
 # fidelity shows what an acquisition-aware method does where the header is silent.
 SILENT_ARM = "HP"
-# D110 rendered at an arm's source-to-image distance (test phantoms only; optional in older bench sets): its fidelity
-# against D110 is the parallax ceiling of that arm's.
+# D110 rendered at an arm's source-to-image distance (optional in older bench sets): its fidelity against D110 is the
+# parallax ceiling of that arm's.
 GEOMETRY_REFERENCES = {SHIFT_ARM: "D110atD90PA", SILENT_ARM: "D110atHP"}
 # The frozen D110 pathology model's test arms, each with its experiment: the physical shift, the same distance alone
 # (how much of the shift's gap the geometry makes; in sets that have it) and the negative control.
