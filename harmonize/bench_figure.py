@@ -28,7 +28,9 @@ FIDELITY_ARMS = (
 )
 DIAGNOSTIC_BARS = (
     ("shift", "auc_gap", "AUC gap, D110 to D90PA"),
+    ("shift", "auc_gap_D110atD90PA", "AUC gap, D110 to D110 at D90PA's distance (geometry alone)"),
     ("confounded", "shortcut", "shortcut, confounded design"),
+    ("confounded_geometry", "shortcut", "shortcut, its geometry twin (the distance alone)"),
     ("null", "auc_gap", "AUC gap, negative control"),
 )
 
@@ -95,7 +97,7 @@ def write_bench_figure(rows: list[dict], path: Path) -> Path:
             title_fontsize=7,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.22),
-            ncol=2 if axis in axes[1:3] else 3,
+            ncol=2 if axis in axes[1:3] else 1,
         )
     figure.suptitle(
         f"Powered benchmark on paired renderings: {phantoms} test phantoms, mean of {seeds} seed(s); "
