@@ -23,7 +23,7 @@ mean over patients with a 95% interval (t distribution):
   the nodule against a ring round it, the noise measured as the difference between the noisy and the noise-free
   renderings, and its ratio to D110's;
 - ``data/bench/physics/factors.png``: for the first patient, the benchmark's analysis image, its bone component, and
-  what each factor changes in it, on one colour scale;
+  what each factor changes in it, each panel on its own colour scale;
 - the detectors' MTF at 0.5, 1, 2 and 2.5 cycles per mm beside approximate values read from Samei and Flynn, Med. Phys.
   30 (2003) (a-Se direct and CsI indirect panels).
 """
