@@ -191,7 +191,6 @@ def measure(patients: int, image_size: int, size: int) -> None:
         d110_boneless = render_variant(
             boneless, boneless, d110, 110.0, d110.filtration_mm_al, mas, spacing_mm, field, seed=patient
         )[1]
-        bench_bone = None
         for name, profile, kvp, filtration, mas_factor in variants(profiles):
             bone_signal, clean, noisy = render_variant(
                 with_nodule, boneless, profile, kvp, filtration, mas * mas_factor, spacing_mm, field, seed=patient

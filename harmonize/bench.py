@@ -84,13 +84,14 @@ SILENT_ARM = "HP"
 # D110 rendered at an arm's source-to-image distance (optional in older bench sets): its fidelity against D110 is the
 # parallax ceiling of that arm's.
 GEOMETRY_REFERENCES = {SHIFT_ARM: "D110atD90PA", SILENT_ARM: "D110atHP"}
-# The frozen D110 pathology model's test arms, each with its experiment: the physical shift, the same distance alone
-# (how much of the shift's gap the geometry makes; in sets that have it) and the negative control.
+# The frozen D110 pathology model's test arms, each with its experiment and the name of its AUC gap to D110: the
+# physical shift, the same distance alone (how much of the shift's gap the geometry makes; in sets that have it) and
+# the negative control.
 DIAGNOSTIC_ARMS = {
-    REFERENCE_ARM: "shift",
-    SHIFT_ARM: "shift",
-    GEOMETRY_REFERENCES[SHIFT_ARM]: "shift",
-    NULL_ARM: "null",
+    REFERENCE_ARM: ("shift", None),
+    SHIFT_ARM: ("shift", "auc_gap"),
+    GEOMETRY_REFERENCES[SHIFT_ARM]: ("shift", f"auc_gap_{GEOMETRY_REFERENCES[SHIFT_ARM]}"),
+    NULL_ARM: ("null", "auc_gap"),
 }
 # The two scanner experiments: D110 against S120 as it is, and against S120's physics behind D110's processing.
 PARTNERS = {"scanner": "S120", "texture": "S120T"}
@@ -556,20 +557,14 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
     everything = np.arange(len(c.abnormal))
     for arm in arms:
         statistic = partial(arm_auc, arm=arm)
-        out.add(DIAGNOSTIC_ARMS[arm], f"auc_{arm}", statistic(everything), statistic, c.by_class)
+        out.add(DIAGNOSTIC_ARMS[arm][0], f"auc_{arm}", statistic(everything), statistic, c.by_class)
     for arm in arms[1:]:
 
         def gap(index, other=arm):
             return arm_auc(index, REFERENCE_ARM) - arm_auc(index, other)
 
-        experiment = DIAGNOSTIC_ARMS[arm]
-        out.add(
-            experiment,
-            "auc_gap" if arm in (SHIFT_ARM, NULL_ARM) else f"auc_gap_{arm}",
-            gap(everything),
-            gap,
-            c.by_class,
-        )
+        experiment, metric = DIAGNOSTIC_ARMS[arm]
+        out.add(experiment, metric, gap(everything), gap, c.by_class)
     # Confounded: retrained where prevalence differs by arm; tested on both arms of every test phantom. Its geometry
     # twin where the set has D110 at D90PA's distance on training phantoms.
     confounded_arms = {"confounded": SHIFT_ARM, "confounded_geometry": GEOMETRY_REFERENCES[SHIFT_ARM]}
@@ -589,8 +584,11 @@ def _evaluate_method(context: _Seed, method: str, cache: ImageCache) -> tuple[li
         out.add(experiment, "auc", pooled_auc(everything), pooled_auc, c.by_class)
         shortcut = confounded[:, 1] - confounded[:, 0]
         out.add(experiment, "shortcut", shortcut.mean(), lambda index, s=shortcut: float(s[index].mean()), c.everyone)
-    columns = [arms.index(arm) for arm in (REFERENCE_ARM, SHIFT_ARM, NULL_ARM)]
-    return out.rows, _MethodScores(results, frozen[:, columns[:2]], frozen[:, columns[::2]])
+
+    def against_reference(arm):
+        return frozen[:, [arms.index(REFERENCE_ARM), arms.index(arm)]]
+
+    return out.rows, _MethodScores(results, against_reference(SHIFT_ARM), against_reference(NULL_ARM))
 
 
 def _two_columns(positive: np.ndarray) -> np.ndarray:

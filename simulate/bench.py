@@ -50,6 +50,8 @@ from xrh.files import write_bytes_atomic
 from xrh.processes import worker_pool
 from xrh.progress import track
 
+# D110 at another unit's source-to-image distance: each geometry reference and that unit's profile.
+GEOMETRY_REFERENCES = {"D110atD90PA": "D90", "D110atHP": "HP"}
 # Appended only: an arm's index seeds its draws.
 ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP", "D110atD90PA", "D110atHP")
 SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
@@ -109,8 +111,8 @@ def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[Scanner
         "S120T": (replace(d110, detector=s120.detector, filtration_mm_al=s120.filtration_mm_al), 120.0),
         "HP": (profiles["HP"], 100.0),
         **{
-            f"D110at{arm}": (replace(d110, source_to_image_cm=profiles[unit].source_to_image_cm), 110.0)
-            for arm, unit in (("D90PA", "D90"), ("HP", "HP"))
+            arm: (replace(d110, source_to_image_cm=profiles[unit].source_to_image_cm), 110.0)
+            for arm, unit in GEOMETRY_REFERENCES.items()
         },
     }
 
@@ -118,7 +120,7 @@ def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[Scanner
 def _draws_of(arm: str) -> str:
     """The arm whose mAs and noise draws this arm shares: a geometry reference shares D110's, so that only the
     distance differs."""
-    return "D110" if arm.startswith("D110at") else arm
+    return "D110" if arm in GEOMETRY_REFERENCES else arm
 
 
 def _task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
