@@ -34,11 +34,6 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   harder; a linear filter does not turn one detector's noise into another's.
 - ``physics``: ``geometry``, ``tone`` and ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
   the others: geometry, processing inversion, and re-processing with the reference's tone.
-- ``physics_bands``: ``physics``, then each image's radial band energies brought to the reference scanner's mean after
-  the chain (the pixel-only ``bands`` method's step, :func:`harmonize.fourier.apply_band_equalization`). The chain's
-  maps are fixed per scanner, so what the beam does differently to each patient's bone and soft tissue stays; a
-  per-image step takes away more of it, and with it some of what differs between patients (the fidelity rows show how
-  much).
 
 The processing stages are fitted per manufacturer and model because the processing is the vendor's software: a unit
 that shares the reference's model but not its detector keeps the reference's processing and is left as it is by
@@ -65,7 +60,7 @@ from functools import lru_cache, partial, reduce
 
 import numpy as np
 
-from harmonize import distribution, fourier
+from harmonize import distribution
 from harmonize.acquisition import Acquisition
 from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
 from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
@@ -268,21 +263,6 @@ def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# per-image band equalization
-
-
-def summarize_bands(image: np.ndarray, acquisition: Acquisition) -> Params:
-    """The image's radial band energies (as the ``bands`` method's fit reads them)."""
-    return fourier.summarize_band_energies(image)
-
-
-def apply_bands(image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params) -> np.ndarray:
-    """The image's band energies brought to the reference scanner's mean (its own scanner's row is not used: the
-    step is per image)."""
-    return fourier.apply_band_equalization(image, reference)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # stages, methods, fitting and applying
 
 
@@ -328,7 +308,6 @@ STAGES = {
         gains=partial(filter_gains, share=detector_share),
         needs="pixel_spacing_mm",
     ),
-    "bands": Stage("bands", summarize_bands, fourier.finish_band_energies, apply_bands),
 }
 SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "geometry": ("geometry",),
@@ -336,7 +315,6 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "transfer": ("transfer",),
     "detector": ("detector",),
     "physics": ("geometry", "tone", "transfer", "tone"),
-    "physics_bands": ("geometry", "tone", "transfer", "tone", "bands"),
 }
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
@@ -344,7 +322,6 @@ DESCRIPTIONS = {
     "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
     "physics": "geometry, tone, transfer and re-toning: the acquisition-aware chain",
-    "physics_bands": "the acquisition-aware chain, then per-image band-energy equalization to the reference's",
 }
 
 
