@@ -234,16 +234,25 @@ class _Projection:
         return (-z, y, x) if self.lateral else (x, y, z)
 
     def window(self, u: float, v: float, half_u: float, half_v: float) -> tuple[slice, slice] | None:
+        """The pixels a box centred on ``(u, v)`` with these half extents (cm) covers, or None if none."""
+        (r0,), (r1,), (c0,), (c1,) = self.windows(*(np.array([value], dtype=float) for value in (u, v, half_u, half_v)))
+        if r0 >= r1 or c0 >= c1:
+            return None
+        return slice(int(r0), int(r1)), slice(int(c0), int(c1))
+
+    def windows(
+        self, u: np.ndarray, v: np.ndarray, half_u: np.ndarray, half_v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`window` of many boxes at once (first and stop row, first and stop column; empty where first >= stop):
+        one array operation instead of one call per tube segment."""
         grid = self.grid
         y0 = grid.center_cm[0] - (grid.rows - 1) / 2 * grid.spacing_cm
         x0 = grid.center_cm[1] - (grid.cols - 1) / 2 * grid.spacing_cm
-        r0 = max(int(np.floor((v - half_v - y0) / grid.spacing_cm)), 0)
-        r1 = min(int(np.ceil((v + half_v - y0) / grid.spacing_cm)) + 1, grid.rows)
-        c0 = max(int(np.floor((u - half_u - x0) / grid.spacing_cm)), 0)
-        c1 = min(int(np.ceil((u + half_u - x0) / grid.spacing_cm)) + 1, grid.cols)
-        if r0 >= r1 or c0 >= c1:
-            return None
-        return slice(r0, r1), slice(c0, c1)
+        r0 = np.maximum(np.floor((v - half_v - y0) / grid.spacing_cm).astype(np.int64), 0)
+        r1 = np.minimum(np.ceil((v + half_v - y0) / grid.spacing_cm).astype(np.int64) + 1, grid.rows)
+        c0 = np.maximum(np.floor((u - half_u - x0) / grid.spacing_cm).astype(np.int64), 0)
+        c1 = np.minimum(np.ceil((u + half_u - x0) / grid.spacing_cm).astype(np.int64) + 1, grid.cols)
+        return r0, r1, c0, c1
 
     def solid(
         self, center: tuple[float, float, float], axes: tuple[float, float, float]
@@ -387,6 +396,36 @@ def _add_tube(
     )
 
 
+# The most values one batch of tube segments computes at once, and how much larger than a segment's own window its
+# batch's padded window may be.
+SEGMENT_BATCH_VALUES = 1 << 18
+SEGMENT_BATCH_PADDING = 2.0
+
+
+def _segment_batches(chosen: np.ndarray, heights: np.ndarray, breadths: np.ndarray) -> list[np.ndarray]:
+    """The segments ``chosen`` in batches of similar window shape (ordered by height, then breadth), each batch's padded
+    window at most ``SEGMENT_BATCH_PADDING`` times the area of its smallest and its values at most
+    ``SEGMENT_BATCH_VALUES``."""
+    order = chosen[np.lexsort((breadths[chosen], heights[chosen]))]
+    batches, start = [], 0
+    shapes = list(zip(heights[order].tolist(), breadths[order].tolist(), strict=True))
+    while start < len(order):
+        tallest, widest = shapes[start]
+        smallest = tallest * widest
+        stop = start + 1
+        while stop < len(order):
+            height, breadth = shapes[stop]
+            tallest, widest = max(tallest, height), max(widest, breadth)
+            smallest = min(smallest, height * breadth)
+            padded = tallest * widest
+            if padded > SEGMENT_BATCH_PADDING * smallest or padded * (stop - start + 1) > SEGMENT_BATCH_VALUES:
+                break
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches
+
+
 def _add_segments(
     target: np.ndarray,
     proj: _Projection,
@@ -420,35 +459,49 @@ def _add_segments(
     (u0s, v0s, scales), (u1s, v1s, _) = ends_uv
     widths = half_width_cm * scales
     spacing = proj.grid.spacing_cm
-    drawn = []
-    for k in np.flatnonzero(widths >= SUBPIXEL * spacing):
-        u0, v0, u1, v1, a = u0s[k], v0s[k], u1s[k], v1s[k], widths[k]
-        window = proj.window((u0 + u1) / 2, (v0 + v1) / 2, abs(u1 - u0) / 2 + a, abs(v1 - v0) / 2 + a)
-        if window is not None:
-            drawn.append((k, window))
-    if not drawn:
+    r0, r1, c0, c1 = proj.windows(
+        (u0s + u1s) / 2, (v0s + v1s) / 2, np.abs(u1s - u0s) / 2 + widths, np.abs(v1s - v0s) / 2 + widths
+    )
+    chosen = np.flatnonzero((widths >= SUBPIXEL * spacing) & (r0 < r1) & (c0 < c1))
+    if not len(chosen):
         return
-    top, left = min(rows.start for _, (rows, _) in drawn), min(cols.start for _, (_, cols) in drawn)
-    bottom, right = max(rows.stop for _, (rows, _) in drawn), max(cols.stop for _, (_, cols) in drawn)
+    top, left = int(r0[chosen].min()), int(c0[chosen].min())
+    bottom, right = int(r1[chosen].max()), int(c1[chosen].max())
     # Consecutive segments overlap at their joints: the tube's outer and inner chords are each the maximum over its
     # segments, so a joint is drawn once and no cortex shows inside the tube there. Tubes add to what ``target``
     # holds: where two cross, their paths add up.
     outer = np.zeros((bottom - top, right - left))
     inner = np.zeros_like(outer) if shells.any() else None  # vessel trees and soft tubes have no core
-    for k, (rows, cols) in drawn:
-        u0, v0, u1, v1, a, b = u0s[k], v0s[k], u1s[k], v1s[k], widths[k], depths[k]
-        du, dv = u1 - u0, v1 - v0
+    heights, breadths = r1 - r0, c1 - c0
+    for batch in _segment_batches(chosen, heights, breadths):
+        # Each batch is one padded array: per pixel the same arithmetic as one segment at a time, so the same values
+        # (the padding is never read), with a few array operations per batch instead of a dozen per segment.
+        rows = np.minimum(r0[batch, None] + np.arange(heights[batch].max()), proj.grid.rows - 1)
+        cols = np.minimum(c0[batch, None] + np.arange(breadths[batch].max()), proj.grid.cols - 1)
+        u0, v0 = u0s[batch, None, None], v0s[batch, None, None]
+        du, dv = (u1s - u0s)[batch, None, None], (v1s - v0s)[batch, None, None]
+        a, b = widths[batch, None, None], depths[batch, None, None]
         length2 = du * du + dv * dv
-        pu, pv = proj.x[:, cols] - u0, proj.y[rows] - v0
-        t = np.clip((pu * du + pv * dv) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(pu * pv)
+        pu, pv = proj.x[0, cols][:, None, :] - u0, proj.y[rows, 0][:, :, None] - v0
+        moving = length2 > 0
+        along = np.minimum(np.maximum((pu * du + pv * dv) / np.where(moving, length2, 1.0), 0.0), 1.0)
+        t = np.where(moving, along, 0.0)
         distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
-        local = (slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left))
-        chord = 2.0 * b * np.sqrt(np.clip(1.0 - distance2 / (a * a), 0.0, None))
-        np.maximum(outer[local], chord, out=outer[local])
-        if shells[k] > 0:
-            inner_a, inner_b = max(a - shells[k] * scales[k], 1e-3), max(b - shell_depths[k], 1e-3)
-            core = 2.0 * inner_b * np.sqrt(np.clip(1.0 - distance2 / (inner_a * inner_a), 0.0, None))
-            np.maximum(inner[local], core, out=inner[local])
+        chord = 2.0 * b * np.sqrt(np.maximum(1.0 - distance2 / (a * a), 0.0))
+        cored = shells[batch] > 0
+        if cored.any():
+            inner_a = np.maximum(a - (shells * scales)[batch, None, None], 1e-3)
+            inner_b = np.maximum(b - shell_depths[batch, None, None], 1e-3)
+            core = 2.0 * inner_b * np.sqrt(np.maximum(1.0 - distance2 / (inner_a * inner_a), 0.0))
+        # Each segment's window of the batch into the tube's maximum, as one unbuffered scatter (the maximum does not
+        # depend on the order segments come in).
+        grid_rows, grid_cols = np.ogrid[: rows.shape[1], : cols.shape[1]]
+        inside = (grid_rows < heights[batch, None, None]) & (grid_cols < breadths[batch, None, None])
+        flat = (rows[:, :, None] - top) * outer.shape[1] + (cols[:, None, :] - left)
+        np.maximum.at(outer.ravel(), flat[inside], chord[inside])
+        if cored.any():
+            with_core = inside & cored[:, None, None]
+            np.maximum.at(inner.ravel(), flat[with_core], core[with_core])
     if inner is not None:
         outer -= (1.0 - core_fraction) * inner
     target[top:bottom, left:right] += weight * outer

@@ -12,6 +12,7 @@ from simulate.phantom import (
     Grid,
     _add_cylinder,
     _add_ellipsoid,
+    _add_segments,
     _add_tube,
     _mid_plane_to_detector_cm,
     _pedicle_section,
@@ -185,6 +186,31 @@ def test_a_tube_is_the_same_in_one_piece_or_many_and_crossing_tubes_add():
     _add_tube(crossing, far, line[:, [1, 0, 2]], 0.3, **bone)  # the same tube turned upright
     centre = np.unravel_index(np.argmin(np.hypot(y, x)), (120, 120))
     assert crossing[centre] == pytest.approx(2 * whole[centre])
+
+
+def test_segments_drawn_together_equal_each_drawn_alone():
+    """Segments are drawn in batches of padded windows: apart from each other, they come out exactly as one at a time,
+    whatever their windows' shapes, with a zero-length segment, one over the edge and one too thin to draw."""
+    grid = Grid(150, 130, 0.05)
+    y, x = grid.axes()
+    far = _Projection(False, 1e9, 0.0, 1, grid, y, x)
+    rng = np.random.default_rng(3)
+    centres = [(u, v) for u in np.linspace(-2.6, 2.6, 6) for v in np.linspace(-3.1, 3.1, 7)]
+    starts = np.array([[u, v, 0.0] for u, v in centres])
+    turns = rng.uniform(0, 2 * np.pi, len(centres))
+    lengths = rng.choice([0.0, 0.05, 0.2, 0.35], len(centres))
+    ends = starts + np.stack([lengths * np.cos(turns), lengths * np.sin(turns), np.zeros(len(centres))], axis=1)
+    widths = rng.uniform(0.02, 0.12, len(centres))
+    widths[5] = 0.001  # under a quarter of a pixel: left out
+    starts[-1, :2] = ends[-1, :2] = (3.3, 3.8)  # half over the corner
+    shells = np.where(rng.random(len(centres)) < 0.5, 0.02, 0.0)
+    together = np.zeros((150, 130))
+    _add_segments(together, far, starts, ends, widths, 1.5, shell_cm=shells, core_fraction=0.3)
+    alone = np.zeros((150, 130))
+    for k in range(len(centres)):
+        one = slice(k, k + 1)
+        _add_segments(alone, far, starts[one], ends[one], widths[one], 1.5, shell_cm=shells[one], core_fraction=0.3)
+    assert together.any() and np.array_equal(together, alone)
 
 
 @pytest.mark.parametrize(("view", "source_to_image_cm"), [("PA", 180), ("AP", 100)])
