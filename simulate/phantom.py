@@ -495,8 +495,8 @@ def _add_segments(
             core = 2.0 * inner_b * np.sqrt(np.maximum(1.0 - distance2 / (inner_a * inner_a), 0.0))
         # Each segment's window of the batch into the tube's maximum, as one unbuffered scatter (the maximum does not
         # depend on the order segments come in).
-        grid_rows, grid_cols = np.ogrid[: rows.shape[1], : cols.shape[1]]
-        inside = (grid_rows < heights[batch, None, None]) & (grid_cols < breadths[batch, None, None])
+        offset_rows, offset_cols = np.ogrid[: rows.shape[1], : cols.shape[1]]
+        inside = (offset_rows < heights[batch, None, None]) & (offset_cols < breadths[batch, None, None])
         flat = (rows[:, :, None] - top) * outer.shape[1] + (cols[:, None, :] - left)
         np.maximum.at(outer.ravel(), flat[inside], chord[inside])
         if cored.any():
