@@ -488,18 +488,17 @@ def _add_segments(
         t = np.where(moving, along, 0.0)
         distance2 = (pu - t * du) ** 2 + (pv - t * dv) ** 2
         chord = 2.0 * b * np.sqrt(np.maximum(1.0 - distance2 / (a * a), 0.0))
-        cored = shells[batch] > 0
-        if cored.any():
-            inner_a = np.maximum(a - (shells * scales)[batch, None, None], 1e-3)
-            inner_b = np.maximum(b - shell_depths[batch, None, None], 1e-3)
-            core = 2.0 * inner_b * np.sqrt(np.maximum(1.0 - distance2 / (inner_a * inner_a), 0.0))
         # Each segment's window of the batch into the tube's maximum, as one unbuffered scatter (the maximum does not
         # depend on the order segments come in).
         offset_rows, offset_cols = np.ogrid[: rows.shape[1], : cols.shape[1]]
         inside = (offset_rows < heights[batch, None, None]) & (offset_cols < breadths[batch, None, None])
         flat = (rows[:, :, None] - top) * outer.shape[1] + (cols[:, None, :] - left)
         np.maximum.at(outer.ravel(), flat[inside], chord[inside])
+        cored = shells[batch] > 0
         if cored.any():
+            inner_a = np.maximum(a - (shells * scales)[batch, None, None], 1e-3)
+            inner_b = np.maximum(b - shell_depths[batch, None, None], 1e-3)
+            core = 2.0 * inner_b * np.sqrt(np.maximum(1.0 - distance2 / (inner_a * inner_a), 0.0))
             with_core = inside & cored[:, None, None]
             np.maximum.at(inner.ravel(), flat[with_core], core[with_core])
     if inner is not None:
