@@ -10,7 +10,7 @@ from prefect import flow
 from flows.common import image_task_runner, jobs_of_this_flow_run, mapper_of, process_batch, settings
 from flows.models import split_task
 from flows.warehouse import build_selected
-from harmonize.config import BenchConfig
+from harmonize.config import ANALYSIS_FIELD_MM, BenchConfig
 from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method
 from harmonize.results import EVALUATION_EPOCHS
 
@@ -22,6 +22,7 @@ def harmonize_flow(
     apply_methods: list[str] | None = None,
     evaluate: list[str] | None = None,
     epochs: int = EVALUATION_EPOCHS,
+    field_mm: float = ANALYSIS_FIELD_MM,
     diagnostic_cohort: str | None = "abnormal_vs_healthy",
     external_group: str | None = None,
 ) -> str:
@@ -47,6 +48,7 @@ def harmonize_flow(
             reference=reference,
             methods=evaluate or ["cdf", "fda", "bands", "physics", "combat"],
             epochs=epochs,
+            field_mm=field_mm,
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group if diagnostic_cohort else None,
             map_batches=on_dask,

@@ -62,12 +62,13 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.config import BenchConfig
+from harmonize.controls import CONTROL_LIMIT, NON_INFERIORITY, control_scores
 from harmonize.fitting import Harmonization, fallback_reasons, fit_parameters
 from harmonize.methods import check_method, reads_acquisition
 from harmonize.results import TABLES
 from ingest.images import ImageCache
 from models_ml.dataset import CachedImages, cache_images
-from models_ml.feature_statistics import frechet_distance, mmd_rbf
+from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf
 from models_ml.features import embed
 from models_ml.metrics import BOOTSTRAP_SAMPLES, auc, bootstrap, percentile_interval
 from models_ml.torch_setup import choose_device
@@ -98,10 +99,6 @@ PARTNERS = {"scanner": "S120", "texture": "S120T"}
 # The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
 # import the simulator: a bench set is files, like any data set).
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
-CONTROL_LIMIT = 0.60
-NON_INFERIORITY = 0.02
-OUTLINE_BLOCKS = 16
-QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -219,41 +216,6 @@ def scanner_balanced_accuracy(scores: np.ndarray) -> float:
 
 def interval(statistic: Callable[[np.ndarray], float], strata: list[np.ndarray], seed: int) -> tuple[float, float]:
     return percentile_interval(bootstrap(statistic, strata, np.random.default_rng(seed)))
-
-
-def control_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(outline, scalar cues) of one analysis image: the cues a scanner classifier must not be able to use."""
-    size = image.shape[0]
-    nonzero = image > 0
-    block = max(size // OUTLINE_BLOCKS, 1)
-    outline = nonzero[: block * OUTLINE_BLOCKS, : block * OUTLINE_BLOCKS]
-    outline = outline.reshape(OUTLINE_BLOCKS, block, OUTLINE_BLOCKS, block).mean(axis=(1, 3)).ravel()
-    columns, rows = np.flatnonzero(nonzero.any(axis=0)), np.flatnonzero(nonzero.any(axis=1))
-    pads = [columns[0], size - 1 - columns[-1], rows[0], size - 1 - rows[-1]] if len(columns) else [size] * 4
-    scalars = [1 - nonzero.mean(), *pads, len(np.unique(image)), image.mean(), image.std()]
-    scalars += list(np.quantile(image, QUANTILES))
-    return outline.astype(np.float32), np.asarray(scalars, dtype=np.float32)
-
-
-def control_scores(train: list[BenchImage], test: list[BenchImage], cache: ImageCache) -> dict[str, np.ndarray]:
-    """Test scores of the outline-only (logistic regression) and scalar-cue (gradient-boosted trees) classifiers."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def features(images):
-        pairs = [control_features(cache.load(i.dicom_id)) for i in images]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-
-    (train_outline, train_scalar), (test_outline, test_scalar) = features(train), features(test)
-    labels = np.array([i.label for i in train])
-    outline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train_outline, labels)
-    scalar = HistGradientBoostingClassifier(max_iter=200, random_state=0).fit(train_scalar, labels)
-    return {
-        "outline_only": outline.predict_proba(test_outline)[:, 1],
-        "scalar_cues": scalar.predict_proba(test_scalar)[:, 1],
-    }
 
 
 def _row(seed, method, experiment, metric, value, low=None, high=None, note=None) -> dict[str, object]:
@@ -462,18 +424,6 @@ class _Rows:
         return value
 
 
-def _probe_scores(validate: np.ndarray, validate_labels, test: np.ndarray, kind: str) -> np.ndarray:
-    """Test scores of a probe fitted on validation features: ``linear`` (logistic regression) or ``rbf`` (SVM)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    model = LogisticRegression(max_iter=2000, class_weight="balanced") if kind == "linear" else SVC(kernel="rbf")
-    probe = make_pipeline(StandardScaler(), model).fit(validate, validate_labels)
-    return probe.predict_proba(test)[:, 1] if kind == "linear" else probe.predict(test).astype(float)
-
-
 def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tuple[np.ndarray, dict[str, float]]:
     """One scanner experiment for one method: retrained classifier, controls, probes, MMD and Frechet distance."""
     from harmonize import combat
@@ -491,7 +441,7 @@ def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tupl
     validate_labels = np.array([i.label for i in own["validate"]])
     test_labels = np.array([i.label for i in own["test"]])
     for kind in ("linear", "rbf"):
-        probed = as_pairs(_probe_scores(validate, validate_labels, test, kind), 2)
+        probed = as_pairs(held_out_probe(validate, validate_labels, test, kind), 2)
         out.balanced(experiment, f"probe_{kind}_balanced_accuracy", probed)
     mmd = mmd_rbf(test[test_labels == 0], test[test_labels == 1], seed=c.seed)
     out.add(experiment, "mmd_squared", mmd.value, note=f"standard error {mmd.standard_error:.4g}, p {mmd.p_value:.3g}")
@@ -502,7 +452,7 @@ def _scanner_rows(out: _Rows, cache: ImageCache, experiment: str, train) -> tupl
         validate_combat = combat.apply(validate, validate_labels.astype(str), params)
         test_combat = combat.apply(test, test_labels.astype(str), params)
         for kind in ("linear", "rbf"):
-            probed = as_pairs(_probe_scores(validate_combat, validate_labels, test_combat, kind), 2)
+            probed = as_pairs(held_out_probe(validate_combat, validate_labels, test_combat, kind), 2)
             out.balanced(experiment, f"probe_{kind}_balanced_accuracy", probed, method="combat")
     return retrained, controls
 

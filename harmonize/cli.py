@@ -47,8 +47,10 @@ def apply_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Benchmark methods on a scanner cohort: retrained classifier, probe, MMD and Frechet distance per method
-    (fitted on the training split only), optionally the Zech et al. experiment; harm_evaluation rows and a PNG panel."""
+    """Benchmark methods on a scanner cohort: per method (fitted on the training split only) a classifier retrained on
+    a centred field of the chest, outline-only and scalar-cue controls, probes, MMD and Frechet distance on held-out
+    images, the paired difference against no harmonization and the rank it earns; optionally the Zech et al.
+    experiment; harm_evaluation rows and a PNG panel."""
     from harmonize.jobs import evaluate_methods
 
     run_id = evaluate_methods(
@@ -57,6 +59,7 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
         reference=args.reference or settings.reference_group,
         methods=args.methods,
         epochs=args.epochs,
+        field_mm=args.field_mm,
         diagnostic_cohort=args.diagnostic_cohort,
         external_group=args.external_group or settings.external_group,
     )
@@ -124,6 +127,9 @@ LEADERBOARD_COLUMNS = (
     ("rank", "rank"),
     ("method", "method"),
     ("retrained_balanced_accuracy", "retrained classifier, balanced accuracy"),
+    ("distance_difference", "paired |BA - 0.5| difference"),
+    ("outline_only_balanced_accuracy", "outline control"),
+    ("scalar_cues_balanced_accuracy", "scalar-cue control"),
     ("probe_balanced_accuracy", "probe"),
     ("mmd_squared", "MMD^2"),
     ("frechet_distance", "Frechet"),
@@ -132,9 +138,12 @@ LEADERBOARD_COLUMNS = (
     ("diagnostic_auc_internal", "AUC reference group"),
     ("diagnostic_auc_external", "AUC external group"),
     ("diagnostic_auc_gap", "AUC gap"),
+    ("ranking", "ranking"),
 )
 INTERVALS = {
     "retrained_balanced_accuracy": ("retrained_ci_low", "retrained_ci_high"),
+    "distance_difference": ("distance_difference_ci_low", "distance_difference_ci_high"),
+    "probe_balanced_accuracy": ("probe_ci_low", "probe_ci_high"),
     "diagnostic_auc_gap": ("diagnostic_gap_ci_low", "diagnostic_gap_ci_high"),
 }
 
@@ -150,7 +159,7 @@ def _shown(row: dict[str, object], name: str) -> object:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from harmonize.config import BenchConfig
+    from harmonize.config import ANALYSIS_FIELD_MM, BenchConfig
     from harmonize.methods import DESCRIPTIONS, IMAGE_METHODS
     from harmonize.results import EVALUATION_EPOCHS
 
@@ -185,6 +194,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=EVALUATION_EPOCHS,
         help="epochs of each retrained classifier (default %(default)s)",
+    )
+    evaluate.add_argument(
+        "--field-mm",
+        type=float,
+        default=ANALYSIS_FIELD_MM,
+        help="the retrained classifier and the controls read a centred square of this many mm, equalized; 0 for the "
+        "whole frame as the trained classifier reads it (default %(default)s)",
     )
     evaluate.add_argument(
         "--diagnostic-cohort",

@@ -1,5 +1,5 @@
-"""The powered benchmark's settings, apart from its code: the command line reads their defaults without importing
-torch."""
+"""The settings of the scanner judgements (the powered benchmark's and the cohort evaluation's analysis images), apart
+from their code: the command line reads their defaults without importing torch."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ from dataclasses import dataclass
 
 from ingest.images import Preprocessing
 from models_ml.config import TrainConfig
+
+# The analysis image of a scanner judgement: a centred 256 mm square (inside an adult chest on every scanner, so no
+# collimation, matrix or padding is left to read), histogram-equalized (so no global statistic is either): what is left
+# is texture.
+ANALYSIS_FIELD_MM = 256.0
+
+
+def field_preprocessing(size: int, field_mm: float = ANALYSIS_FIELD_MM, *, equalize: bool = True) -> Preprocessing:
+    """The analysis images of ``size`` pixels over a centred ``field_mm`` square (0: the whole frame). Equalized images
+    take a min-max window (a percentile window's clipping would crowd whole regions into one value before the ranks);
+    unequalized ones the project's default window, as every other job's."""
+    window = "minmax" if equalize else Preprocessing.window
+    return Preprocessing(size=size, field_mm=field_mm, equalize=equalize, window=window)
 
 
 @dataclass(frozen=True)
@@ -24,16 +37,11 @@ class BenchConfig:
     patience: int = 8
     warmup_epochs: int = 2
     confounding: float = 0.9
-    # The analysis image: a centred 256 mm square (inside an adult chest on every scanner, so no collimation, matrix or
-    # padding is left to read), histogram-equalized (so no global statistic is either): what is left is texture.
-    field_mm: float = 256.0
+    field_mm: float = ANALYSIS_FIELD_MM
     equalize: bool = True
 
     def preprocessing(self) -> Preprocessing:
-        """Equalized images take a min-max window (a percentile window's clipping would crowd whole regions into one
-        value before the ranks); unequalized ones the project's default window, as every other job's."""
-        window = "minmax" if self.equalize else Preprocessing.window
-        return Preprocessing(size=self.size, field_mm=self.field_mm, equalize=self.equalize, window=window)
+        return field_preprocessing(self.size, self.field_mm, equalize=self.equalize)
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(

@@ -12,12 +12,14 @@ gap (internal minus external) say whether the model travels: the goal is a small
 Label-matched subsets: AUC does not depend on prevalence in expectation, but its variance and the case mix behind it
 do, so both test sets hold the same number of positive and of negative images (per label, the smaller group's count,
 drawn with a seed). Internal test images come from the test split; external images from patients with no image in
-the internal training or validation splits (any split, as the model never saw that group).
+the internal training or validation splits (any split, as the model never saw that group). Neither holds an image a
+harmonization method was fitted on.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +69,18 @@ def label_matched(
 
 
 def diagnostic_design(
-    conn: sqlite3.Connection, mimic_cxr: Path, cohort: str, internal: str, external: str, seed: int
+    conn: sqlite3.Connection,
+    mimic_cxr: Path,
+    cohort: str,
+    internal: str,
+    external: str,
+    seed: int,
+    *,
+    fitted_on: Collection[str] = (),
 ) -> DiagnosticDesign:
     """The training, validation and label-matched test images of the experiment (see the module docstring); ``seed``
-    names the cohort's split (``xrh split --seed``) and draws the label-matched subsets."""
+    names the cohort's split (``xrh split --seed``) and draws the label-matched subsets. ``fitted_on``: the dicom_ids
+    a harmonization may be fitted on, which no test set may hold (a fitted method has seen them)."""
     images = cohort_images(conn, mimic_cxr, cohort, seed=seed)
     labels = sorted({i.label for i in images})
     if labels != [0, 1]:
@@ -82,8 +92,10 @@ def diagnostic_design(
     train = [i for i in images if i.energy_group == internal and i.split == "train"]
     validate = [i for i in images if i.energy_group == internal and i.split == "validate"]
     seen_subjects = {i.subject_id for i in train + validate}
-    internal_candidates = [i for i in images if i.energy_group == internal and i.split == "test"]
-    external_candidates = [i for i in images if i.energy_group == external and i.subject_id not in seen_subjects]
+    fitted = set(fitted_on)
+    unfitted = [i for i in images if i.dicom_id not in fitted]
+    internal_candidates = [i for i in unfitted if i.energy_group == internal and i.split == "test"]
+    external_candidates = [i for i in unfitted if i.energy_group == external and i.subject_id not in seen_subjects]
     internal_test, external_test = label_matched(internal_candidates, external_candidates, np.random.default_rng(seed))
     for name, subset in (("training", train), ("validation", validate), ("label-matched test", internal_test)):
         if {i.label for i in subset} != {0, 1}:

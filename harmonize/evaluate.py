@@ -1,35 +1,51 @@
 """The harmonization benchmark on a scanner cohort: how much of the scanner is left after each method.
 
-For each method (and ``none``), fitted on the training split's reference-group images only:
+The powered benchmark's protocol (``harmonize.bench``) on a cohort of real (or simulated) images: every statistic is
+computed on images that trained neither the model it reads nor any harmonization fit. For each method (and ``none``),
+fitted on the training split only:
 
 - ``retrained_balanced_accuracy``: a scanner classifier trained from scratch on the harmonized training images and
-  tested on the harmonized test images (goal: chance, 0.5), with a bootstrap 95% interval over test images;
-- ``probe_balanced_accuracy``, ``mmd_squared`` (with its permutation p-value), ``frechet_distance``: a linear probe and
-  the distances between scanner groups in the penultimate features of the unharmonized classifier (the latest
-  training run of the cohort) applied to the harmonized images;
+  tested on the harmonized test images (goal: chance, 0.5), with a bootstrap 95% interval over test images. It reads
+  the analysis image of :func:`harmonize.config.field_preprocessing`: a centred ``field_mm`` square, rank-equalized,
+  so that neither collimation, matrix, padding nor a global statistic is left to read (``field_mm`` 0: the whole
+  frame, as the trained classifier reads it);
+- the shortcut controls of ``harmonize.controls`` on the same analysis images (``outline_only_balanced_accuracy``,
+  ``scalar_cues_balanced_accuracy``; above ``CONTROL_LIMIT`` the retrained classifier may be reading a trivial cue) and,
+  with a field, on whole frames (``frame_*``: how much the frame alone tells the scanners apart);
+- ``probe_balanced_accuracy`` (linear) and ``probe_rbf_balanced_accuracy``: probes on the penultimate features of the
+  unharmonized classifier (the cohort's latest training run) applied to the harmonized images, fitted on the
+  validation images and scored on the test images; ``mmd_squared`` (with its permutation p-value) and
+  ``frechet_distance`` between the scanner groups' test features;
 - ``ssim`` and ``psnr`` (simulated data written with ``xrh simulate --paired`` only): each harmonized test image of the
   other groups against the same phantom as the reference group's scanner rendered it, pixel-aligned (goal: higher
   than without harmonization). Only this evaluation reads the simulator's truth file, to find the reference profile;
 - ``diagnostic_auc_*`` (with a diagnostic cohort): the Zech et al. experiment of ``harmonize.diagnostic``, a pathology
-  model trained on the reference group and tested on it and on another group (goal: a smaller gap, the same mean).
+  model trained on the reference group and tested on it and on another group (goal: a smaller gap, the same mean);
+  neither test set holds an image of the scanner cohort's training split, which the fits read;
+- ``retrained_distance_difference``: the method's ``|BA - 0.5|`` minus none's, paired over the same test images and
+  bootstrap resamples, and the ranking: ``rank`` for a method whose difference's interval lies below 0 with its
+  controls at or under ``CONTROL_LIMIT`` and its mean diagnostic AUC at most ``NON_INFERIORITY`` below none's (the
+  row's grouping says how it was earned), ``not_ranked`` with the reasons for every other.
 
 ``fallback_images`` (acquisition-aware methods, per group): how many of the evaluation's images the method left
 (partly) as they were, because their scanner was not in the fit (e.g. the diagnostic cohort's other units) or their
 header lacks what a stage needs.
 
 ``combat`` works on features, not images: ComBat (``harmonize.combat``, reference-batch mode) is fitted on the
-training split's unharmonized features and applied to all, and only the feature metrics are computed for it.
+training images' unharmonized features and applied to the validation and test images' features, and only the feature
+metrics are computed for it (it is not ranked).
 
 Rows go to ``harm_evaluation`` (replaced per run); a PNG panel shows the same test images before and after each method
 and the intensity histograms of each scanner group before and after.
 
 Every image takes one streamed path, so memory does not grow with the cohort: each method is fitted from summed
-statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded, harmonized at its stored resolution and
-reduced to its analysis image in worker processes (or on Dask, from the flows), cached on disk per preprocessing, method
-and parameters (``ingest.images.ImageCache``; a re-run after a crash finds what was cached, and the harmonized caches
-are removed when the evaluation ends); training, features and the diagnostic model read that cache through
-DataLoaders. The panel's histograms come from a fixed sample of pixels of a bounded number of images per group, and
-SSIM and PSNR are computed image by image in the workers (``harmonize.inspection``).
+statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded and harmonized once at its stored
+resolution and reduced to its analysis images (the whole frame and the field) in worker processes (or on Dask, from
+the flows), cached on disk per preprocessing, method and parameters (``ingest.images.ImageCache``; a re-run after a
+crash finds what was cached, and the harmonized caches are removed when the evaluation ends); training, features and
+the diagnostic model read that cache through DataLoaders. The panel's histograms come from a fixed sample of pixels of
+a bounded number of images per group, and SSIM and PSNR are computed image by image in the workers
+(``harmonize.inspection``).
 """
 
 from __future__ import annotations
@@ -38,7 +54,7 @@ import gzip
 import shutil
 import sqlite3
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -51,6 +67,8 @@ import pandas as pd  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize import combat  # noqa: E402
+from harmonize.config import ANALYSIS_FIELD_MM, field_preprocessing  # noqa: E402
+from harmonize.controls import CONTROL_LIMIT, NON_INFERIORITY, control_scores  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
 from harmonize.fitting import (  # noqa: E402
     CohortImage,
@@ -64,7 +82,7 @@ from harmonize.methods import reads_acquisition  # noqa: E402
 from harmonize.results import EVALUATION_EPOCHS, TABLES  # noqa: E402
 from ingest.images import ImageCache, Preprocessing  # noqa: E402
 from models_ml.dataset import CachedImages, cache_images  # noqa: E402
-from models_ml.feature_statistics import frechet_distance, linear_probe, mmd_rbf  # noqa: E402
+from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf  # noqa: E402
 from models_ml.features import embed, latest_run, load_run_model  # noqa: E402
 from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
 from models_ml.torch_setup import choose_device, loader_options  # noqa: E402
@@ -147,28 +165,103 @@ def panel_column(inspected: list[Inspected], images: list[CohortImage]) -> Panel
     return dict(sorted(examples.items())), histograms
 
 
-def _feature_rows(
+def _held_out_features_rows(
     method: str,
-    features: np.ndarray,
-    groups: np.ndarray,
-    subjects: np.ndarray,
+    validate: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
     permutations: int,
     seed: int,
 ) -> list[dict[str, object]]:
-    """Linear probe (on at most ``PROBE_MAX_IMAGES`` images of whole patients), MMD (with a normal 95% interval from
-    its standard error; a subsample of large groups, see ``models_ml.feature_statistics.mmd_rbf``) and Frechet distance
-    between the two scanner groups in ``features``."""
-    probe, spread, _ = linear_probe(features, groups, subjects, seed=seed)
-    names = sorted(set(groups))
-    first, second = features[groups == names[0]], features[groups == names[1]]
+    """The scanner in the frozen classifier's features, on images that trained neither it nor a harmonization fit:
+    linear and RBF-SVM probes fitted on the validation images' (features, labels) and scored on the test images', with
+    bootstrap intervals over test images; MMD (a normal 95% interval from its standard error) and Frechet distance
+    between the scanner groups' test features."""
+    (fit_features, fit_labels), (test_features, test_labels) = validate, test
+    rows = []
+    for kind, metric in (("linear", "probe_balanced_accuracy"), ("rbf", "probe_rbf_balanced_accuracy")):
+        predicted = (held_out_probe(fit_features, fit_labels, test_features, kind) > 0.5).astype(int)
+        value = balanced_accuracy(confusion(test_labels, predicted, 2))
+        rows.append(_result(method, metric, "test", value, *_bootstrap_balanced_accuracy(test_labels, predicted, seed)))
+    first, second = test_features[test_labels == 0], test_features[test_labels == 1]
     mmd = mmd_rbf(first, second, permutations=permutations, seed=seed)
-    pair = f"{names[0]} vs {names[1]}"
     low, high = mmd.value - 1.96 * mmd.standard_error, mmd.value + 1.96 * mmd.standard_error  # normal approximation
     return [
-        _result(method, "probe_balanced_accuracy", "all", probe, probe - spread, probe + spread),
-        _result(method, "mmd_squared", pair, mmd.value, low, high, mmd.p_value),
-        _result(method, "frechet_distance", pair, frechet_distance(first, second)),
+        *rows,
+        _result(method, "mmd_squared", "test", mmd.value, low, high, mmd.p_value),
+        _result(method, "frechet_distance", "test", frechet_distance(first, second)),
     ]
+
+
+def _control_rows(
+    method: str, train: list[CohortImage], test: list[CohortImage], caches: dict[str, tuple[str, ImageCache]], seed: int
+) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """The outline-only and scalar-cue controls (``harmonize.controls``) on each kind of analysis image (``caches``:
+    metric prefix -> (grouping, cache)), trained on ``train`` and scored on ``test``: their rows, and their balanced
+    accuracies by metric."""
+    labels = np.array([i.label for i in test], dtype=int)
+    rows, values = [], {}
+    for prefix, (grouping, cache) in caches.items():
+        for name, scores in control_scores(train, test, cache).items():
+            predicted = (scores > 0.5).astype(int)
+            metric = f"{prefix}{name}_balanced_accuracy"
+            values[metric] = balanced_accuracy(confusion(labels, predicted, 2))
+            interval = _bootstrap_balanced_accuracy(labels, predicted, seed)
+            rows.append(_result(method, metric, grouping, values[metric], *interval))
+    return rows, values
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """What the ranking needs of one method: the retrained classifier's test predictions, its controls on the
+    analysis images, and the diagnostic model's mean AUC (None without a diagnostic cohort)."""
+
+    predicted: np.ndarray
+    controls: dict[str, float]
+    diagnostic_auc_mean: float | None
+
+
+def _ranking_rows(judged: dict[str, _Judged], labels: np.ndarray, seed: int) -> list[dict[str, object]]:
+    """Per method, the paired difference of ``|BA - 0.5|`` against ``none`` over the same test images (the same
+    bootstrap resamples for every method, so the interval is paired), and a ``rank`` row for the methods that earn one
+    (its grouping says how), a ``not_ranked`` row saying why for the others: a method ranks when its difference's 95%
+    interval lies below 0, its controls stay at or under ``CONTROL_LIMIT`` and its mean diagnostic AUC is at most
+    ``NON_INFERIORITY`` below ``none``'s."""
+    none = judged["none"]
+    strata = [np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)]
+    everything = np.arange(len(labels))
+
+    def distance(predicted: np.ndarray, index: np.ndarray) -> float:
+        return abs(balanced_accuracy(confusion(labels[index], predicted[index], 2)) - 0.5)
+
+    rows = [_result("none", "not_ranked", "the baseline every method is compared with", None)]
+    qualified = []
+    for method, own in judged.items():
+        if method == "none":
+            continue
+
+        def difference(index, own=own):
+            return distance(own.predicted, index) - distance(none.predicted, index)
+
+        value = difference(everything)
+        low, high = percentile_interval(bootstrap(difference, strata, np.random.default_rng(seed)))
+        rows.append(_result(method, "retrained_distance_difference", "|BA - 0.5| against none", value, low, high))
+        reasons = [f"{metric} {v:.3f} above {CONTROL_LIMIT}" for metric, v in own.controls.items() if v > CONTROL_LIMIT]
+        if own.diagnostic_auc_mean is not None and none.diagnostic_auc_mean is not None:
+            drop = none.diagnostic_auc_mean - own.diagnostic_auc_mean
+            if drop > NON_INFERIORITY:
+                reasons.append(f"mean diagnostic AUC {drop:.3f} below none's (at most {NON_INFERIORITY})")
+        if high >= 0:
+            reasons.append(
+                f"not separated from none (paired difference {value:+.3f}, interval {low:+.3f} to {high:+.3f})"
+            )
+        if reasons:
+            rows.append(_result(method, "not_ranked", "; ".join(reasons), None))
+        else:
+            qualified.append((value, method, low, high))
+    for rank, (value, method, low, high) in enumerate(sorted(qualified), start=1):
+        basis = f"paired |BA - 0.5| difference {value:+.3f} (interval {low:+.3f} to {high:+.3f})"
+        rows.append(_result(method, "rank", basis, rank))
+    return rows
 
 
 def _distinct(images: list[CohortImage]) -> list[CohortImage]:
@@ -184,34 +277,45 @@ def evaluate(
     methods: list[str],
     run_id: str,
     epochs: int = EVALUATION_EPOCHS,
+    field_mm: float = ANALYSIS_FIELD_MM,
     permutations: int = 200,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
     map_batches: BatchMapper = in_this_process,
 ) -> list[dict[str, object]]:
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
-    ``harm_evaluation`` rows. With ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group
-    to ``external_group``. Image batches (fit statistics, harmonized analysis images, inspections) are mapped by
-    ``map_batches``."""
+    ``harm_evaluation`` rows. The retrained classifier and the controls read a centred ``field_mm`` square,
+    rank-equalized (0: the whole frame, as the frozen classifier reads it). With ``diagnostic_cohort``, also run the
+    Zech et al. experiment from the reference group to ``external_group``. Image batches (fit statistics, analysis
+    images, inspections) are mapped by ``map_batches``."""
     device = choose_device(settings.device)
     frozen, trained = load_run_model(conn, settings.cache_dir, latest_run(conn, cohort, target="label"), device)
     config = replace(trained, epochs=epochs, warmup_epochs=min(trained.warmup_epochs, epochs - 1))
-    preprocessing = Preprocessing(size=config.image_size)
+    frame = Preprocessing(size=config.image_size)
+    analysis = field_preprocessing(config.image_size, field_mm) if field_mm else frame
+    analysis_name = f"centred {field_mm:g} mm field, equalized" if field_mm else "whole frame"
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
+    split = {name: [i for i in images if i.split == name] for name in ("train", "validate", "test")}
     design = (
-        diagnostic_design(conn, settings.mimic_cxr, diagnostic_cohort, reference, external_group, settings.seed)
+        diagnostic_design(
+            conn,
+            settings.mimic_cxr,
+            diagnostic_cohort,
+            reference,
+            external_group,
+            settings.seed,
+            fitted_on={i.dicom_id for i in split["train"]},  # every fit reads the training split only
+        )
         if diagnostic_cohort
         else None
     )
     every_image = _distinct([*images, *(design.images() if design else [])])
-    split = {name: [i for i in images if i.split == name] for name in ("train", "validate", "test")}
     test_labels = np.array([i.label for i in split["test"]], dtype=int)
-    groups = np.array([i.energy_group for i in images])
-    subjects = np.array([i.subject_id for i in images])
     inspection_batches = batches_of(inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    rows, panels, unharmonized_features, variants = [], {}, None, []
+    rows, panels, judged, variants = [], {}, {}, []
+    unharmonized_features = {}  # split -> (features, labels)
     for method in ["none", *(m for m in methods if m != "combat")]:
         harmonization = (
             None
@@ -226,45 +330,71 @@ def evaluate(
             reasons = fallback_reasons(harmonization, [i.path for i in every_image], map_batches)
             fell_back = Counter(i.energy_group for i, reason in zip(every_image, reasons, strict=True) if reason)
             rows += [_result(method, "fallback_images", group, count) for group, count in sorted(fell_back.items())]
-        cache = ImageCache(settings.cache_dir, preprocessing, harmonization.variant() if harmonization else "")
-        variants += [cache] if harmonization else []
-        cache_images(every_image, cache, map_batches, transform=harmonization)
+        variant = harmonization.variant() if harmonization else ""
+        frames = ImageCache(settings.cache_dir, frame, variant)  # what the frozen and the diagnostic models read
+        fields = ImageCache(settings.cache_dir, analysis, variant)  # what the retrained classifier and controls read
+        caches = [frames, fields] if field_mm else [frames]
+        variants += caches if harmonization else []
+        cache_images(every_image, caches, map_batches, transform=harmonization)
         done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
         inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
         panels[method] = panel_column(inspected, images)
         fitted = fit_classifier(
             config,
             2,
-            CachedImages(split["train"], cache, augmentation(config.augment)),
-            CachedImages(split["validate"], cache),
+            CachedImages(split["train"], fields, augmentation(config.augment)),
+            CachedImages(split["validate"], fields),
             np.array([i.label for i in split["train"]], dtype=int),
             device,
             folder / f"{method}.pt",
         )
         test_loader = DataLoader(
-            CachedImages(split["test"], cache), batch_size=config.batch_size, **loader_options(device)
+            CachedImages(split["test"], fields), batch_size=config.batch_size, **loader_options(device)
         )
         predicted = forward_all(fitted.model, test_loader, device)[0].argmax(dim=1).numpy()
         accuracy = balanced_accuracy(confusion(test_labels, predicted, 2))
-        low, high = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
-        rows.append(_result(method, "retrained_balanced_accuracy", "test", accuracy, low, high))
-        features, _ = embed(frozen, CachedImages(images, cache), device)
+        interval = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
+        rows.append(_result(method, "retrained_balanced_accuracy", f"test, {analysis_name}", accuracy, *interval))
+        kinds = {"": (analysis_name, fields), **({"frame_": ("whole frame", frames)} if field_mm else {})}
+        control_rows, controls = _control_rows(method, split["train"], split["test"], kinds, settings.seed)
+        rows += control_rows
+        features = {  # ComBat is fitted on the training images' unharmonized features
+            name: (
+                embed(frozen, CachedImages(split[name], frames), device)[0],
+                np.array([i.label for i in split[name]]),
+            )
+            for name in ("train", "validate", "test")
+            if name != "train" or method == "none"
+        }
         if method == "none":
             unharmonized_features = features
-        rows += _feature_rows(method, features, groups, subjects, permutations, settings.seed)
+        rows += _held_out_features_rows(method, features["validate"], features["test"], permutations, settings.seed)
         rows += _fidelity_rows(method, inspected, reference, settings.seed)
-        if design:
-            rows += [
+        diagnostic = (
+            [
                 _result(method, *row)
                 for row in diagnostic_rows(
-                    design, cache, config, device, folder / f"{method}-diagnostic.pt", settings.seed
+                    design, frames, config, device, folder / f"{method}-diagnostic.pt", settings.seed
                 )
             ]
+            if design
+            else []
+        )
+        rows += diagnostic
+        mean_auc = next((row["value"] for row in diagnostic if row["metric"] == "diagnostic_auc_mean"), None)
+        judged[method] = _Judged(predicted, controls, mean_auc)
+    rows += _ranking_rows(judged, test_labels, settings.seed)
     if "combat" in methods:
-        training = np.array([i.split == "train" for i in images])
-        params = combat.fit(unharmonized_features[training], groups[training], reference=reference)
-        adjusted = combat.apply(unharmonized_features, groups, params)
-        rows += _feature_rows("combat", adjusted, groups, subjects, permutations, settings.seed)
+        # Fitted on the training images' features with their groups, applied to the held-out ones.
+        groups = {name: np.array([i.energy_group for i in split[name]]) for name in unharmonized_features}
+        params = combat.fit(unharmonized_features["train"][0], groups["train"], reference=reference)
+        adjusted = {
+            name: (combat.apply(features, groups[name], params), labels)
+            for name, (features, labels) in unharmonized_features.items()
+            if name != "train"
+        }
+        rows += _held_out_features_rows("combat", adjusted["validate"], adjusted["test"], permutations, settings.seed)
+        rows.append(_result("combat", "not_ranked", "works on features: no images to retrain a classifier on", None))
     for variant in variants:  # working files of this evaluation, a full set per method: not kept
         shutil.rmtree(variant.folder, ignore_errors=True)
     write_panel(panels, folder / "panel.png", reference)

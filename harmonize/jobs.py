@@ -96,6 +96,7 @@ def evaluate_methods(
     reference: str,
     methods: list[str],
     epochs: int,
+    field_mm: float,
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
     map_batches: BatchMapper | None = None,
@@ -107,6 +108,7 @@ def evaluate_methods(
         "reference": reference,
         "methods": methods,
         "epochs": epochs,
+        "field_mm": field_mm,
         "diagnostic_cohort": diagnostic_cohort,
         "external_group": external_group,
     }
@@ -119,6 +121,7 @@ def evaluate_methods(
             methods=methods,
             run_id=run_id,
             epochs=epochs,
+            field_mm=field_mm,
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group,
             map_batches=mapper,

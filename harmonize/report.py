@@ -22,7 +22,12 @@ SECTIONS = (
         "leaderboard",
         "Harmonization leaderboard",
         "harmonization_leaderboard",
-        "select * from harmonization_leaderboard order by rank",
+        "select rank, method, run_id, retrained_balanced_accuracy, retrained_ci_low, retrained_ci_high,"
+        " distance_difference, distance_difference_ci_low, distance_difference_ci_high, outline_only_balanced_accuracy,"
+        " scalar_cues_balanced_accuracy, frame_outline_only_balanced_accuracy, frame_scalar_cues_balanced_accuracy,"
+        " probe_balanced_accuracy, probe_rbf_balanced_accuracy, mmd_squared, frechet_distance, ssim, psnr,"
+        " diagnostic_auc_mean, diagnostic_auc_gap, diagnostic_gap_ci_low, diagnostic_gap_ci_high, ranking,"
+        " retrained_on from harmonization_leaderboard order by rank is null, rank, method",
         order=50,
         pictures=evaluation_panel,
     ),

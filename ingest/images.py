@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -232,9 +232,10 @@ ValuesTransform = Callable[[np.ndarray, pydicom.Dataset], np.ndarray]
 
 
 def _cache_batch(
-    cache: ImageCache, transform: ValuesTransform | None, images: list[tuple[str, Path]]
+    caches: tuple[ImageCache, ...], transform: ValuesTransform | None, images: list[tuple[str, Path]]
 ) -> list[str | None]:
-    """Worker: cache each image; an error message instead of raising, so one bad file never stops a run."""
+    """Worker: cache each image in every cache (one decode and one transform for all); an error message instead of
+    raising, so one bad file never stops a run."""
     outcomes = []
     for dicom_id, dicom_path in images:
         try:
@@ -242,7 +243,8 @@ def _cache_batch(
             values = stored_values(dataset)
             if transform is not None:
                 values = transform(values, dataset)
-            cache.store(dicom_id, analysis_image(values, cache.preprocessing, pixel_spacing_mm(dataset)))
+            for cache in caches:
+                cache.store(dicom_id, analysis_image(values, cache.preprocessing, pixel_spacing_mm(dataset)))
             outcomes.append(None)
         except Exception as error:
             outcomes.append(f"{dicom_path}: {error}")
@@ -250,17 +252,19 @@ def _cache_batch(
 
 
 def fill_cache(
-    cache: ImageCache,
+    cache: ImageCache | Sequence[ImageCache],
     images: list[tuple[str, Path]],
     *,
     transform: ValuesTransform | None = None,
     map_batches: BatchMapper = in_this_process,
 ) -> tuple[int, list[str]]:
     """Cache every ``(dicom_id, path)`` not cached yet, in batches mapped by ``map_batches`` (local processes, a Dask
-    cluster); ``transform`` (picklable) maps the presentation values first. Returns (newly cached, errors)."""
-    todo = [(dicom_id, path) for dicom_id, path in images if dicom_id not in cache]
+    cluster); ``transform`` (picklable) maps the presentation values first. With several caches (analysis images of
+    several preprocessings), each image is decoded once for all of them. Returns (newly cached, errors)."""
+    caches = (cache,) if isinstance(cache, ImageCache) else tuple(cache)
+    todo = [(dicom_id, path) for dicom_id, path in images if any(dicom_id not in c for c in caches)]
     batches = batches_of(todo)
-    done = map_batches(partial(_cache_batch, cache, transform), batches)
+    done = map_batches(partial(_cache_batch, caches, transform), batches)
     outcomes = [outcome for batch in track(done, len(batches), "caching images", unit="batches") for outcome in batch]
     errors = [message for message in outcomes if message]
     return len(todo) - len(errors), errors

@@ -82,13 +82,13 @@ def load_cohort(
 
 def cache_images(
     examples: list[Example],
-    cache: ImageCache,
+    cache: ImageCache | Sequence[ImageCache],
     map_batches: BatchMapper,
     *,
     transform: ValuesTransform | None = None,
-) -> ImageCache:
-    """Make sure every example is in ``cache`` (decoding each DICOM once), its batches mapped by ``map_batches``;
-    ``transform`` maps the presentation values first (a harmonization)."""
+) -> ImageCache | Sequence[ImageCache]:
+    """Make sure every example is in ``cache`` (or each of several caches; decoding each DICOM once), its batches
+    mapped by ``map_batches``; ``transform`` maps the presentation values first (a harmonization)."""
     images = [(e.dicom_id, e.path) for e in examples]
     _, errors = fill_cache(cache, images, transform=transform, map_batches=map_batches)
     if errors:

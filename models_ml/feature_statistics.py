@@ -302,6 +302,17 @@ def linear_probe(
     return float(np.mean(accuracies)), float(np.std(accuracies)), len(chosen)
 
 
+def held_out_probe(fit: np.ndarray, fit_labels: np.ndarray, test: np.ndarray, kind: str = "linear") -> np.ndarray:
+    """Test scores of a probe fitted on other images' features (``fit``, e.g. the validation split's) and applied to
+    ``test``: ``linear`` (class-balanced logistic regression; the probability of label 1) or ``rbf`` (an RBF-SVM;
+    its predicted label). Neither set should have trained the network the features come from."""
+    from sklearn.svm import SVC
+
+    model = LogisticRegression(max_iter=2000, class_weight="balanced") if kind == "linear" else SVC(kernel="rbf")
+    probe = make_pipeline(StandardScaler(), model).fit(fit, fit_labels)
+    return probe.predict_proba(test)[:, 1] if kind == "linear" else probe.predict(test).astype(float)
+
+
 def feature_analysis(
     features: np.ndarray,
     scores: np.ndarray,

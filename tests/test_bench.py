@@ -12,7 +12,6 @@ import pytest
 from harmonize.bench import (
     BenchConfig,
     confounded_images,
-    control_features,
     fit_images,
     read_manifest,
     run_bench,
@@ -21,6 +20,7 @@ from harmonize.bench import (
     set_identity,
 )
 from harmonize.bench_figure import write_bench_figure
+from harmonize.controls import control_features
 from simulate.bench import ARMS, SET_STAMP, bench_phantoms, render_bench
 from xrh.batches import in_this_process
 from xrh.errors import UsageError

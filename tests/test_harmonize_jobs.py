@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pydicom
 import pytest
@@ -140,7 +142,12 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     for method in ("none", "cdf", "physics"):
         for metric in (
             "retrained_balanced_accuracy",
+            "outline_only_balanced_accuracy",
+            "scalar_cues_balanced_accuracy",
+            "frame_outline_only_balanced_accuracy",
+            "frame_scalar_cues_balanced_accuracy",
             "probe_balanced_accuracy",
+            "probe_rbf_balanced_accuracy",
             "mmd_squared",
             "frechet_distance",
             "ssim",
@@ -156,9 +163,17 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
             assert (method, metric) in metrics, (method, metric)
     assert {metric for method, metric in metrics if method == "combat"} == {
         "probe_balanced_accuracy",
+        "probe_rbf_balanced_accuracy",
         "mmd_squared",
         "frechet_distance",
+        "not_ranked",
     }
+    # The retrained classifier reads the analysis field; every method is ranked or says why not, once.
+    (retrained_on,) = {row["grouping"] for row in rows if row["metric"] == "retrained_balanced_accuracy"}
+    assert retrained_on == "test, centred 256 mm field, equalized"
+    verdicts = Counter(row["method"] for row in rows if row["metric"] in ("rank", "not_ranked"))
+    assert verdicts == {"none": 1, "cdf": 1, "physics": 1, "combat": 1}
+    assert {("cdf", "retrained_distance_difference"), ("physics", "retrained_distance_difference")} <= metrics
     gaps = [row for row in rows if row["metric"] == "diagnostic_auc_gap"]
     assert all(row["ci_low"] <= row["value"] <= row["ci_high"] for row in gaps)
     ssim = {row["method"]: row["value"] for row in rows if row["metric"] == "ssim"}
@@ -168,15 +183,15 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
     with connect(built.warehouse, readonly=True) as conn:
-        board = conn.execute("select rank, method from harmonization_leaderboard order by rank").fetchall()
-    assert {method for _, method in board} == {"none", "cdf", "physics", "combat"}
-    assert board[-1] == (4, "combat")  # no retrained classifier: ranked last
+        board = dict(conn.execute("select method, ranking from harmonization_leaderboard").fetchall())
+    assert set(board) == {"none", "cdf", "physics", "combat"}
+    assert board["none"] == "the baseline every method is compared with" and "works on features" in board["combat"]
     capsys.readouterr()
     assert leaderboard_command(None, built) == 0
     printed = capsys.readouterr().out
     assert "Harmonization leaderboard" in printed and "SSIM" in printed and "PSNR (dB)" in printed
     (combat_line,) = [line for line in printed.splitlines() if "combat" in line]
-    assert combat_line.split("│")[1].strip() == "4"
+    assert "works on features" in combat_line  # no retrained classifier: no rank, and the table says why
 
 
 def test_label_matched_test_sets_hold_the_same_count_of_each_label():
@@ -202,6 +217,51 @@ def test_diagnostic_design_names_a_missing_group(built):
         split_cohort(conn, "abnormal_vs_healthy", run_id="split")
         with pytest.raises(ValueError, match="has no images of group 'S999'"):
             diagnostic_design(conn, built.mimic_cxr, "abnormal_vs_healthy", "D110", "S999", seed=0)
+
+
+def test_diagnostic_test_sets_hold_no_image_a_harmonization_was_fitted_on(built):
+    from harmonize.diagnostic import diagnostic_design
+    from harmonize.fitting import cohort_images
+
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+        split_cohort(conn, "abnormal_vs_healthy", run_id="split")
+        scanner = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
+        fitted_on = {i.dicom_id for i in scanner if i.split == "train"}
+        design = diagnostic_design(conn, built.mimic_cxr, "abnormal_vs_healthy", "D110", "D90", 0, fitted_on=fitted_on)
+    tested = {i.dicom_id for i in design.internal_test + design.external_test}
+    assert tested and not tested & fitted_on
+
+
+def _judged(predicted, controls=(0.5, 0.5), auc_mean=0.8):
+    from harmonize.evaluate import _Judged
+
+    names = ("outline_only_balanced_accuracy", "scalar_cues_balanced_accuracy")
+    return _Judged(np.asarray(predicted), dict(zip(names, controls, strict=True)), auc_mean)
+
+
+def test_a_method_ranks_only_with_a_paired_gain_clean_controls_and_the_diagnosis_kept():
+    from harmonize.evaluate import _ranking_rows
+
+    labels = np.repeat([0, 1], 200)
+    rng = np.random.default_rng(0)
+    chance = rng.integers(0, 2, labels.size)
+    judged = {
+        "none": _judged(labels),  # the scanner read perfectly
+        "good": _judged(chance),
+        "erases": _judged(chance, auc_mean=0.7),  # the diagnostic model loses 0.1
+        "cue": _judged(chance, controls=(0.5, 0.9)),  # a scalar cue reads the scanner
+        "same": _judged(labels),  # no gain over none
+    }
+    rows = _ranking_rows(judged, labels, seed=0)
+    verdicts = {r["method"]: (r["metric"], r["grouping"], r["value"]) for r in rows if "rank" in r["metric"]}
+    assert verdicts["good"][0::2] == ("rank", 1)
+    assert verdicts["none"][0] == verdicts["erases"][0] == verdicts["cue"][0] == verdicts["same"][0] == "not_ranked"
+    assert "mean diagnostic AUC 0.100 below none's" in verdicts["erases"][1]
+    assert "scalar_cues_balanced_accuracy 0.900 above 0.6" in verdicts["cue"][1]
+    assert "not separated from none" in verdicts["same"][1]
+    difference = {row["method"]: row for row in rows if row["metric"] == "retrained_distance_difference"}
+    assert difference["good"]["ci_high"] < 0 and difference["same"]["value"] == 0
 
 
 def test_apply_finds_its_fit_after_the_code_version_changed(built, monkeypatch):

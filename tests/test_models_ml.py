@@ -195,7 +195,9 @@ def test_features_and_evaluation_run_from_another_folder_against_a_moved_data_ro
     )
     _, summary = extract_features(relocated, run_id=result.run_id, permutations=10)
     assert summary.images > 0
-    evaluate_methods(relocated, cohort="scanner_d110_vs_s120", reference="D110", methods=["minmax"], epochs=1)
+    evaluate_methods(
+        relocated, cohort="scanner_d110_vs_s120", reference="D110", methods=["minmax"], epochs=1, field_mm=0
+    )
     checkpoint = moved / "cache" / "runs" / result.run_id / "model.pt"
     checkpoint.write_bytes(checkpoint.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="SHA-256 differs"):
