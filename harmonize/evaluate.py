@@ -196,18 +196,22 @@ def _control_rows(
     method: str, train: list[CohortImage], test: list[CohortImage], caches: dict[str, tuple[str, ImageCache]], seed: int
 ) -> tuple[list[dict[str, object]], dict[str, float]]:
     """The outline-only and scalar-cue controls (``harmonize.controls``) on each kind of analysis image (``caches``:
-    metric prefix -> (grouping, cache)), trained on ``train`` and scored on ``test``: their rows, and their balanced
-    accuracies by metric."""
+    metric prefix -> (grouping, cache); the prefix ``""`` names the images the retrained classifier reads), trained on
+    ``train`` and scored on ``test``: their rows, and the balanced accuracies of the controls on the retrained
+    classifier's images (the ranking's guard; whole frames only inform)."""
     labels = np.array([i.label for i in test], dtype=int)
-    rows, values = [], {}
+    rows, guard = [], {}
     for prefix, (grouping, cache) in caches.items():
         for name, scores in control_scores(train, test, cache).items():
             predicted = (scores > 0.5).astype(int)
             metric = f"{prefix}{name}_balanced_accuracy"
-            values[metric] = balanced_accuracy(confusion(labels, predicted, 2))
-            interval = _bootstrap_balanced_accuracy(labels, predicted, seed)
-            rows.append(_result(method, metric, grouping, values[metric], *interval))
-    return rows, values
+            value = balanced_accuracy(confusion(labels, predicted, 2))
+            rows.append(
+                _result(method, metric, grouping, value, *_bootstrap_balanced_accuracy(labels, predicted, seed))
+            )
+            if not prefix:
+                guard[metric] = value
+    return rows, guard
 
 
 @dataclass(frozen=True)
