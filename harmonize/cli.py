@@ -138,12 +138,14 @@ LEADERBOARD_COLUMNS = (
     ("diagnostic_auc_internal", "AUC reference group"),
     ("diagnostic_auc_external", "AUC external group"),
     ("diagnostic_auc_gap", "AUC gap"),
+    ("diagnostic_mean_difference", "mean AUC against none"),
     ("ranking", "ranking"),
 )
 INTERVALS = {
     "retrained_balanced_accuracy": ("retrained_ci_low", "retrained_ci_high"),
     "distance_difference": ("distance_difference_ci_low", "distance_difference_ci_high"),
     "probe_balanced_accuracy": ("probe_ci_low", "probe_ci_high"),
+    "diagnostic_mean_difference": ("diagnostic_mean_difference_ci_low", "diagnostic_mean_difference_ci_high"),
     "diagnostic_auc_gap": ("diagnostic_gap_ci_low", "diagnostic_gap_ci_high"),
 }
 

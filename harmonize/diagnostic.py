@@ -119,13 +119,15 @@ def diagnostic_rows(
     device: torch.device,
     checkpoint: Path,
     seed: int,
-) -> list[tuple[str, str, float, float, float]]:
+) -> tuple[list[tuple[str, str, float, float, float]], np.ndarray]:
     """Train the pathology model on the internal group and test it on both groups.
 
     ``cache`` holds the (harmonized or original) analysis image of every image of the design. Returns rows
     ``(metric, grouping, value, ci_low, ci_high)`` for ``diagnostic_auc_internal``, ``diagnostic_auc_external``,
     ``diagnostic_auc_mean`` and ``diagnostic_auc_gap`` with stratified bootstrap 95% intervals, and
-    ``diagnostic_test_images`` and ``diagnostic_test_positives`` per group.
+    ``diagnostic_test_images`` and ``diagnostic_test_positives`` per group; and the mean AUC's bootstrap samples. The
+    resamples depend on ``seed`` and the test labels only, so two calls on the same design draw the same ones: the
+    difference of their samples is a paired interval.
     """
     train_labels = _labels(design.train)
     fitted = fit_classifier(
@@ -148,18 +150,15 @@ def diagnostic_rows(
 
     pair = f"{design.internal} - {design.external}"
     internal_labels, external_labels = _labels(design.internal_test), _labels(design.external_test)
-    return [
+    mean_samples = (internal_samples + external_samples) / 2
+    rows = [
         ("diagnostic_test_images", design.internal, len(internal_labels), None, None),
         ("diagnostic_test_images", design.external, len(external_labels), None, None),
         ("diagnostic_test_positives", design.internal, int(internal_labels.sum()), None, None),
         ("diagnostic_test_positives", design.external, int(external_labels.sum()), None, None),
         ("diagnostic_auc_internal", design.internal, internal, *percentile_interval(internal_samples)),
         ("diagnostic_auc_external", design.external, external, *percentile_interval(external_samples)),
-        (
-            "diagnostic_auc_mean",
-            pair,
-            (internal + external) / 2,
-            *percentile_interval((internal_samples + external_samples) / 2),
-        ),
+        ("diagnostic_auc_mean", pair, (internal + external) / 2, *percentile_interval(mean_samples)),
         ("diagnostic_auc_gap", pair, internal - external, *percentile_interval(internal_samples - external_samples)),
     ]
+    return rows, mean_samples

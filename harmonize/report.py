@@ -26,8 +26,9 @@ SECTIONS = (
         " distance_difference, distance_difference_ci_low, distance_difference_ci_high, outline_only_balanced_accuracy,"
         " scalar_cues_balanced_accuracy, frame_outline_only_balanced_accuracy, frame_scalar_cues_balanced_accuracy,"
         " probe_balanced_accuracy, probe_rbf_balanced_accuracy, mmd_squared, frechet_distance, ssim, psnr,"
-        " diagnostic_auc_mean, diagnostic_auc_gap, diagnostic_gap_ci_low, diagnostic_gap_ci_high, ranking,"
-        " retrained_on from harmonization_leaderboard order by rank is null, rank, method",
+        " diagnostic_auc_mean, diagnostic_mean_difference, diagnostic_mean_difference_ci_low,"
+        " diagnostic_mean_difference_ci_high, diagnostic_auc_gap, diagnostic_gap_ci_low, diagnostic_gap_ci_high,"
+        " ranking, retrained_on from harmonization_leaderboard order by rank is null, rank, method",
         order=50,
         pictures=evaluation_panel,
     ),

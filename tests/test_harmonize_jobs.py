@@ -174,7 +174,8 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     verdicts = [row for row in rows if row["metric"] in ("rank", "not_ranked")]
     assert Counter(row["method"] for row in verdicts) == {"none": 1, "cdf": 1, "physics": 1, "combat": 1}
     assert not any("frame_" in row["grouping"] for row in verdicts)  # whole frames inform; they do not guard
-    assert {("cdf", "retrained_distance_difference"), ("physics", "retrained_distance_difference")} <= metrics
+    for method in ("cdf", "physics"):
+        assert {(method, "retrained_distance_difference"), (method, "diagnostic_auc_mean_difference")} <= metrics
     gaps = [row for row in rows if row["metric"] == "diagnostic_auc_gap"]
     assert all(row["ci_low"] <= row["value"] <= row["ci_high"] for row in gaps)
     ssim = {row["method"]: row["value"] for row in rows if row["metric"] == "ssim"}
@@ -238,7 +239,8 @@ def _judged(predicted, controls=(0.5, 0.5), auc_mean=0.8):
     from harmonize.evaluate import _Judged
 
     names = ("outline_only_balanced_accuracy", "scalar_cues_balanced_accuracy")
-    return _Judged(np.asarray(predicted), dict(zip(names, controls, strict=True)), auc_mean)
+    samples = auc_mean + np.linspace(-0.05, 0.05, 101)  # stands in for the paired bootstrap samples
+    return _Judged(np.asarray(predicted), dict(zip(names, controls, strict=True)), auc_mean, samples)
 
 
 def test_a_method_ranks_only_with_a_paired_gain_clean_controls_and_the_diagnosis_kept():
@@ -258,7 +260,7 @@ def test_a_method_ranks_only_with_a_paired_gain_clean_controls_and_the_diagnosis
     verdicts = {r["method"]: (r["metric"], r["grouping"], r["value"]) for r in rows if "rank" in r["metric"]}
     assert verdicts["good"][0::2] == ("rank", 1)
     assert verdicts["none"][0] == verdicts["erases"][0] == verdicts["cue"][0] == verdicts["same"][0] == "not_ranked"
-    assert "mean diagnostic AUC 0.100 below none's" in verdicts["erases"][1]
+    assert "mean diagnostic AUC 0.100 below none's (at most 0.02; interval -0.100 to -0.100)" in verdicts["erases"][1]
     assert "scalar_cues_balanced_accuracy 0.900 above 0.6" in verdicts["cue"][1]
     assert "not separated from none" in verdicts["same"][1]
     difference = {row["method"]: row for row in rows if row["metric"] == "retrained_distance_difference"}
