@@ -11,6 +11,7 @@ from flows.ingestion import ingest_flow
 from flows.models import features_flow, train_flow
 from flows.report import report_flow
 from flows.warehouse import build_warehouse_flow
+from harmonize.config import ANALYSIS_FIELD_MM
 from harmonize.results import EVALUATION_EPOCHS
 
 
@@ -30,6 +31,7 @@ def pipeline_flow(
     epochs: int | None = None,
     patience: int | None = None,
     evaluation_epochs: int = EVALUATION_EPOCHS,
+    evaluation_field_mm: float = ANALYSIS_FIELD_MM,
     evaluate: list[str] | None = None,
     diagnostic_cohort: str | None = "abnormal_vs_healthy",
     external_group: str | None = None,
@@ -46,6 +48,7 @@ def pipeline_flow(
         reference,
         evaluate=evaluate,
         epochs=evaluation_epochs,
+        field_mm=evaluation_field_mm,
         diagnostic_cohort=diagnostic_cohort,
         external_group=external_group,
     )
