@@ -217,12 +217,13 @@ def _control_rows(
 @dataclass(frozen=True)
 class _Judged:
     """What the ranking needs of one method: the retrained classifier's test predictions, its controls on the
-    analysis images, and the diagnostic model's mean AUC (None without a diagnostic cohort)."""
+    analysis images, and the diagnostic model's mean AUC with its bootstrap samples, paired across methods (None
+    without a diagnostic cohort)."""
 
     predicted: np.ndarray
     controls: dict[str, float]
     diagnostic_auc_mean: float | None
-    diagnostic_auc_mean_samples: np.ndarray | None = None  # bootstrap samples, paired across methods
+    diagnostic_auc_mean_samples: np.ndarray | None
 
 
 def _ranking_rows(judged: dict[str, _Judged], labels: np.ndarray, seed: int) -> list[dict[str, object]]:
@@ -252,18 +253,16 @@ def _ranking_rows(judged: dict[str, _Judged], labels: np.ndarray, seed: int) -> 
         low, high = percentile_interval(bootstrap(difference, strata, np.random.default_rng(seed)))
         rows.append(_result(method, "retrained_distance_difference", "|BA - 0.5| against none", value, low, high))
         reasons = [f"{metric} {v:.3f} above {CONTROL_LIMIT}" for metric, v in own.controls.items() if v > CONTROL_LIMIT]
-        if own.diagnostic_auc_mean is not None and none.diagnostic_auc_mean is not None:
+        if own.diagnostic_auc_mean is not None:  # with a diagnostic cohort, every method has one
             change = own.diagnostic_auc_mean - none.diagnostic_auc_mean
-            low_auc, high_auc = (
-                percentile_interval(own.diagnostic_auc_mean_samples - none.diagnostic_auc_mean_samples)
-                if own.diagnostic_auc_mean_samples is not None and none.diagnostic_auc_mean_samples is not None
-                else (None, None)
-            )
+            low_auc, high_auc = percentile_interval(own.diagnostic_auc_mean_samples - none.diagnostic_auc_mean_samples)
             grouping = "mean diagnostic AUC against none, paired over the same test images"
             rows.append(_result(method, "diagnostic_auc_mean_difference", grouping, change, low_auc, high_auc))
             if change < -NON_INFERIORITY:
-                within = f"; interval {low_auc:+.3f} to {high_auc:+.3f}" if low_auc is not None else ""
-                reasons.append(f"mean diagnostic AUC {-change:.3f} below none's (at most {NON_INFERIORITY}{within})")
+                reasons.append(
+                    f"mean diagnostic AUC {-change:.3f} below none's (at most {NON_INFERIORITY}; "
+                    f"interval {low_auc:+.3f} to {high_auc:+.3f})"
+                )
         if high >= 0:
             reasons.append(
                 f"not separated from none (paired difference {value:+.3f}, interval {low:+.3f} to {high:+.3f})"

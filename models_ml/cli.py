@@ -61,9 +61,9 @@ def features_command(args: argparse.Namespace, settings: Settings) -> int:
     from models_ml.jobs import extract_features
 
     run_id, summary = extract_features(settings, run_id=args.run, cohort=args.cohort, permutations=args.permutations)
-    print(f"features of run {run_id}: {summary.images} images")
+    print(f"features of run {run_id}: {summary.images} images stored, {summary.analysed} it did not train on analysed")
     print(
-        f"  linear probe balanced accuracy (scanner group, patient-grouped 5-fold): "
+        f"  linear probe balanced accuracy (scanner group, patient-grouped 5-fold over those images): "
         f"{summary.probe_balanced_accuracy:.3f}"
     )
     print(

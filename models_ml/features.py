@@ -8,6 +8,9 @@ The analysis asks how much of the scanner shows in the features: a linear probe'
 cross-validation), MMD with a permutation p-value and the Frechet distance between scanner groups, the silhouette of
 the scanner labels, Kolmogorov-Smirnov effect sizes of scores and features between scanner groups and, within each
 scanner group, between sexes and between the two largest race groups, and a t-SNE picture coloured by scanner and label.
+Every image of the cohort is embedded and stored; the analysis and the picture use only the images the run did not
+train on (its split's validation, test and unused images): a network separates its own training images better than
+any others, which would overstate what its features carry.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from models_ml.dataset import CachedImages, Example, cache_images
 from models_ml.feature_statistics import feature_analysis
 from models_ml.plots import plot_embedding
 from models_ml.results import TABLES
+from models_ml.splits import split_members
 from models_ml.torch_setup import choose_device, loader_options, mixed_precision, seed_everything
 from xrh.artifacts import artifact_path, record_artifacts
 from xrh.batches import local_processes
@@ -39,7 +43,8 @@ from xrh.tables import replace_run_rows
 
 @dataclass(frozen=True)
 class FeatureSummary:
-    images: int
+    images: int  # stored
+    analysed: int  # the images the run did not train on
     probe_balanced_accuracy: float
     mmd: float
     mmd_p_value: float
@@ -87,6 +92,19 @@ def cohort_rows(conn: sqlite3.Connection, cohort: str) -> list[tuple]:
     ).fetchall()
 
 
+def training_images(conn: sqlite3.Connection, run_id: str) -> set[str]:
+    """The dicom_ids a training run was fitted on: its split's training images, by the split scheme, seed and target
+    it was trained with."""
+    stored = conn.execute("select hyperparameters from ml_runs where run_id = ?", (run_id,)).fetchone()
+    if stored is None:
+        raise ValueError(f"no training run {run_id!r} in ml_runs; run `xrh train`")
+    config = TrainConfig.from_stored(json.loads(stored[0]))
+    members = split_members(
+        conn, config.cohort, scheme=config.split_scheme, seed=config.split_seed, target=config.target
+    )
+    return {m["dicom_id"] for m in members if m["split"] == "train"}
+
+
 def cohort_examples(rows: list[tuple], mimic_cxr: Path) -> list[Example]:
     """Examples of :func:`cohort_rows` for embedding: the class index is not needed, so it is 0."""
     return [Example(row[0], mimic_cxr / row[3], 0, "all") for row in rows]
@@ -128,6 +146,15 @@ def analyse_features(
     summary's MMD and Frechet distance are those of the last pair of scanner groups.
     """
     rows, features, scores = extract_features(conn, settings, run_id)
+    trained_on = training_images(conn, run_id)
+    held_out = np.array([r[0] not in trained_on for r in rows])
+    if not held_out.any():
+        raise ValueError(f"run {run_id!r} trained on every image of its cohort: no held-out images to analyse")
+    stored = [
+        {"dicom_id": r[0], "dimensions": features.shape[1], "vector": features[i].tobytes()} for i, r in enumerate(rows)
+    ]
+    kept = np.flatnonzero(held_out)
+    rows, features, scores = [rows[i] for i in kept], features[kept], scores[kept]
     scanner = np.array([r[4] for r in rows])
     subjects = np.array([r[1] for r in rows])
     labels = np.array([str(r[2]) for r in rows])
@@ -151,12 +178,14 @@ def analyse_features(
     png = plot_embedding(
         points, colourings, folder / "feature_embedding.png", f"t-SNE of penultimate features, {run_id}"
     )
-    feature_rows = [
-        {"dicom_id": r[0], "dimensions": features.shape[1], "vector": features[i].tobytes()} for i, r in enumerate(rows)
-    ]
+    analysis.append(
+        {"analysis": "held_out", "grouping": "all", "group_a": None, "group_b": None, "metric": "analysed_images",
+         "value": float(len(rows)), "p_value": None}
+    )  # fmt: skip
     record_artifacts(conn, settings.cache_dir, run_id, {"feature_embedding": png})
-    replace_run_rows(conn, {TABLES["ml_features"]: feature_rows, TABLES["ml_feature_analysis"]: analysis}, run_id)
+    replace_run_rows(conn, {TABLES["ml_features"]: stored, TABLES["ml_feature_analysis"]: analysis}, run_id)
     return FeatureSummary(
+        len(stored),
         len(rows),
         last("balanced_accuracy"),
         last("mmd_squared"),

@@ -13,7 +13,7 @@ import torch
 from models_ml.architectures import build_classifier
 from models_ml.config import TrainConfig
 from models_ml.feature_statistics import frechet_distance, ks_effect, mmd_rbf
-from models_ml.features import analyse_features, latest_run
+from models_ml.features import analyse_features, latest_run, training_images
 from models_ml.metrics import balanced_accuracy, confusion, expected_calibration_error
 from models_ml.splits import split_cohort
 from models_ml.torch_setup import import_torchvision
@@ -107,7 +107,14 @@ def test_features_are_stored_and_analysed(trained):
         summary = analyse_features(conn, settings, result.run_id, permutations=20)
         dimensions, vector = conn.execute("select dimensions, vector from ml_features limit 1").fetchone()
         analyses = {r[0] for r in conn.execute("select distinct analysis from ml_feature_analysis")}
-    assert summary.images > 0 and len(np.frombuffer(vector, np.float32)) == dimensions == 128
+        stored = conn.execute("select count(*) from ml_features where run_id = ?", (result.run_id,)).fetchone()[0]
+        (analysed,) = conn.execute(
+            "select value from ml_feature_analysis where run_id = ? and metric = 'analysed_images'", (result.run_id,)
+        ).fetchone()
+        trained_on = training_images(conn, result.run_id)
+    assert summary.images > summary.analysed > 0 and len(np.frombuffer(vector, np.float32)) == dimensions == 128
+    # Every image is stored; only those the run did not train on are analysed.
+    assert stored == summary.images and analysed == summary.analysed == stored - len(trained_on)
     assert {"mmd_rbf", "frechet", "ks_scores", "ks_features"} <= analyses
     assert summary.embedding_png.stat().st_size > 0
 
