@@ -150,19 +150,32 @@ def _fidelity_rows(method: str, inspected: list[Inspected], reference: str, seed
     return rows
 
 
-PanelColumn = tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+@dataclass(frozen=True)
+class PanelColumn:
+    """What the panel shows of one method: each group's example test image (a thumbnail at stored resolution), the
+    same image's analysis field when the retrained classifier reads one (group -> image; empty otherwise), and each
+    group's histogram of sampled pixels."""
+
+    examples: dict[str, np.ndarray]
+    fields: dict[str, np.ndarray]
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def panel_column(inspected: list[Inspected], images: list[CohortImage]) -> PanelColumn:
-    """What the panel shows of one method: the thumbnail of each group's example and each group's histogram of the
-    sampled pixels (above their 5th percentile, which drops the background)."""
+def panel_column(inspected: list[Inspected], images: list[CohortImage], fields: ImageCache | None) -> PanelColumn:
+    """The panel's column of one method: the thumbnails, the examples' analysis fields from ``fields`` (None: the
+    analysis reads whole frames) and each group's histogram of the sampled pixels (above their 5th percentile, which
+    drops the background)."""
     group_of = {i.dicom_id: i.energy_group for i in images}
-    examples = {group_of[i.dicom_id]: i.thumbnail for i in inspected if i.thumbnail is not None}
+    example_of = {group_of[i.dicom_id]: i for i in inspected if i.thumbnail is not None}
     histograms = {}
-    for group in sorted(examples):
+    for group in sorted(example_of):
         values = np.concatenate([i.sample for i in inspected if i.sample is not None and group_of[i.dicom_id] == group])
         histograms[group] = np.histogram(values[values > np.percentile(values, 5)], bins=64, density=True)
-    return dict(sorted(examples.items())), histograms
+    return PanelColumn(
+        {group: example_of[group].thumbnail for group in sorted(example_of)},
+        {group: fields.load(example_of[group].dicom_id) for group in sorted(example_of)} if fields else {},
+        histograms,
+    )
 
 
 def _held_out_features_rows(
@@ -351,7 +364,7 @@ def evaluate(
         cache_images(every_image, caches, map_batches, transform=harmonization)
         done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
         inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
-        panels[method] = panel_column(inspected, images)
+        panels[method] = panel_column(inspected, images, fields if field_mm else None)
         fitted = fit_classifier(
             config,
             2,
@@ -413,21 +426,27 @@ def evaluate(
 
 
 def write_panel(panels: dict[str, PanelColumn], path: Path, reference: str) -> Path:
-    """One test image per scanner group before and after each method, and each group's intensity histogram."""
+    """One test image per scanner group before and after each method, whole and (when the analysis reads one) its
+    analysis field, and each group's intensity histogram."""
     methods = list(panels)
-    groups = list(panels[methods[0]][0])
+    first = panels[methods[0]]
+    pictures = [(group, False) for group in first.examples] + [(group, True) for group in first.fields]
     figure, axes = plt.subplots(
-        len(groups) + 1, len(methods), figsize=(2.2 * len(methods), 2.4 * (len(groups) + 1)), squeeze=False
+        len(pictures) + 1, len(methods), figsize=(2.2 * len(methods), 2.4 * (len(pictures) + 1)), squeeze=False
     )
     for column, method in enumerate(methods):
-        examples, histograms = panels[method]
-        for row, group in enumerate(groups):
-            axes[row][column].imshow(examples[group], cmap="gray")
-            axes[row][column].set_title(f"{method}\n{group}", fontsize=7)
+        panel = panels[method]
+        for row, (group, is_field) in enumerate(pictures):
+            if is_field:  # rank-equalized values in [0, 1]
+                axes[row][column].imshow(panel.fields[group], cmap="gray", vmin=0.0, vmax=1.0)
+                axes[row][column].set_title(f"{method}\n{group}, analysis field", fontsize=7)
+            else:
+                axes[row][column].imshow(panel.examples[group], cmap="gray")
+                axes[row][column].set_title(f"{method}\n{group}", fontsize=7)
             axes[row][column].axis("off")
-        histogram_axis = axes[len(groups)][column]
-        for group in groups:
-            counts, edges = histograms[group]
+        histogram_axis = axes[len(pictures)][column]
+        for group in panel.examples:
+            counts, edges = panel.histograms[group]
             histogram_axis.stairs(counts, edges, label=group)
         histogram_axis.set_yticks([])
         histogram_axis.tick_params(labelsize=6)
@@ -435,7 +454,11 @@ def write_panel(panels: dict[str, PanelColumn], path: Path, reference: str) -> P
         if column == 0:
             histogram_axis.set_ylabel("density (sampled body pixels)", fontsize=6)
         histogram_axis.legend(title="scanner group", fontsize=6, title_fontsize=6)
-    figure.suptitle(f"harmonization to {reference}: test images and intensity histograms per scanner", fontsize=9)
+    what = " (whole, then the field the retrained classifier reads)" if first.fields else ""
+    figure.suptitle(
+        f"harmonization to {reference}\none test image per scanner{what}\nand intensity histograms per scanner",
+        fontsize=8,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
