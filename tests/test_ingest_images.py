@@ -96,6 +96,20 @@ def test_cache_stores_once_per_preprocessing_and_variant(simulated, tmp_path):
     assert np.allclose(inverted.load(paths[0].stem)[centre], 1.0 - cache.load(paths[0].stem)[centre], atol=0.02)
 
 
+def test_one_decode_fills_several_caches_as_each_alone(simulated, tmp_path):
+    root, _ = simulated
+    paths = sorted((root / FILES / "mimic-cxr/2.1.0/files").rglob("*.dcm"))[:4]
+    images = [(path.stem, path) for path in paths]
+    frame, field = Preprocessing(size=32), Preprocessing(size=32, field_mm=200.0, equalize=True, window="minmax")
+    together = [ImageCache(tmp_path / "together", p) for p in (frame, field)]
+    assert fill_cache(together, images) == (4, [])
+    assert fill_cache(together, images) == (0, [])  # nothing left to do in either
+    for preprocessing, cache in zip((frame, field), together, strict=True):
+        alone = ImageCache(tmp_path / "alone", preprocessing)
+        fill_cache(alone, images)
+        assert all(np.array_equal(cache.load(i), alone.load(i)) for i, _ in images)
+
+
 def test_a_field_in_mm_is_the_same_anatomy_at_any_spacing_and_pads_past_the_detector():
     # A 300 mm detector at 0.5 mm (600 px) and the same picture at 0.25 mm (1200 px): a 200 mm field is the same pixels.
     rng = np.random.default_rng(0)
