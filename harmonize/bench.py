@@ -70,7 +70,7 @@ from ingest.images import ImageCache
 from models_ml.dataset import CachedImages, cache_images
 from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf
 from models_ml.features import embed
-from models_ml.metrics import BOOTSTRAP_SAMPLES, auc, bootstrap, percentile_interval
+from models_ml.metrics import BOOTSTRAP_SAMPLES, auc, bootstrap, percentile_interval, test_images_for_half_width
 from models_ml.torch_setup import choose_device
 from models_ml.train import fit_classifier
 from xrh.batches import BatchMapper
@@ -607,7 +607,7 @@ def _ranking(scores: dict[str, _MethodScores], context: _Seed) -> list[dict[str,
 
 def power_lines(balanced_accuracy_half_width: float = 0.025, auc_half_width: float = 0.025) -> list[str]:
     """Test-set sizes for the target interval half-widths, from the normal approximation at the worst case."""
-    per_class = int(np.ceil((1.96 * 0.5 / balanced_accuracy_half_width) ** 2 / 2))
+    images = test_images_for_half_width(balanced_accuracy_half_width)
     # Hanley and McNeil (Radiology 143, 1982): the AUC's variance at 0.85 with equal classes, doubled for a gap of two
     # independent AUCs (paired renderings only narrow it).
     a = 0.85
@@ -615,8 +615,8 @@ def power_lines(balanced_accuracy_half_width: float = 0.025, auc_half_width: flo
     variance_n = a * (1 - a) + (q1 - a * a) + (q2 - a * a)  # times 1/n per class
     auc_per_class = int(np.ceil(2 * variance_n * (1.96 / auc_half_width) ** 2))
     return [
-        f"balanced accuracy within ±{balanced_accuracy_half_width}: {2 * per_class} test images "
-        f"({per_class} per scanner) at the worst case (0.5)",
+        f"balanced accuracy within ±{balanced_accuracy_half_width}: {images} test images "
+        f"({images // 2} per scanner) at the worst case (0.5)",
         f"an AUC gap within ±{auc_half_width} from independent test sets: {auc_per_class} images per class and arm "
         f"(Hanley and McNeil at AUC {a}); paired renderings of the same phantoms need fewer (the bench reports the "
         "interval it reached)",

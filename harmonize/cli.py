@@ -119,6 +119,9 @@ def leaderboard_command(args: argparse.Namespace, settings: Settings) -> int:
         [dict(LEADERBOARD_COLUMNS)[name] for name in columns],
         [tuple(_shown(row, name) for name in columns) for row in rows],
     )
+    retrained_on = next((row["retrained_on"] for row in rows if row.get("retrained_on")), None)
+    if retrained_on:
+        print(f"retrained classifier: {retrained_on}")
     return 0
 
 

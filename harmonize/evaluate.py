@@ -84,7 +84,14 @@ from ingest.images import ImageCache, Preprocessing  # noqa: E402
 from models_ml.dataset import CachedImages, cache_images  # noqa: E402
 from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf  # noqa: E402
 from models_ml.features import embed, latest_run, load_run_model  # noqa: E402
-from models_ml.metrics import balanced_accuracy, bootstrap, confusion, percentile_interval  # noqa: E402
+from models_ml.metrics import (  # noqa: E402
+    balanced_accuracy,
+    balanced_accuracy_half_width,
+    bootstrap,
+    confusion,
+    percentile_interval,
+    test_images_for_half_width,
+)
 from models_ml.torch_setup import choose_device, loader_options  # noqa: E402
 from models_ml.train import augmentation, fit_classifier, forward_all  # noqa: E402
 from xrh.artifacts import record_artifacts  # noqa: E402
@@ -337,6 +344,11 @@ def evaluate(
     )
     every_image = _distinct([*images, *(design.images() if design else [])])
     test_labels = np.array([i.label for i in split["test"]], dtype=int)
+    # What the test set can resolve, said with every result: the interval at chance, and the size a +-0.025 one needs.
+    retrained_on = (
+        f"{len(test_labels)} test images (95% interval about ±{balanced_accuracy_half_width(len(test_labels)):.3f} at "
+        f"chance; ±0.025 needs {test_images_for_half_width(0.025):,}), {analysis_name}"
+    )
     inspection_batches = batches_of(inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -380,7 +392,7 @@ def evaluate(
         predicted = forward_all(fitted.model, test_loader, device)[0].argmax(dim=1).numpy()
         accuracy = balanced_accuracy(confusion(test_labels, predicted, 2))
         interval = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
-        rows.append(_result(method, "retrained_balanced_accuracy", f"test, {analysis_name}", accuracy, *interval))
+        rows.append(_result(method, "retrained_balanced_accuracy", retrained_on, accuracy, *interval))
         kinds = {"": (analysis_name, fields), **({"frame_": ("whole frame", frames)} if field_mm else {})}
         control_rows, controls = _control_rows(method, split["train"], split["test"], kinds, settings.seed)
         rows += control_rows

@@ -22,6 +22,19 @@ def balanced_accuracy(matrix: np.ndarray) -> float:
     return float(np.mean(np.diag(matrix)[present] / totals[present])) if present.any() else float("nan")
 
 
+def balanced_accuracy_half_width(test_images: int) -> float:
+    """The 95% interval's half-width of a balanced accuracy at chance (0.5, the widest) on ``test_images`` split
+    evenly between two classes, by the normal approximation: each recall's variance is 0.25 / (n / 2), their mean's
+    0.25 / n."""
+    return 1.96 * 0.5 / np.sqrt(test_images)
+
+
+def test_images_for_half_width(half_width: float) -> int:
+    """The inverse of :func:`balanced_accuracy_half_width`: how many test images (half per class) reach it."""
+    per_class = int(np.ceil((1.96 * 0.5 / half_width) ** 2 / 2))
+    return 2 * per_class
+
+
 def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-class precision (by predicted column) and recall (by true row); NaN where undefined."""
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -107,6 +107,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     from harmonize import scanners
     from harmonize.cli import leaderboard_command
     from harmonize.evaluate import evaluate
+    from harmonize.fitting import cohort_images
     from models_ml.config import TrainConfig
     from models_ml.train import train
     from xrh.dbt import run_dbt
@@ -134,6 +135,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
                 diagnostic_cohort="abnormal_vs_healthy",
                 external_group="D90",
             )
+        images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
     metrics = {(row["method"], row["metric"]) for row in rows}
     # The acquisition-aware chain serves the scanners it was fitted on; the diagnostic experiment's D90 images are not
     # among them, and the rows say how many it left as they were.
@@ -169,8 +171,12 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
         "not_ranked",
     }
     # The retrained classifier reads the analysis field; every method is ranked or says why not, once.
+    # It says what its test set can resolve: the interval at chance (1.96 x 0.5 / sqrt(n)) and the size +-0.025 needs.
     (retrained_on,) = {row["grouping"] for row in rows if row["metric"] == "retrained_balanced_accuracy"}
-    assert retrained_on == "test, centred 256 mm field, equalized"
+    tested = sum(i.split == "test" for i in images)
+    half_width = 1.96 * 0.5 / tested**0.5
+    expected = f"{tested} test images (95% interval about ±{half_width:.3f} at chance; ±0.025 needs 1,538)"
+    assert retrained_on == f"{expected}, centred 256 mm field, equalized"
     verdicts = [row for row in rows if row["metric"] in ("rank", "not_ranked")]
     assert Counter(row["method"] for row in verdicts) == {"none": 1, "cdf": 1, "physics": 1, "combat": 1}
     assert not any("frame_" in row["grouping"] for row in verdicts)  # whole frames inform; they do not guard
@@ -192,6 +198,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     assert leaderboard_command(None, built) == 0
     printed = capsys.readouterr().out
     assert "Harmonization leaderboard" in printed and "SSIM" in printed and "PSNR (dB)" in printed
+    assert "retrained classifier: " in printed and "centred 256 mm field" in printed
     (combat_line,) = [line for line in printed.splitlines() if "combat" in line]
     assert "works on features" in combat_line  # no retrained classifier: no rank, and the table says why
 
