@@ -180,7 +180,7 @@ def analysis_image(
     elif spacing_mm is None:
         raise ValueError(
             f"no PixelSpacing or ImagerPixelSpacing: a {preprocessing.field_mm:g} mm field cannot be cut;"
-            " preprocess with field_mm 0 (the whole frame)"
+            " leave the image out of the cohort, or analyse whole frames (`--field-mm 0`)"
         )
     else:
         frame_rows, frame_cols = (max(1, round(preprocessing.field_mm / s)) for s in spacing_mm)
