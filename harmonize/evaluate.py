@@ -40,12 +40,12 @@ and the intensity histograms of each scanner group before and after.
 
 Every image takes one streamed path, so memory does not grow with the cohort: each method is fitted from summed
 statistics (:func:`harmonize.fitting.fit_parameters`); each image is decoded and harmonized once at its stored
-resolution and reduced to its analysis images (the whole frame and the field) in worker processes (or on Dask, from
-the flows), cached on disk per preprocessing, method and parameters (``ingest.images.ImageCache``; a re-run after a
-crash finds what was cached, and the harmonized caches are removed when the evaluation ends); training, features and
-the diagnostic model read that cache through DataLoaders. The panel's histograms come from a fixed sample of pixels of
-a bounded number of images per group, and SSIM and PSNR are computed image by image in the workers
-(``harmonize.inspection``).
+resolution and reduced to its analysis images (the whole frame, and for the scanner cohort's images the field) in
+worker processes (or on Dask, from the flows), cached on disk per preprocessing, method and parameters
+(``ingest.images.ImageCache``; a re-run after a crash finds what was cached, and the harmonized caches are removed
+when the evaluation ends); training, features and the diagnostic model read that cache through DataLoaders. The
+panel's histograms come from a fixed sample of pixels of a bounded number of images per group, and SSIM and PSNR are
+computed image by image in the workers (``harmonize.inspection``).
 """
 
 from __future__ import annotations
@@ -343,6 +343,8 @@ def evaluate(
         else None
     )
     every_image = _distinct([*images, *(design.images() if design else [])])
+    in_cohort = {i.dicom_id for i in images}
+    diagnostic_only = [i for i in every_image if i.dicom_id not in in_cohort]
     test_labels = np.array([i.label for i in split["test"]], dtype=int)
     # What the test set can resolve, said with every result: the interval at chance, and the size a +-0.025 one needs.
     retrained_on = (
@@ -373,7 +375,9 @@ def evaluate(
         fields = ImageCache(settings.cache_dir, analysis, variant)  # what the retrained classifier and controls read
         caches = [frames, fields] if field_mm else [frames]
         variants += caches if harmonization else []
-        cache_images(every_image, caches, map_batches, transform=harmonization)
+        cache_images(images, caches, map_batches, transform=harmonization)
+        if diagnostic_only:  # the pathology model reads whole frames only
+            cache_images(diagnostic_only, frames, map_batches, transform=harmonization)
         done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
         inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
         panels[method] = panel_column(inspected, images, fields if field_mm else None)
