@@ -27,6 +27,10 @@ fitted on the training split only:
   controls at or under ``CONTROL_LIMIT`` and its mean diagnostic AUC at most ``NON_INFERIORITY`` below none's (the
   row's grouping says how it was earned), ``not_ranked`` with the reasons for every other.
 
+``left_out_images`` (per group, with a field): how many of the cohort's images were left out of the evaluation, every
+split and every fit, because their header gives no pixel spacing (real archives write ``0\\0``); the retrained
+classifier's row says how many.
+
 ``fallback_images`` (acquisition-aware methods, per group): how many of the evaluation's images the method left
 (partly) as they were, because their scanner was not in the fit (e.g. the diagnostic cohort's other units) or their
 header lacks what a stage needs.
@@ -76,6 +80,7 @@ from harmonize.fitting import (  # noqa: E402
     cohort_images,
     fallback_reasons,
     fit_cohort,
+    without_pixel_spacing,
 )
 from harmonize.inspection import Inspected, inspect_batch, inspections  # noqa: E402
 from harmonize.methods import reads_acquisition  # noqa: E402
@@ -113,6 +118,10 @@ def _result(
     """One ``harm_evaluation`` row (without its run id)."""
     return {"method": method, "metric": metric, "grouping": grouping, "value": value, "ci_low": ci_low,
             "ci_high": ci_high, "p_value": p_value}  # fmt: skip
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _bootstrap_balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, seed: int) -> tuple[float, float]:
@@ -328,6 +337,15 @@ def evaluate(
     analysis = field_preprocessing(config.image_size, field_mm) if field_mm else frame
     analysis_name = f"centred {field_mm:g} mm field, equalized" if field_mm else "whole frame"
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
+    # A field in mm needs a pixel spacing: images without one are left out of every split (and every fit), and counted.
+    unspaced = without_pixel_spacing(conn, images) if field_mm else set()
+    left_out = Counter(i.energy_group for i in images if i.dicom_id in unspaced)
+    images = [i for i in images if i.dicom_id not in unspaced]
+    if not images:
+        raise ValueError(
+            f"no image of cohort {cohort!r} has a pixel spacing, so no {field_mm:g} mm field can be cut; "
+            "analyse whole frames with --field-mm 0"
+        )
     split = {name: [i for i in images if i.split == name] for name in ("train", "validate", "test")}
     design = (
         diagnostic_design(
@@ -350,11 +368,16 @@ def evaluate(
     retrained_on = (
         f"{len(test_labels)} test images (95% interval about ±{balanced_accuracy_half_width(len(test_labels)):.3f} at "
         f"chance; ±0.025 needs {test_images_for_half_width(0.025):,}), {analysis_name}"
+        + (f"; {_count(sum(left_out.values()), 'image')} without a pixel spacing left out" if left_out else "")
     )
     inspection_batches = batches_of(inspections(images, paired_references(settings, images, reference)))
     folder = settings.cache_dir / "harmonized" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     rows, panels, judged, variants = [], {}, {}, []
+    rows += [
+        _result("none", "left_out_images", f"{group}: no pixel spacing, so no {field_mm:g} mm field", count)
+        for group, count in sorted(left_out.items())
+    ]
     unharmonized_features = {}  # split -> (features, labels)
     for method in ["none", *(m for m in methods if m != "combat")]:
         harmonization = (

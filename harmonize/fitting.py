@@ -79,6 +79,15 @@ def cohort_images(
     ]
 
 
+def without_pixel_spacing(conn: sqlite3.Connection, images: list[CohortImage]) -> set[str]:
+    """The dicom_ids of ``images`` whose header gives no pixel spacing (NULL in the ``acquisition`` mart: neither
+    PixelSpacing nor ImagerPixelSpacing holds a positive number; real archives write ``0\\0`` for unknown), on which
+    no field in mm can be cut."""
+    wanted = {i.dicom_id for i in images}
+    rows = conn.execute("select dicom_id from acquisition where pixel_spacing_mm is null")
+    return {dicom_id for (dicom_id,) in rows if dicom_id in wanted}
+
+
 def reference_images(images: list[CohortImage], cohort: str, reference: str) -> list[CohortImage]:
     """What every fit reads: the training-split images of the ``reference`` group (a ValueError naming the groups
     there are when it has none)."""

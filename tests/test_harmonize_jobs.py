@@ -122,19 +122,35 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
         split_cohort(conn, "abnormal_vs_healthy", run_id="split")
         with recorded_run(conn, "train", config.parameters()) as run:
             train(conn, built, config, run.run_id)
-        with recorded_run(conn, "harmonize_evaluate", {"test": True}) as run:
-            rows = evaluate(
-                conn,
-                built,
-                cohort="scanner_d110_vs_s120",
-                reference="D110",
-                methods=["cdf", "physics", "combat"],
-                run_id=run.run_id,
-                epochs=2,
-                permutations=20,
-                diagnostic_cohort="abnormal_vs_healthy",
-                external_group="D90",
-            )
+        # One S120 training image whose header gave no pixel spacing (RG1's 0\\0 reaches the mart as NULL): left out.
+        unspaced = next(
+            i
+            for i in cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
+            if i.split == "train" and i.energy_group == "S120"
+        )
+        spacing = conn.execute(
+            "select pixel_spacing_mm from acquisition where dicom_id = ?", (unspaced.dicom_id,)
+        ).fetchone()[0]
+        conn.execute("update acquisition set pixel_spacing_mm = null where dicom_id = ?", (unspaced.dicom_id,))
+        conn.commit()
+        try:
+            with recorded_run(conn, "harmonize_evaluate", {"test": True}) as run:
+                rows = evaluate(
+                    conn,
+                    built,
+                    cohort="scanner_d110_vs_s120",
+                    reference="D110",
+                    methods=["cdf", "physics", "combat"],
+                    run_id=run.run_id,
+                    epochs=2,
+                    permutations=20,
+                    diagnostic_cohort="abnormal_vs_healthy",
+                    external_group="D90",
+                )
+        finally:
+            restore = "update acquisition set pixel_spacing_mm = ? where dicom_id = ?"
+            conn.execute(restore, (spacing, unspaced.dicom_id))
+            conn.commit()
         images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
     metrics = {(row["method"], row["metric"]) for row in rows}
     # The acquisition-aware chain serves the scanners it was fitted on; the diagnostic experiment's D90 images are not
@@ -176,7 +192,11 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     tested = sum(i.split == "test" for i in images)
     half_width = 1.96 * 0.5 / tested**0.5
     expected = f"{tested} test images (95% interval about ±{half_width:.3f} at chance; ±0.025 needs 1,538)"
-    assert retrained_on == f"{expected}, centred 256 mm field, equalized"
+    left_out = "1 image without a pixel spacing left out"
+    assert retrained_on == f"{expected}, centred 256 mm field, equalized; {left_out}"
+    assert [(row["method"], row["grouping"], row["value"]) for row in rows if row["metric"] == "left_out_images"] == [
+        ("none", "S120: no pixel spacing, so no 256 mm field", 1)
+    ]
     verdicts = [row for row in rows if row["metric"] in ("rank", "not_ranked")]
     assert Counter(row["method"] for row in verdicts) == {"none": 1, "cdf": 1, "physics": 1, "combat": 1}
     assert not any("frame_" in row["grouping"] for row in verdicts)  # whole frames inform; they do not guard
@@ -240,6 +260,25 @@ def test_diagnostic_test_sets_hold_no_image_a_harmonization_was_fitted_on(built)
         design = diagnostic_design(conn, built.mimic_cxr, "abnormal_vs_healthy", "D110", "D90", 0, fitted_on=fitted_on)
     tested = {i.dicom_id for i in design.internal_test + design.external_test}
     assert tested and not tested & fitted_on
+
+
+def test_images_without_a_pixel_spacing_are_found_in_the_acquisition_mart(built, tmp_path):
+    """RG1's ``0\\0`` reaches the mart as NULL (test_data_quality); here one cohort image's row says so, in a copy."""
+    import shutil
+
+    from harmonize.fitting import cohort_images, without_pixel_spacing
+
+    copy = tmp_path / "warehouse.sqlite"
+    with connect(built.warehouse) as conn:
+        split_cohort(conn, "scanner_d110_vs_s120", run_id="split")
+    shutil.copy(built.warehouse, copy)
+    with connect(copy) as conn:
+        images = cohort_images(conn, built.mimic_cxr, "scanner_d110_vs_s120", seed=0)
+        assert without_pixel_spacing(conn, images) == set()
+        conn.execute("update acquisition set pixel_spacing_mm = null where dicom_id = ?", (images[0].dicom_id,))
+        conn.commit()
+        assert without_pixel_spacing(conn, images) == {images[0].dicom_id}
+        assert without_pixel_spacing(conn, images[1:]) == set()  # only the images asked about
 
 
 def _judged(predicted, controls=(0.5, 0.5), auc_mean=0.8):
