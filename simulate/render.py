@@ -125,11 +125,19 @@ def _distances(source_to_image_cm: float, writes: frozenset[str]) -> dict[str, f
 
 
 def render(
-    task: ImageTask, profile: ScannerProfile, image_size: int | None, *, geometry_of: ScannerProfile | None = None
+    task: ImageTask,
+    profile: ScannerProfile,
+    image_size: int | None,
+    *,
+    geometry_of: ScannerProfile | None = None,
+    bone: bool = True,
+    noise: bool = True,
 ) -> tuple[np.ndarray, DxHeader]:
     """Stored pixels and header of one image taken on ``profile``.
 
     ``geometry_of`` renders on another unit's matrix and pixel spacing (paired mode: pixel-aligned counterparts).
+    ``bone=False`` renders the same chest with its bone replaced by soft tissue and ``noise=False`` without quantum
+    noise: the ground truth of experiments that need the image's bone component (``benchmarks/bone_estimate.py``).
     """
     rng = np.random.default_rng(task.image_seed)
     rows, cols, spacing_mm = image_geometry(geometry_of or profile, task.landscape, image_size)
@@ -137,6 +145,8 @@ def render(
     anatomy = random_anatomy(np.random.default_rng(task.anatomy_seed), task.sex)
     findings = random_findings(np.random.default_rng(task.finding_seed), task.findings)
     maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
+    if not bone:
+        maps = replace(maps, soft_tissue=maps.soft_tissue + maps.bone, bone=np.zeros_like(maps.bone))
     portable = profile.setting == "inpatient"
     body = body_across_detector(anatomy, task.projection, profile.source_to_image_cm)
     field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=2.0 if portable else 1.0, body_cm=body)
@@ -147,7 +157,7 @@ def render(
         source_to_image_cm=profile.source_to_image_cm,
         grid=profile.grid,
     )
-    raw = acquire(maps, technique, profile.detector, spacing_mm / 10.0, rng, field_mask=field)
+    raw = acquire(maps, technique, profile.detector, spacing_mm / 10.0, rng, field_mask=field, noise=noise)
     direct = unattenuated_signal(technique, profile.detector, spacing_mm / 10.0)
     pixels = present(raw, profile.processing, spacing_mm, field, direct)
     orientation = "Recumbent" if task.projection == "AP" and rng.random() < 0.6 else "Erect"

@@ -101,3 +101,25 @@ def test_findings_change_the_material_maps():
         anatomy, random_findings(np.random.default_rng(4), {"support_devices"}), grid, view="PA", source_to_image_cm=180
     )
     assert devices.metal.sum() > 0 and healthy.metal.sum() == 0
+
+
+def test_a_rendering_without_bone_or_noise_is_the_same_chest_changed_only_there():
+    """The ground truth of benchmarks/bone_estimate.py: bone=False replaces the bone by soft tissue, noise=False takes
+    the quantum noise away; neither moves the field or anything else."""
+    from simulate.bench import _task, arm_profiles, bench_phantoms
+    from simulate.profiles import load_profiles
+    from simulate.render import render
+
+    profiles = load_profiles()
+    profile, kvp = arm_profiles(profiles)["D110"]
+    task = _task(bench_phantoms(4, 0)[0], "D110", profile, kvp)
+
+    def rendered(**options) -> np.ndarray:
+        return render(task, profile, 96, **options)[0].astype(np.float64)
+
+    clean, boneless = rendered(noise=False), rendered(noise=False, bone=False)
+    assert np.array_equal(clean, rendered(noise=False))  # deterministic without noise
+    assert np.array_equal(rendered(), rendered())  # with noise too, from the task's seed
+    assert np.std(rendered() - clean) > 0  # the noise is what the two differ by
+    assert np.array_equal(clean > 0, boneless > 0)  # the same collimated field
+    assert np.abs(clean - boneless).mean() > 0.01 * clean.mean()  # the bone shows

@@ -1,0 +1,272 @@
+"""Can one image's bone component be estimated well enough for energy matching? A learned estimate, measured.
+
+Run: .venv/bin/python benchmarks/bone_estimate.py [--train 320] [--test 80] [--epochs 40]
+
+Energy matching (issue 15, item 3) would bring each image's bone-to-soft-tissue contrast to the reference beam's: add
+``(g - 1) b`` to the image, with ``b`` its bone component and ``g`` the ratio of the two beams' bone contrasts. One
+projection does not separate bone from soft tissue, so ``b`` must be estimated. This measures how well a small U-Net
+(Ronneberger et al., MICCAI 2015), trained from scratch on the stand-in's paired renderings only, estimates it, and how
+much of what the beam and detector change it would explain:
+
+- the bench set's phantoms (``simulate.bench``, seed 0: its first ``--train`` training and ``--test`` test phantoms),
+  each rendered on D110 (noisy; noise-free; noise-free with its bone replaced by soft tissue) and on S120T (S120's beam
+  and CsI detector behind D110's processing; noisy and noise-free), pixel-aligned on D110's 512-pixel matrix, each
+  reduced to the powered benchmark's analysis image (``harmonize.config.BenchConfig``: a centred 256 mm field at 64
+  pixels of 4 mm, rank-equalized: what its scanner classifiers read, with the processing's global tone taken away,
+  as ``benchmarks/physics.py`` measures the share a bone map explains);
+- target: the bone component, D110's noise-free analysis image less its boneless twin's; input: the noisy D110
+  analysis image (each standardized by its own mean and SD, the target by the same SD);
+- printed with 95% bootstrap intervals over test phantoms: the share of the held-out bone component the estimate
+  explains (``1 - |b - e|^2 / |b|^2``), and the share of the S120T-D110 change that a multiple of the true bone
+  component, of the estimate from D110's image, and of the estimate from S120T's own image explain
+  (``1 - |d - a x|^2 / |d|^2``, one ``a`` fitted over all test phantoms: what one gain per scanner could take away;
+  optimistic, as the gain is fitted on the images it is scored on); the estimate from S120T's own image is what energy
+  matching could use; beside them a linear baseline, the S120T image less its Gaussian blur;
+- energy matching as a fit would do it, without pairs: the ratio of S120T's bone contrast to D110's from the energy
+  of the estimates on each arm's own training images, and the share of the S120T-D110 difference that S120T less
+  ``1 - 1/ratio`` times its estimate removes;
+- ``data/bench/bone/bone-estimate.png``: one test phantom's analysis image, its true and estimated bone component,
+  and its S120T-D110 difference before and after energy matching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harmonize.config import BenchConfig  # noqa: E402
+from ingest.images import analysis_image  # noqa: E402
+from simulate.bench import _task, arm_profiles, bench_phantoms  # noqa: E402
+from simulate.profiles import load_profiles  # noqa: E402
+from simulate.render import render  # noqa: E402
+
+FIGURE = Path("data/bench/bone/bone-estimate.png")
+# (name, arm, bone, noise) of each rendering of a phantom
+RENDERINGS = (
+    ("D110", "D110", True, True),
+    ("D110_clean", "D110", True, False),
+    ("D110_boneless", "D110", False, False),
+    ("S120T", "S120T", True, True),
+    ("S120T_clean", "S120T", True, False),
+)
+
+
+def _analysis(phantom, arm: str, bone: bool, noise: bool) -> np.ndarray:
+    """The powered benchmark's analysis image of the phantom on ``arm``: what its classifiers read."""
+    profiles = load_profiles()
+    profile, kvp = arm_profiles(profiles)[arm]
+    stored, header = render(
+        _task(phantom, arm, profile, kvp), profile, 512, geometry_of=profiles["D110"], bone=bone, noise=noise
+    )
+    values = stored.astype(np.float32)
+    if profile.processing.photometric == "MONOCHROME1":
+        values = float((1 << profile.processing.bits_stored) - 1) - values
+    spacing = (header.pixel_spacing_mm, header.pixel_spacing_mm)
+    return analysis_image(values, BenchConfig().preprocessing(), spacing)
+
+
+def _render_phantom(phantom) -> dict[str, np.ndarray]:
+    threadpool_limits(1)
+    return {name: _analysis(phantom, arm, bone, noise) for name, arm, bone, noise in RENDERINGS}
+
+
+def _block(channels_in: int, channels_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(channels_in, channels_out, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(channels_out, channels_out, 3, padding=1),
+        nn.ReLU(),
+    )
+
+
+class UNet(nn.Module):
+    """Two poolings, ``width``, 2x and 4x channels, skip connections; one output channel."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.down1, self.down2, self.bottom = _block(1, width), _block(width, 2 * width), _block(2 * width, 4 * width)
+        self.up2, self.merge2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, 2), _block(4 * width, 2 * width)
+        self.up1, self.merge1 = nn.ConvTranspose2d(2 * width, width, 2, 2), _block(2 * width, width)
+        self.out = nn.Conv2d(width, 1, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        first = self.down1(images)
+        second = self.down2(nn.functional.max_pool2d(first, 2))
+        bottom = self.bottom(nn.functional.max_pool2d(second, 2))
+        second = self.merge2(torch.cat([self.up2(bottom), second], 1))
+        return self.out(self.merge1(torch.cat([self.up1(second), first], 1)))
+
+
+def _standardized(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, spread = images.mean(axis=(1, 2), keepdims=True), images.std(axis=(1, 2), keepdims=True)
+    return (images - mean) / spread, spread
+
+
+def train_estimator(inputs: np.ndarray, targets: np.ndarray, epochs: int, seed: int = 0) -> UNet:
+    """MSE on standardized images, Adam with a cosine schedule, batches of 16, random left-right flips."""
+    torch.manual_seed(seed)
+    network = UNet()
+    optimizer = torch.optim.Adam(network.parameters(), 2e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    x, y = torch.from_numpy(inputs[:, None]), torch.from_numpy(targets[:, None])
+    for epoch in range(1, epochs + 1):
+        order, total = torch.randperm(len(x)), 0.0
+        for start in range(0, len(x), 16):
+            index = order[start : start + 16]
+            batch, truth = x[index], y[index]
+            if torch.rand(1) < 0.5:
+                batch, truth = batch.flip(-1), truth.flip(-1)
+            loss = ((network(batch) - truth) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        schedule.step()
+        if epoch % 10 == 0 or epoch == epochs:
+            print(f"  epoch {epoch}/{epochs}: training loss {total / len(x):.4f}", flush=True)
+    return network.eval()
+
+
+def estimate(network: UNet, images: np.ndarray) -> np.ndarray:
+    standardized, spread = _standardized(images)
+    with torch.no_grad():
+        return network(torch.from_numpy(standardized[:, None]))[:, 0].numpy() * spread
+
+
+def own_gain_share(change: np.ndarray, basis: np.ndarray) -> float:
+    """The share of one image's change that the best multiple of its basis explains (``benchmarks/physics.py``'s
+    measure)."""
+    change, basis = change.ravel().astype(np.float64), basis.ravel().astype(np.float64)
+    scale = (change @ basis) / max(basis @ basis, 1e-30)
+    return float(1 - np.sum((change - scale * basis) ** 2) / max(change @ change, 1e-30))
+
+
+def one_gain_share(changes: np.ndarray, bases: np.ndarray) -> float:
+    """The share of the images' pooled change that one multiple of their bases explains: what one gain per scanner,
+    as energy matching applies, could take away (optimistic: the gain is fitted on the images it is scored on)."""
+    changes, bases = changes.astype(np.float64), bases.astype(np.float64)
+    scale = np.sum(changes * bases) / max(np.sum(bases * bases), 1e-30)
+    return float(1 - np.sum((changes - scale * bases) ** 2) / max(np.sum(changes * changes), 1e-30))
+
+
+def with_interval(statistic, count: int, seed: int = 0) -> str:
+    """``statistic(index)`` over all ``count`` phantoms, with a bootstrap 95% interval over phantoms."""
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, count, count)) for _ in range(1000)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return f"{statistic(np.arange(count)):.3f} ({low:.3f} to {high:.3f})"
+
+
+def write_figure(example: dict[str, np.ndarray], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    change = example["S120T"] - example["D110"]
+    panels = [
+        ("D110 analysis image", example["D110"], "gray", None),
+        ("bone component: D110 less\nits boneless twin", example["bone"], "RdBu_r", None),
+        ("bone component estimated\nfrom the noisy D110 image", example["from_D110"], "RdBu_r", "bone"),
+        ("S120T - D110\n(beam and CsI detector)", change, "RdBu_r", None),
+        ("S120T energy-matched - D110\n(gain fitted without pairs)", example["matched"] - example["D110"], "RdBu_r",
+         "change"),
+    ]  # fmt: skip
+    scales = {"bone": np.abs(example["bone"]).max(), "change": np.abs(change).max()}
+    millimetres = BenchConfig().field_mm / BenchConfig().size
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.2))
+    for axis, (title, image, colours, shared) in zip(axes, panels, strict=True):
+        if colours == "gray":
+            shown = axis.imshow(image, cmap=colours)
+        else:
+            limit = scales[shared] if shared else np.abs(image).max()
+            shown = axis.imshow(image, cmap=colours, vmin=-limit, vmax=limit)
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel(f"column ({millimetres:g} mm pixels)", fontsize=8)
+        axis.set_ylabel(f"row ({millimetres:g} mm pixels)", fontsize=8)
+        figure.colorbar(shown, ax=axis, fraction=0.046, label="equalized value (rank, 0-1)")
+    figure.suptitle("Energy matching needs each image's bone component: truth and learned estimate (a test phantom)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=320)
+    parser.add_argument("--test", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args()
+    phantoms = bench_phantoms(2000, 0)
+    train = [p for p in phantoms if p.split == "train"][: args.train]
+    test = [p for p in phantoms if p.split == "test"][: args.test]
+    start = time.perf_counter()
+    with get_context("fork").Pool(2) as pool:
+        rendered = pool.map(_render_phantom, train + test, chunksize=4)
+    stacks = {name: np.stack([r[name] for r in rendered]).astype(np.float32) for name, *_ in RENDERINGS}
+    print(f"rendered {len(RENDERINGS) * len(rendered)} images in {time.perf_counter() - start:.0f} s")
+    bone = stacks["D110_clean"] - stacks["D110_boneless"]
+    training = slice(0, len(train))
+    inputs, spread = _standardized(stacks["D110"][training])
+    start = time.perf_counter()
+    network = train_estimator(inputs, bone[training] / spread, args.epochs)
+    print(f"trained the U-Net on {len(train)} phantoms, {args.epochs} epochs, in {time.perf_counter() - start:.0f} s")
+    held_out = slice(len(train), None)
+    truth = bone[held_out]
+    from_d110, from_s120t = estimate(network, stacks["D110"][held_out]), estimate(network, stacks["S120T"][held_out])
+    change = stacks["S120T"][held_out] - stacks["D110"][held_out]
+    # What a linear filter finds without learning: the image less its Gaussian blur (ribs are 2-4 pixels wide here).
+    high_pass = np.stack([image - ndimage.gaussian_filter(image, 1.5) for image in stacks["S120T"][held_out]])
+    clean_change = stacks["S120T_clean"][held_out] - stacks["D110_clean"][held_out]
+    pairs = {
+        "the true bone component": (change, truth),
+        "the estimate from the D110 image": (change, from_d110),
+        "the estimate from the S120T image": (change, from_s120t),
+        "a linear baseline: S120T's high-pass (sigma 1.5)": (change, high_pass),
+        "the true bone component, noise-free images": (clean_change, truth),
+        "the estimate from S120T, noise-free images": (clean_change, from_s120t),
+    }
+    count = len(test)
+    print(f"\n{count} test phantoms (bootstrap 95% interval over phantoms):")
+    recovered = [1 - float(np.sum((b - e) ** 2) / np.sum(b**2)) for b, e in zip(truth, from_d110, strict=True)]
+    print(f"  held-out bone component explained by the estimate (mean per phantom): "
+          f"{with_interval(lambda i: float(np.mean(np.take(recovered, i))), count)}")  # fmt: skip
+    print("  share of S120T - D110 (the beam and the CsI detector) explained by")
+    print(f"  {'':48s} {'one gain per phantom (mean)':28s} one gain for all phantoms")
+    for name, (changes, bases) in pairs.items():
+        shares = [own_gain_share(d, b) for d, b in zip(changes, bases, strict=True)]
+        own = with_interval(lambda i, shares=shares: float(np.mean(np.take(shares, i))), count)
+        one = with_interval(lambda i, changes=changes, bases=bases: one_gain_share(changes[i], bases[i]), count)
+        print(f"  {name:48s} {own:28s} {one}")
+    # Energy matching as a fit would do it, without pairs: each arm's bone-estimate energy over its own training images
+    # gives the ratio of bone contrasts, g^2; S120T's image less (1 - 1/g) times its estimate has D110's bone contrast.
+    energy = {arm: float(np.mean(estimate(network, stacks[arm][training]) ** 2)) for arm in ("D110", "S120T")}
+    ratio = np.sqrt(energy["S120T"] / energy["D110"])
+    matched = stacks["S120T"][held_out] - (1 - 1 / ratio) * from_s120t
+
+    def removed(index):
+        return 1 - float(np.sum((matched[index] - stacks["D110"][held_out][index]) ** 2) / np.sum(change[index] ** 2))
+
+    print("\n  energy matching with a gain fitted without pairs (each arm's estimate energy on its training images):")
+    print(f"  S120T's bone contrast relative to D110's {ratio:.3f}; share of S120T - D110 it removes: "
+          f"{with_interval(removed, count)}")  # fmt: skip
+    example = {"D110": stacks["D110"][held_out][0], "S120T": stacks["S120T"][held_out][0], "bone": truth[0]}
+    example.update(from_D110=from_d110[0], matched=matched[0])
+    print(f"\nfigure: {write_figure(example, FIGURE)}")
+
+
+if __name__ == "__main__":
+    main()
