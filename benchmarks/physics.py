@@ -183,9 +183,7 @@ def measure(patients: int, image_size: int, size: int) -> None:
             nodule, iterations=2
         )
         ribs = (with_nodule.bone > 0.15) & (with_nodule.lung > 8.0)  # rib over lung
-        boneless = replace(
-            with_nodule, soft_tissue=with_nodule.soft_tissue + with_nodule.bone, bone=0 * with_nodule.bone
-        )
+        boneless = with_nodule.without_bone()
         mas = 3.3
         reference = None
         d110_boneless = render_variant(

@@ -21,7 +21,7 @@ imaging research", Med. Phys. 37 (2010), at a much coarser level of detail.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 
 import numpy as np
@@ -158,6 +158,10 @@ class PathMaps:
     def stack(self) -> np.ndarray:
         """``(n_materials, rows, cols)`` in ``MATERIAL_NAMES`` order."""
         return np.stack([getattr(self, name) for name in MATERIAL_NAMES])
+
+    def without_bone(self) -> PathMaps:
+        """The same chest with its bone replaced by soft tissue: its twin without the bone's contrast."""
+        return replace(self, soft_tissue=self.soft_tissue + self.bone, bone=np.zeros_like(self.bone))
 
 
 def random_anatomy(rng: np.random.Generator, sex: str) -> Anatomy:

@@ -146,7 +146,7 @@ def render(
     findings = random_findings(np.random.default_rng(task.finding_seed), task.findings)
     maps = project(anatomy, findings, grid, view=task.projection, source_to_image_cm=profile.source_to_image_cm)
     if not bone:
-        maps = replace(maps, soft_tissue=maps.soft_tissue + maps.bone, bone=np.zeros_like(maps.bone))
+        maps = maps.without_bone()
     portable = profile.setting == "inpatient"
     body = body_across_detector(anatomy, task.projection, profile.source_to_image_cm)
     field = collimation_mask(rows, cols, spacing_mm, rng, max_margin_cm=2.0 if portable else 1.0, body_cm=body)
