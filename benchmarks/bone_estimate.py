@@ -1,6 +1,6 @@
 """Can one image's bone component be estimated well enough for energy matching? A learned estimate, measured.
 
-Run: .venv/bin/python benchmarks/bone_estimate.py [--train 320] [--test 80] [--epochs 40]
+Run: .venv/bin/python benchmarks/bone_estimate.py [--train 320] [--test 400] [--epochs 40]
 
 Energy matching (issue 15, item 3) would bring each image's bone-to-soft-tissue contrast to the reference beam's: add
 ``(g - 1) b`` to the image, with ``b`` its bone component and ``g`` the ratio of the two beams' bone contrasts. One
@@ -25,6 +25,9 @@ much of what the beam and detector change it would explain:
 - energy matching as a fit would do it, without pairs: the ratio of S120T's bone contrast to D110's from the energy
   of the estimates on each arm's own training images, and the share of the S120T-D110 difference that S120T less
   ``1 - 1/ratio`` times its estimate removes;
+- whether a classifier follows: the powered benchmark's texture classifier (its CNN and settings, seed 0) trained to
+  tell D110 from S120T on the training phantoms' analysis images, before and after energy matching (each S120T image
+  matched with the same gain), and its balanced accuracy on the test phantoms, with the paired difference;
 - ``data/bench/bone/bone-estimate.png``: one test phantom's analysis image, its true and estimated bone component,
   and its S120T-D110 difference before and after energy matching; and the estimate on RG1, the real chest radiograph
   that ships offline (by eye only: it has no bone-free twin).
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -181,6 +185,42 @@ def with_interval(statistic, count: int, seed: int = 0) -> str:
     return f"{statistic(np.arange(count)):.3f} ({low:.3f} to {high:.3f})"
 
 
+def texture_classifier(
+    train_d110: np.ndarray, train_s120t: np.ndarray, test_d110: np.ndarray, test_s120t: np.ndarray
+) -> np.ndarray:
+    """The powered benchmark's scanner CNN (``BenchConfig``, seed 0) trained to tell D110 (0) from S120T (1), its last
+    fifth of phantoms held out for early stopping; per test phantom, its probabilities of S120T for (D110, S120T)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from harmonize.config import BenchConfig
+    from models_ml.train import fit_classifier, forward_all
+
+    def dataset(d110: np.ndarray, s120t: np.ndarray) -> TensorDataset:
+        images = torch.from_numpy(np.concatenate([d110, s120t])[:, None].astype(np.float32))
+        return TensorDataset(images, torch.tensor([0] * len(d110) + [1] * len(s120t)))
+
+    kept = len(train_d110) * 4 // 5
+    device = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        fitted = fit_classifier(
+            BenchConfig().train_config(0),
+            2,
+            dataset(train_d110[:kept], train_s120t[:kept]),
+            dataset(train_d110[kept:], train_s120t[kept:]),
+            np.array([0] * kept + [1] * kept),
+            device,
+            Path(folder) / "texture.pt",
+        )
+    logits = forward_all(fitted.model, DataLoader(dataset(test_d110, test_s120t), batch_size=64), device)[0]
+    probabilities = torch.softmax(logits, dim=1)[:, 1].numpy()
+    return np.stack([probabilities[: len(test_d110)], probabilities[len(test_d110) :]], axis=1)
+
+
+def paired_balanced_accuracy(scores: np.ndarray) -> float:
+    """Balanced accuracy of (D110, S120T) probability pairs at 0.5: the mean of the two arms' recalls."""
+    return float(((scores[:, 0] < 0.5).mean() + (scores[:, 1] >= 0.5).mean()) / 2)
+
+
 def write_figure(example: dict[str, np.ndarray], path: Path) -> Path:
     import matplotlib
 
@@ -234,7 +274,7 @@ def write_figure(example: dict[str, np.ndarray], path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=320)
-    parser.add_argument("--test", type=int, default=80)
+    parser.add_argument("--test", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
     phantoms = bench_phantoms(2000, 0)
@@ -291,6 +331,19 @@ def main() -> None:
     print(f"  S120T's bone contrast relative to D110's {ratio:.3f}; share of S120T - D110 it removes: "
           f"{with_interval(removed, count)}")  # fmt: skip
     example = {"D110": stacks["D110"][held_out][0], "S120T": stacks["S120T"][held_out][0], "bone": truth[0]}
+    print("\n  the bench's texture classifier, D110 against S120T (its CNN and settings; trained on the training")
+    print("  phantoms, the last fifth for early stopping); balanced accuracy on the test phantoms:")
+    train_matched = stacks["S120T"][training] - (1 - 1 / ratio) * estimate(network, stacks["S120T"][training])
+    d110_train, d110_test = stacks["D110"][training], stacks["D110"][held_out]
+    before = texture_classifier(d110_train, stacks["S120T"][training], d110_test, stacks["S120T"][held_out])
+    after = texture_classifier(d110_train, train_matched, d110_test, matched)
+
+    def gained(index):
+        return paired_balanced_accuracy(after[index]) - paired_balanced_accuracy(before[index])
+
+    for name, scores in (("before", before), ("after energy matching", after)):
+        print(f"  {name:22s} {with_interval(lambda i, s=scores: paired_balanced_accuracy(s[i]), count)}")
+    print(f"  {'after less before':22s} {with_interval(gained, count)}")
     real = rg1_analysis_image()
     example.update(from_D110=from_d110[0], matched=matched[0], RG1=real, from_RG1=estimate(network, real[None])[0])
     print(f"\nfigure: {write_figure(example, FIGURE)}")
