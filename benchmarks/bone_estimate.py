@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harmonize.config import BenchConfig  # noqa: E402
 from ingest.images import analysis_image, presentation_values  # noqa: E402
 from simulate.bench import _task, arm_profiles, bench_phantoms  # noqa: E402
+from simulate.processing import presented_values  # noqa: E402
 from simulate.profiles import load_profiles  # noqa: E402
 from simulate.render import render  # noqa: E402
 
@@ -79,11 +80,8 @@ def _analysis(phantom, arm: str, bone: bool, noise: bool) -> np.ndarray:
     stored, header = render(
         _task(phantom, arm, profile, kvp), profile, 512, geometry_of=profiles["D110"], bone=bone, noise=noise
     )
-    values = stored.astype(np.float32)
-    if profile.processing.photometric == "MONOCHROME1":
-        values = float((1 << profile.processing.bits_stored) - 1) - values
     spacing = (header.pixel_spacing_mm, header.pixel_spacing_mm)
-    return analysis_image(values, BenchConfig().preprocessing(), spacing)
+    return analysis_image(presented_values(stored, profile.processing), BenchConfig().preprocessing(), spacing)
 
 
 def rg1_analysis_image() -> np.ndarray:

@@ -44,6 +44,7 @@ from harmonize.fitting import PNG_COMPRESS_LEVEL, png16_bytes  # noqa: E402
 from harmonize.methods import IMAGE_METHODS  # noqa: E402
 from simulate.generate import _image_tasks, _profiles  # noqa: E402
 from simulate.population import build_population  # noqa: E402
+from simulate.processing import presented_values  # noqa: E402
 from simulate.render import render  # noqa: E402
 
 MIMIC_SHAPE = (3050, 2539)  # rows x columns of many MIMIC-CXR images; 2539 is prime
@@ -58,9 +59,8 @@ def images(count: int, size: int) -> list[np.ndarray]:
     for task, profile in tasks:
         if task.projection == "LATERAL":
             continue
-        pixels, header = render(task, profiles[profile], size)
-        if header.photometric == "MONOCHROME1":
-            pixels = (1 << header.bits_stored) - 1 - pixels
+        stored, _ = render(task, profiles[profile], size)
+        pixels = presented_values(stored, profiles[profile].processing).astype(np.uint16)  # integers: exact
         square = np.zeros((size, size), dtype=np.uint16)
         square[: pixels.shape[0], : pixels.shape[1]] = pixels[:size, :size]
         out.append(square)

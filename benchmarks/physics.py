@@ -45,7 +45,7 @@ from ingest.images import Preprocessing, analysis_image  # noqa: E402
 from simulate.attenuation import linear_attenuation  # noqa: E402
 from simulate.detector import Technique, acquire, unattenuated_signal  # noqa: E402
 from simulate.phantom import Findings, Grid, project, random_anatomy  # noqa: E402
-from simulate.processing import present  # noqa: E402
+from simulate.processing import present, presented_values  # noqa: E402
 from simulate.profiles import load_profiles  # noqa: E402
 from simulate.render import image_geometry  # noqa: E402
 from simulate.spectra import mean_energy  # noqa: E402
@@ -74,13 +74,6 @@ def variants(profiles):
     ]
 
 
-def presentation(stored: np.ndarray, profile) -> np.ndarray:
-    values = stored.astype(np.float32)
-    if profile.processing.photometric == "MONOCHROME1":
-        values = float((1 << profile.processing.bits_stored) - 1) - values
-    return values
-
-
 def render_variant(maps, boneless, profile, kvp, filtration, mas, spacing_mm, field, seed):
     """(the bone's share of the noise-free log signal, presented image without noise, presented image with noise)."""
     technique = Technique(kvp, mas, filtration, profile.source_to_image_cm, profile.grid)
@@ -93,7 +86,7 @@ def render_variant(maps, boneless, profile, kvp, filtration, mas, spacing_mm, fi
     clean = raw(maps, False)
     bone_signal = np.log(np.clip(raw(boneless, False), 1e-3, None)) - np.log(np.clip(clean, 1e-3, None))
     presented = [
-        presentation(present(image, profile.processing, spacing_mm, field, direct), profile)
+        presented_values(present(image, profile.processing, spacing_mm, field, direct), profile.processing)
         for image in (clean, raw(maps, True))
     ]
     return bone_signal, presented[0], presented[1]

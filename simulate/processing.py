@@ -123,3 +123,11 @@ def present(
     if processing.photometric == "MONOCHROME1":
         stored = max_value - stored
     return stored
+
+
+def presented_values(stored: np.ndarray, processing: Processing) -> np.ndarray:
+    """The values as presented (float32, larger is brighter) of pixels :func:`present` stored: MONOCHROME1 inverted."""
+    values = stored.astype(np.float32)
+    if processing.photometric == "MONOCHROME1":
+        values = float((1 << processing.bits_stored) - 1) - values
+    return values
