@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harmonize.config import BenchConfig  # noqa: E402
 from ingest.images import analysis_image, presentation_values  # noqa: E402
-from simulate.bench import _task, arm_profiles, bench_phantoms  # noqa: E402
+from simulate.bench import arm_profiles, arm_task, bench_phantoms  # noqa: E402
 from simulate.processing import presented_values  # noqa: E402
 from simulate.profiles import load_profiles  # noqa: E402
 from simulate.render import render  # noqa: E402
@@ -78,7 +78,7 @@ def _analysis(phantom, arm: str, bone: bool, noise: bool) -> np.ndarray:
     profiles = load_profiles()
     profile, kvp = arm_profiles(profiles)[arm]
     stored, header = render(
-        _task(phantom, arm, profile, kvp), profile, 512, geometry_of=profiles["D110"], bone=bone, noise=noise
+        arm_task(phantom, arm, profile, kvp), profile, 512, geometry_of=profiles["D110"], bone=bone, noise=noise
     )
     spacing = (header.pixel_spacing_mm, header.pixel_spacing_mm)
     return analysis_image(presented_values(stored, profile.processing), BenchConfig().preprocessing(), spacing)

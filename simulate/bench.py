@@ -123,7 +123,9 @@ def _draws_of(arm: str) -> str:
     return "D110" if arm in GEOMETRY_REFERENCES else arm
 
 
-def _task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
+def arm_task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
+    """The phantom's PA on ``arm`` (its unit ``profile`` at ``kvp``): the arm's draw of the mAs, the noise and the
+    collimation (:func:`_draws_of`)."""
     plan = next((p for p in profile.exposures if p.projection != "LATERAL"), profile.exposures[0])
     rng = np.random.default_rng([phantom.image_seed, ARMS.index(_draws_of(arm))])
     mas = float(plan.mas_mean * np.exp(rng.normal(0.0, 0.2)))
@@ -157,7 +159,7 @@ def _render_one(image_size: int, out: str, work: tuple[BenchPhantom, str]) -> st
     phantom, arm = work
     profiles = _profiles()
     profile, kvp = arm_profiles(profiles)[arm]
-    pixels, header = render(_task(phantom, arm, profile, kvp), profile, image_size, geometry_of=profiles["D110"])
+    pixels, header = render(arm_task(phantom, arm, profile, kvp), profile, image_size, geometry_of=profiles["D110"])
     relative = f"{arm}/{phantom.phantom_id}.dcm"
     write_bytes_atomic(Path(out) / relative, dx_bytes(header, pixels))
     return relative

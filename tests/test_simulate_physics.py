@@ -106,13 +106,13 @@ def test_findings_change_the_material_maps():
 def test_a_rendering_without_bone_or_noise_is_the_same_chest_changed_only_there():
     """The ground truth of benchmarks/bone_estimate.py: bone=False replaces the bone by soft tissue, noise=False takes
     the quantum noise away; neither moves the field or anything else."""
-    from simulate.bench import _task, arm_profiles, bench_phantoms
+    from simulate.bench import arm_profiles, arm_task, bench_phantoms
     from simulate.profiles import load_profiles
     from simulate.render import render
 
     profiles = load_profiles()
     profile, kvp = arm_profiles(profiles)["D110"]
-    task = _task(bench_phantoms(4, 0)[0], "D110", profile, kvp)
+    task = arm_task(bench_phantoms(4, 0)[0], "D110", profile, kvp)
 
     def rendered(**options) -> np.ndarray:
         return render(task, profile, 96, **options)[0].astype(np.float64)
