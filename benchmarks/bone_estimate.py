@@ -52,6 +52,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.physics import bone_share  # noqa: E402
 from harmonize.config import BenchConfig  # noqa: E402
 from ingest.images import analysis_image, presentation_values  # noqa: E402
 from simulate.bench import arm_profiles, arm_task, bench_phantoms  # noqa: E402
@@ -159,22 +160,6 @@ def estimate(network: UNet, images: np.ndarray) -> np.ndarray:
         return network(torch.from_numpy(standardized[:, None]))[:, 0].numpy() * spread
 
 
-def own_gain_share(change: np.ndarray, basis: np.ndarray) -> float:
-    """The share of one image's change that the best multiple of its basis explains (``benchmarks/physics.py``'s
-    measure)."""
-    change, basis = change.ravel().astype(np.float64), basis.ravel().astype(np.float64)
-    scale = (change @ basis) / max(basis @ basis, 1e-30)
-    return float(1 - np.sum((change - scale * basis) ** 2) / max(change @ change, 1e-30))
-
-
-def one_gain_share(changes: np.ndarray, bases: np.ndarray) -> float:
-    """The share of the images' pooled change that one multiple of their bases explains: what one gain per scanner,
-    as energy matching applies, could take away (optimistic: the gain is fitted on the images it is scored on)."""
-    changes, bases = changes.astype(np.float64), bases.astype(np.float64)
-    scale = np.sum(changes * bases) / max(np.sum(bases * bases), 1e-30)
-    return float(1 - np.sum((changes - scale * bases) ** 2) / max(np.sum(changes * changes), 1e-30))
-
-
 def with_interval(statistic, count: int, seed: int = 0) -> str:
     """``statistic(index)`` over all ``count`` phantoms, with a bootstrap 95% interval over phantoms."""
     rng = np.random.default_rng(seed)
@@ -190,7 +175,6 @@ def texture_classifier(
     fifth of phantoms held out for early stopping; per test phantom, its probabilities of S120T for (D110, S120T)."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from harmonize.config import BenchConfig
     from models_ml.train import fit_classifier, forward_all
 
     def dataset(d110: np.ndarray, s120t: np.ndarray) -> TensorDataset:
@@ -312,9 +296,10 @@ def main() -> None:
     print("  share of S120T - D110 (the beam and the CsI detector) explained by")
     print(f"  {'':48s} {'one gain per phantom (mean)':28s} one gain for all phantoms")
     for name, (changes, bases) in pairs.items():
-        shares = [own_gain_share(d, b) for d, b in zip(changes, bases, strict=True)]
+        # benchmarks/physics.py's share: per phantom, and over all phantoms at once (one gain for all).
+        shares = [bone_share(d.ravel(), b.ravel()) for d, b in zip(changes, bases, strict=True)]
         own = with_interval(lambda i, shares=shares: float(np.mean(np.take(shares, i))), count)
-        one = with_interval(lambda i, changes=changes, bases=bases: one_gain_share(changes[i], bases[i]), count)
+        one = with_interval(lambda i, d=changes, b=bases: bone_share(d[i].ravel(), b[i].ravel()), count)
         print(f"  {name:48s} {own:28s} {one}")
     # Energy matching as a fit would do it, without pairs: each arm's bone-estimate energy over its own training images
     # gives the ratio of bone contrasts, g^2; S120T's image less (1 - 1/g) times its estimate has D110's bone contrast.
