@@ -59,6 +59,7 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
         reference=args.reference or settings.reference_group,
         methods=args.methods,
         epochs=args.epochs,
+        size=args.size,
         field_mm=args.field_mm,
         diagnostic_cohort=args.diagnostic_cohort,
         external_group=args.external_group or settings.external_group,
@@ -199,6 +200,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=EVALUATION_EPOCHS,
         help="epochs of each retrained classifier (default %(default)s)",
+    )
+    evaluate.add_argument(
+        "--size",
+        type=int,
+        help="image size in pixels of the classifiers the evaluation trains, the retrained scanner classifier and the "
+        f"pathology model (default: the trained scanner classifier's; the powered benchmark reads {BenchConfig.size})",
     )
     evaluate.add_argument(
         "--field-mm",

@@ -319,6 +319,7 @@ def evaluate(
     methods: list[str],
     run_id: str,
     epochs: int = EVALUATION_EPOCHS,
+    size: int | None = None,
     field_mm: float = ANALYSIS_FIELD_MM,
     permutations: int = 200,
     diagnostic_cohort: str | None = None,
@@ -327,14 +328,21 @@ def evaluate(
 ) -> list[dict[str, object]]:
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
     ``harm_evaluation`` rows. The retrained classifier and the controls read a centred ``field_mm`` square,
-    rank-equalized (0: the whole frame, as the frozen classifier reads it). With ``diagnostic_cohort``, also run the
-    Zech et al. experiment from the reference group to ``external_group``. Image batches (fit statistics, analysis
-    images, inspections) are mapped by ``map_batches``."""
+    rank-equalized (0: the whole frame), and the pathology model whole frames, both at ``size`` pixels (default: the
+    frozen classifier's image size); the frozen classifier's features always read its own. With
+    ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group to ``external_group``. Image
+    batches (fit statistics, analysis images, inspections) are mapped by ``map_batches``."""
     device = choose_device(settings.device)
     frozen, trained = load_run_model(conn, settings.cache_dir, latest_run(conn, cohort, target="label"), device)
-    config = replace(trained, epochs=epochs, warmup_epochs=min(trained.warmup_epochs, epochs - 1))
-    frame = Preprocessing(size=config.image_size)
-    analysis = field_preprocessing(config.image_size, field_mm) if field_mm else frame
+    config = replace(
+        trained,
+        epochs=epochs,
+        warmup_epochs=min(trained.warmup_epochs, epochs - 1),
+        image_size=size or trained.image_size,
+    )
+    frame = Preprocessing(size=trained.image_size)
+    trained_frame = Preprocessing(size=config.image_size)
+    analysis = field_preprocessing(config.image_size, field_mm) if field_mm else trained_frame
     analysis_name = f"centred {field_mm:g} mm field, equalized" if field_mm else "whole frame"
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     # A field in mm needs a pixel spacing: images without one are left out of every split (and every fit), and counted.
@@ -394,13 +402,14 @@ def evaluate(
             fell_back = Counter(i.energy_group for i, reason in zip(every_image, reasons, strict=True) if reason)
             rows += [_result(method, "fallback_images", group, count) for group, count in sorted(fell_back.items())]
         variant = harmonization.variant() if harmonization else ""
-        frames = ImageCache(settings.cache_dir, frame, variant)  # what the frozen and the diagnostic models read
+        frames = ImageCache(settings.cache_dir, frame, variant)  # what the frozen model reads
+        whole = ImageCache(settings.cache_dir, trained_frame, variant)  # what the pathology model reads
         fields = ImageCache(settings.cache_dir, analysis, variant)  # what the retrained classifier and controls read
-        caches = [frames, fields] if field_mm else [frames]
+        caches = list({c.folder: c for c in (frames, whole, fields)}.values())  # one each where sizes agree
         variants += caches if harmonization else []
         cache_images(images, caches, map_batches, transform=harmonization)
         if diagnostic_only:  # the pathology model reads whole frames only
-            cache_images(diagnostic_only, frames, map_batches, transform=harmonization)
+            cache_images(diagnostic_only, whole, map_batches, transform=harmonization)
         done = map_batches(partial(inspect_batch, harmonization), inspection_batches)
         inspected = [i for batch in track(done, len(inspection_batches), "inspecting", unit="batches") for i in batch]
         panels[method] = panel_column(inspected, images, fields if field_mm else None)
@@ -438,7 +447,7 @@ def evaluate(
         diagnostic, mean_auc_samples = [], None
         if design:
             found, mean_auc_samples = diagnostic_rows(
-                design, frames, config, device, folder / f"{method}-diagnostic.pt", settings.seed
+                design, whole, config, device, folder / f"{method}-diagnostic.pt", settings.seed
             )
             diagnostic = [_result(method, *row) for row in found]
         rows += diagnostic

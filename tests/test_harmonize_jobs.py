@@ -106,8 +106,10 @@ def test_unknown_method_and_missing_reference_are_clear_errors(built):
 def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monkeypatch):
     from harmonize import scanners
     from harmonize.cli import leaderboard_command
+    from harmonize.config import field_preprocessing
     from harmonize.evaluate import evaluate
     from harmonize.fitting import cohort_images
+    from ingest.images import ImageCache, Preprocessing
     from models_ml.config import TrainConfig
     from models_ml.train import train
     from xrh.dbt import run_dbt
@@ -143,6 +145,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
                     methods=["cdf", "physics", "combat"],
                     run_id=run.run_id,
                     epochs=2,
+                    size=40,  # the classifiers it trains read 40 pixels; the frozen one's features its own 32
                     permutations=20,
                     diagnostic_cohort="abnormal_vs_healthy",
                     external_group="D90",
@@ -209,6 +212,13 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     # changes how similar (SSIM's range alone, [-1, 1], would hold for any pair of images).
     assert 0.2 < ssim["none"] < 1 and ssim["cdf"] != ssim["none"], ssim
     assert (built.cache_dir / "harmonized" / run.run_id / "panel.png").stat().st_size > 0
+    read = {
+        "frozen features": ImageCache(built.cache_dir, Preprocessing(size=32)),
+        "pathology model": ImageCache(built.cache_dir, Preprocessing(size=40)),
+        "retrained classifier": ImageCache(built.cache_dir, field_preprocessing(40)),
+    }
+    for reader, cache in read.items():
+        assert all(i.dicom_id in cache for i in images if i.dicom_id != unspaced.dicom_id), reader
     assert run_dbt(built, ["build", "--select", "harmonization_leaderboard"])
     with connect(built.warehouse, readonly=True) as conn:
         board = dict(conn.execute("select method, ranking from harmonization_leaderboard").fetchall())
