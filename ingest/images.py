@@ -166,6 +166,16 @@ def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
     return _resize(image, max(1, round(rows * scale)), max(1, round(cols * scale)))
 
 
+def centred_field(
+    shape: tuple[int, int], spacing_mm: tuple[float, float], field_mm: float
+) -> tuple[slice, slice, int, int]:
+    """Where a centred ``field_mm`` square lies in an image of ``shape``: its rows and columns, and the field's size
+    in pixels (larger than the image where the image is smaller than the field)."""
+    frame_rows, frame_cols = (max(1, round(field_mm / s)) for s in spacing_mm)
+    top, left = max(0, (shape[0] - frame_rows) // 2), max(0, (shape[1] - frame_cols) // 2)
+    return slice(top, top + frame_rows), slice(left, left + frame_cols), frame_rows, frame_cols
+
+
 def analysis_image(
     values: np.ndarray, preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
 ) -> np.ndarray:
@@ -183,9 +193,8 @@ def analysis_image(
             " leave the image out of the cohort, or analyse whole frames (`--field-mm 0`)"
         )
     else:
-        frame_rows, frame_cols = (max(1, round(preprocessing.field_mm / s)) for s in spacing_mm)
-        top, left = max(0, (values.shape[0] - frame_rows) // 2), max(0, (values.shape[1] - frame_cols) // 2)
-        values = values[top : top + frame_rows, left : left + frame_cols]
+        rows, cols, frame_rows, frame_cols = centred_field(values.shape, spacing_mm, preprocessing.field_mm)
+        values = values[rows, cols]
     size = preprocessing.size
     rows, cols = (max(1, round(n * size / f)) for n, f in zip(values.shape, (frame_rows, frame_cols), strict=True))
     image = _resize(window(values, preprocessing), rows, cols)
