@@ -205,7 +205,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--size",
         type=int,
         help="image size in pixels of the classifiers the evaluation trains, the retrained scanner classifier and the "
-        f"pathology model (default: the trained scanner classifier's; the powered benchmark reads {BenchConfig.size})",
+        f"pathology model, at least 32 (default: the trained scanner classifier's; the powered benchmark reads "
+        f"{BenchConfig.size})",
     )
     evaluate.add_argument(
         "--field-mm",

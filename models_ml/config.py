@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 ARCHITECTURES = ("resnet18", "densenet121", "small_cnn")
+# Each architecture halves its input five times before pooling: a smaller side leaves no pixel to pool.
+MIN_IMAGE_SIZE = 32
 AUGMENTATIONS = ("none", "geometric", "strong")
 
 
@@ -27,6 +29,13 @@ class TrainConfig:
     split_seed: int = 0
     seed: int = 0
     weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise ValueError(
+                f"image size {self.image_size} is too small: the classifiers halve it five times; "
+                f"use at least {MIN_IMAGE_SIZE} pixels"
+            )
 
     def parameters(self) -> dict[str, object]:
         return asdict(self)

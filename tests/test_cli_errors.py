@@ -53,6 +53,12 @@ def test_training_before_the_warehouse_exists_says_what_to_run(tmp_path):
     assert result.returncode == 1 and "xrh build" in line and "sqlite3" not in line, line
 
 
+def test_an_image_size_the_classifiers_cannot_take_says_the_smallest(tmp_path):
+    result = xrh("train", "--architecture", "small_cnn", "--image-size", "16", XRH_DATA_ROOT=str(tmp_path))
+    line = one_line(result)
+    assert result.returncode == 1 and "image size 16 is too small" in line and "at least 32" in line, line
+
+
 def test_an_unknown_cohort_is_named_with_the_known_ones(built_copy):
     result = xrh("train", "--cohort", "nosuch", "--architecture", "small_cnn", **built_copy)
     line = one_line(result)
