@@ -343,7 +343,9 @@ def evaluate(
     frame = Preprocessing(size=trained.image_size)
     trained_frame = Preprocessing(size=config.image_size)
     analysis = field_preprocessing(config.image_size, field_mm) if field_mm else trained_frame
-    analysis_name = f"centred {field_mm:g} mm field, equalized" if field_mm else "whole frame"
+    # The scale a judgement was made at is part of it: a 64-pixel classifier sees less than a 128-pixel one.
+    size_name = f"at {config.image_size} px"
+    analysis_name = f"centred {field_mm:g} mm field {size_name}, equalized" if field_mm else f"whole frame {size_name}"
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     # A field in mm needs a pixel spacing: images without one are left out of every split (and every fit), and counted.
     unspaced = without_pixel_spacing(conn, images) if field_mm else set()
@@ -429,7 +431,8 @@ def evaluate(
         accuracy = balanced_accuracy(confusion(test_labels, predicted, 2))
         interval = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
         rows.append(_result(method, "retrained_balanced_accuracy", retrained_on, accuracy, *interval))
-        kinds = {"": (analysis_name, fields), **({"frame_": ("whole frame", frames)} if field_mm else {})}
+        frame_name = f"whole frame at {trained.image_size} px"
+        kinds = {"": (analysis_name, fields), **({"frame_": (frame_name, frames)} if field_mm else {})}
         control_rows, controls = _control_rows(method, split["train"], split["test"], kinds, settings.seed)
         rows += control_rows
         features = {  # ComBat is fitted on the training images' unharmonized features

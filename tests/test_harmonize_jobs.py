@@ -196,7 +196,7 @@ def test_evaluation_writes_results_and_the_leaderboard_mart(built, capsys, monke
     half_width = 1.96 * 0.5 / tested**0.5
     expected = f"{tested} test images (95% interval about ±{half_width:.3f} at chance; ±0.025 needs 1,538)"
     left_out = "1 image without a pixel spacing left out"
-    assert retrained_on == f"{expected}, centred 256 mm field, equalized; {left_out}"
+    assert retrained_on == f"{expected}, centred 256 mm field at 40 px, equalized; {left_out}"
     assert [(row["method"], row["grouping"], row["value"]) for row in rows if row["metric"] == "left_out_images"] == [
         ("none", "S120: no pixel spacing, so no 256 mm field", 1)
     ]
