@@ -1,6 +1,6 @@
 """Can one image's bone component be estimated well enough for energy matching? A learned estimate, measured.
 
-Run: .venv/bin/python benchmarks/bone_estimate.py [--train 320] [--test 400] [--epochs 40]
+Run: .venv/bin/python benchmarks/bone_estimate.py [--train 320] [--test 400] [--epochs 40] [--seeds 0 1 2]
 
 Energy matching (issue 15, item 3) would bring each image's bone-to-soft-tissue contrast to the reference beam's: add
 ``(g - 1) b`` to the image, with ``b`` its bone component and ``g`` the ratio of the two beams' bone contrasts. One
@@ -26,7 +26,7 @@ much of what the beam and detector change it would explain:
   of the estimates on each arm's own training images, and the share of the S120T-D110 difference that S120T less
   ``1 - 1/ratio`` times its estimate removes: in the analysis image, and carried back to S120T's presented values
   (:func:`carried_back`, what a stage of the chain would do) and analysed again;
-- whether a classifier follows: the powered benchmark's texture classifier (its CNN and settings, seed 0) trained to
+- whether a classifier follows: the powered benchmark's texture classifier (its CNN, settings and seeds) trained to
   tell D110 from S120T on the training phantoms' analysis images, before and after energy matching (each S120T image
   matched with the same gain; in the analysis image, and carried back), and its balanced accuracy on the test
   phantoms, with the paired difference;
@@ -207,10 +207,11 @@ def with_interval(statistic, count: int, seed: int = 0) -> str:
 
 
 def texture_classifier(
-    train_d110: np.ndarray, train_s120t: np.ndarray, test_d110: np.ndarray, test_s120t: np.ndarray
+    train_d110: np.ndarray, train_s120t: np.ndarray, test_d110: np.ndarray, test_s120t: np.ndarray, seed: int
 ) -> np.ndarray:
-    """The powered benchmark's scanner CNN (``BenchConfig``, seed 0) trained to tell D110 (0) from S120T (1), its last
-    fifth of phantoms held out for early stopping; per test phantom, its probabilities of S120T for (D110, S120T)."""
+    """The powered benchmark's scanner CNN (``BenchConfig``, training ``seed``) trained to tell D110 (0) from S120T
+    (1), its last fifth of phantoms held out for early stopping; per test phantom, its probabilities of S120T for
+    (D110, S120T)."""
     from torch.utils.data import DataLoader, TensorDataset
 
     from models_ml.train import fit_classifier, forward_all
@@ -223,7 +224,7 @@ def texture_classifier(
     device = torch.device("cpu")
     with tempfile.TemporaryDirectory() as folder:
         fitted = fit_classifier(
-            BenchConfig().train_config(0),
+            BenchConfig().train_config(seed),
             2,
             dataset(train_d110[:kept], train_s120t[:kept]),
             dataset(train_d110[kept:], train_s120t[kept:]),
@@ -298,6 +299,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=320)
     parser.add_argument("--test", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(BenchConfig.seeds), help="classifier seeds")
     args = parser.parse_args()
     # S120T's full-resolution values wait there for the carry-back (about 1 MB a phantom), removed however it ends.
     with tempfile.TemporaryDirectory(prefix="bone-estimate-") as kept:
@@ -388,22 +390,32 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
     print(f"  share of the intended change the carried-back image holds: {with_interval(realized, count)}")
     example = {"D110": stacks["D110"][held_out][0], "S120T": stacks["S120T"][held_out][0], "bone": truth[0]}
     print("\n  the bench's texture classifier, D110 against S120T (its CNN and settings; trained on the training")
-    print("  phantoms, the last fifth for early stopping); balanced accuracy on the test phantoms:")
+    print("  phantoms, the last fifth for early stopping); balanced accuracy on the test phantoms, per training seed:")
     train_matched = stacks["S120T"][training] - (1 - 1 / ratio) * estimate(network, stacks["S120T"][training])
     d110_train, d110_test = stacks["D110"][training], stacks["D110"][held_out]
-    before = texture_classifier(d110_train, stacks["S120T"][training], d110_test, stacks["S120T"][held_out])
-    after = {
-        "after energy matching": texture_classifier(d110_train, train_matched, d110_test, matched),
-        "after, carried back": texture_classifier(d110_train, carried_train, d110_test, carried_test),
+    arms = {
+        "before": (stacks["S120T"][training], stacks["S120T"][held_out]),
+        "after energy matching": (train_matched, matched),
+        "after, carried back": (carried_train, carried_test),
     }
+    accuracies = {name: [] for name in arms}
+    for seed in args.seeds:
+        scores = {
+            name: texture_classifier(d110_train, train, d110_test, test, seed) for name, (train, test) in arms.items()
+        }
 
-    def gained(scores):
-        return lambda index: paired_balanced_accuracy(scores[index]) - paired_balanced_accuracy(before[index])
+        def gained(name, scores=scores):
+            return lambda i: paired_balanced_accuracy(scores[name][i]) - paired_balanced_accuracy(scores["before"][i])
 
-    for name, scores in (("before", before), *after.items()):
-        print(f"  {name:28s} {with_interval(lambda i, s=scores: paired_balanced_accuracy(s[i]), count)}")
-    for name, scores in after.items():
-        print(f"  {name + ', less before':28s} {with_interval(gained(scores), count)}")
+        for name, probabilities in scores.items():
+            accuracies[name].append(paired_balanced_accuracy(probabilities))
+            shown = with_interval(lambda i, p=probabilities: paired_balanced_accuracy(p[i]), count)
+            print(f"  seed {seed}  {name:34s} {shown}")
+        for name in list(arms)[1:]:
+            print(f"  seed {seed}  {name + ', less before':34s} {with_interval(gained(name), count)}")
+    print(f"  over {len(args.seeds)} seeds (mean, and the seeds' range):")
+    for name, values in accuracies.items():
+        print(f"  {name:42s} {np.mean(values):.3f} ({min(values):.3f} to {max(values):.3f})")
     real = rg1_analysis_image()
     example.update(
         from_D110=from_d110[0],
