@@ -356,18 +356,19 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
     ratio = np.sqrt(energy["S120T"] / energy["D110"])
     matched = stacks["S120T"][held_out] - (1 - 1 / ratio) * from_s120t
 
-    def carried(phantoms: list, images: np.ndarray) -> np.ndarray:
+    def carried(phantoms: list, estimates: np.ndarray) -> np.ndarray:
         """The same matching carried back to S120T's presented values, and their analysis image made again: what a
         stage of the chain would hand on."""
         preprocessing, made = BenchConfig().preprocessing(), []
-        for phantom, correction in zip(phantoms, -(1 - 1 / ratio) * estimate(network, images), strict=True):
+        for phantom, correction in zip(phantoms, -(1 - 1 / ratio) * estimates, strict=True):
             kept_values = np.load(kept / f"{phantom.phantom_id}.npz")
             values, spacing = kept_values["values"], tuple(kept_values["spacing"])
             changed = carried_back(values, spacing, correction, preprocessing)
             made.append(analysis_image(changed, preprocessing, spacing))
         return np.stack(made).astype(np.float32)
 
-    carried_test, carried_train = carried(test, stacks["S120T"][held_out]), carried(train, stacks["S120T"][training])
+    from_s120t_train = estimate(network, stacks["S120T"][training])
+    carried_test, carried_train = carried(test, from_s120t), carried(train, from_s120t_train)
 
     def removed(images):
         return lambda index: (
@@ -391,7 +392,7 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
     example = {"D110": stacks["D110"][held_out][0], "S120T": stacks["S120T"][held_out][0], "bone": truth[0]}
     print("\n  the bench's texture classifier, D110 against S120T (its CNN and settings; trained on the training")
     print("  phantoms, the last fifth for early stopping); balanced accuracy on the test phantoms, per training seed:")
-    train_matched = stacks["S120T"][training] - (1 - 1 / ratio) * estimate(network, stacks["S120T"][training])
+    train_matched = stacks["S120T"][training] - (1 - 1 / ratio) * from_s120t_train
     d110_train, d110_test = stacks["D110"][training], stacks["D110"][held_out]
     arms = {
         "before": (stacks["S120T"][training], stacks["S120T"][held_out]),
