@@ -8,7 +8,7 @@ fitted on the training split only:
   tested on the harmonized test images (goal: chance, 0.5), with a bootstrap 95% interval over test images. It reads
   the analysis image of :func:`harmonize.config.field_preprocessing`: a centred ``field_mm`` square, rank-equalized,
   so that neither collimation, matrix, padding nor a global statistic is left to read (``field_mm`` 0: the whole
-  frame, as the trained classifier reads it);
+  frame), at the evaluation's ``size`` (default: the trained classifier's);
 - the shortcut controls of ``harmonize.controls`` on the same analysis images (``outline_only_balanced_accuracy``,
   ``scalar_cues_balanced_accuracy``; above ``CONTROL_LIMIT`` the retrained classifier may be reading a trivial cue) and,
   with a field, on whole frames (``frame_*``: how much the frame alone tells the scanners apart);
@@ -340,12 +340,13 @@ def evaluate(
         warmup_epochs=min(trained.warmup_epochs, epochs - 1),
         image_size=size or trained.image_size,
     )
-    frame = Preprocessing(size=trained.image_size)
-    trained_frame = Preprocessing(size=config.image_size)
-    analysis = field_preprocessing(config.image_size, field_mm) if field_mm else trained_frame
+    frozen_frame = Preprocessing(size=trained.image_size)
+    evaluation_frame = Preprocessing(size=config.image_size)
+    analysis = field_preprocessing(config.image_size, field_mm) if field_mm else evaluation_frame
     # The scale a judgement was made at is part of it: a 64-pixel classifier sees less than a 128-pixel one.
     size_name = f"at {config.image_size} px"
     analysis_name = f"centred {field_mm:g} mm field {size_name}, equalized" if field_mm else f"whole frame {size_name}"
+    frame_name = f"whole frame at {trained.image_size} px"
     images = cohort_images(conn, settings.mimic_cxr, cohort, seed=config.split_seed, scheme=config.split_scheme)
     # A field in mm needs a pixel spacing: images without one are left out of every split (and every fit), and counted.
     unspaced = without_pixel_spacing(conn, images) if field_mm else set()
@@ -404,8 +405,8 @@ def evaluate(
             fell_back = Counter(i.energy_group for i, reason in zip(every_image, reasons, strict=True) if reason)
             rows += [_result(method, "fallback_images", group, count) for group, count in sorted(fell_back.items())]
         variant = harmonization.variant() if harmonization else ""
-        frames = ImageCache(settings.cache_dir, frame, variant)  # what the frozen model reads
-        whole = ImageCache(settings.cache_dir, trained_frame, variant)  # what the pathology model reads
+        frames = ImageCache(settings.cache_dir, frozen_frame, variant)  # what the frozen model reads
+        whole = ImageCache(settings.cache_dir, evaluation_frame, variant)  # what the pathology model reads
         fields = ImageCache(settings.cache_dir, analysis, variant)  # what the retrained classifier and controls read
         caches = list({c.folder: c for c in (frames, whole, fields)}.values())  # one each where sizes agree
         variants += caches if harmonization else []
@@ -431,7 +432,6 @@ def evaluate(
         accuracy = balanced_accuracy(confusion(test_labels, predicted, 2))
         interval = _bootstrap_balanced_accuracy(test_labels, predicted, settings.seed)
         rows.append(_result(method, "retrained_balanced_accuracy", retrained_on, accuracy, *interval))
-        frame_name = f"whole frame at {trained.image_size} px"
         kinds = {"": (analysis_name, fields), **({"frame_": (frame_name, frames)} if field_mm else {})}
         control_rows, controls = _control_rows(method, split["train"], split["test"], kinds, settings.seed)
         rows += control_rows
