@@ -41,7 +41,6 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -49,17 +48,16 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import torch
-from PIL import Image
 from pydicom.data import get_testdata_file
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.physics import bone_share  # noqa: E402
+from harmonize.bone import carried_back, estimate_bone, explained_share, train_bone_model  # noqa: E402
 from harmonize.config import BenchConfig  # noqa: E402
-from ingest.images import Preprocessing, analysis_image, centred_field, equalize, presentation_values  # noqa: E402
+from ingest.images import analysis_image, presentation_values  # noqa: E402
 from simulate.bench import arm_profiles, arm_task, bench_phantoms  # noqa: E402
 from simulate.processing import presented_values  # noqa: E402
 from simulate.profiles import load_profiles  # noqa: E402
@@ -109,96 +107,6 @@ def _render_phantom(kept: Path, phantom) -> dict[str, np.ndarray]:
             np.savez(kept / f"{phantom.phantom_id}.npz", values=values.astype(np.float32), spacing=spacing)
         analysed[name] = analysis_image(values, BenchConfig().preprocessing(), spacing)
     return analysed
-
-
-def carried_back(
-    values: np.ndarray, spacing_mm: tuple[float, float], change: np.ndarray, preprocessing: Preprocessing
-) -> np.ndarray:
-    """``values`` changed so that their analysis image (``preprocessing``: a centred field, min-max window,
-    rank-equalized) becomes, as nearly as it can, the analysis image plus ``change`` (equalized units, one value per
-    analysis pixel).
-
-    An analysis image is always flat-histogram, so what can be reached is the ranks of the intended image. Each analysis
-    pixel is given the value that holds its intended rank in the image's own value distribution (so the window and the
-    histogram stay the image's), and the change of value, in the window's units, is interpolated onto the field's
-    full-resolution pixels: the estimate is smooth at the analysis pixel's scale (4 mm), so nothing finer is invented.
-    """
-    unequalized = analysis_image(values, replace(preprocessing, equalize=False), spacing_mm)
-    intended = equalize(equalize(unequalized) + change)
-    ordered = np.sort(unequalized.ravel())
-    reached = ordered[np.rint(intended * ordered.size - 0.5).astype(int)]
-    value_change = (reached - unequalized) * float(values.max() - values.min())
-    rows, cols, _, _ = centred_field(values.shape, spacing_mm, preprocessing.field_mm)
-    field = values[rows, cols]
-    upsampled = Image.fromarray(value_change.astype(np.float32), mode="F").resize(
-        (field.shape[1], field.shape[0]), Image.Resampling.BILINEAR
-    )
-    changed = values.astype(np.float32, copy=True)
-    changed[rows, cols] += np.asarray(upsampled)
-    return changed
-
-
-def _block(channels_in: int, channels_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(channels_in, channels_out, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(channels_out, channels_out, 3, padding=1),
-        nn.ReLU(),
-    )
-
-
-class UNet(nn.Module):
-    """Two poolings, ``width``, 2x and 4x channels, skip connections; one output channel."""
-
-    def __init__(self, width: int = 16) -> None:
-        super().__init__()
-        self.down1, self.down2, self.bottom = _block(1, width), _block(width, 2 * width), _block(2 * width, 4 * width)
-        self.up2, self.merge2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, 2), _block(4 * width, 2 * width)
-        self.up1, self.merge1 = nn.ConvTranspose2d(2 * width, width, 2, 2), _block(2 * width, width)
-        self.out = nn.Conv2d(width, 1, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        first = self.down1(images)
-        second = self.down2(nn.functional.max_pool2d(first, 2))
-        bottom = self.bottom(nn.functional.max_pool2d(second, 2))
-        second = self.merge2(torch.cat([self.up2(bottom), second], 1))
-        return self.out(self.merge1(torch.cat([self.up1(second), first], 1)))
-
-
-def _standardized(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, spread = images.mean(axis=(1, 2), keepdims=True), images.std(axis=(1, 2), keepdims=True)
-    return (images - mean) / spread, spread
-
-
-def train_estimator(inputs: np.ndarray, targets: np.ndarray, epochs: int, seed: int = 0) -> UNet:
-    """MSE on standardized images, Adam with a cosine schedule, batches of 16, random left-right flips."""
-    torch.manual_seed(seed)
-    network = UNet()
-    optimizer = torch.optim.Adam(network.parameters(), 2e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    x, y = torch.from_numpy(inputs[:, None]), torch.from_numpy(targets[:, None])
-    for epoch in range(1, epochs + 1):
-        order, total = torch.randperm(len(x)), 0.0
-        for start in range(0, len(x), 16):
-            index = order[start : start + 16]
-            batch, truth = x[index], y[index]
-            if torch.rand(1) < 0.5:
-                batch, truth = batch.flip(-1), truth.flip(-1)
-            loss = ((network(batch) - truth) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        schedule.step()
-        if epoch % 10 == 0 or epoch == epochs:
-            print(f"  epoch {epoch}/{epochs}: training loss {total / len(x):.4f}", flush=True)
-    return network.eval()
-
-
-def estimate(network: UNet, images: np.ndarray) -> np.ndarray:
-    standardized, spread = _standardized(images)
-    with torch.no_grad():
-        return network(torch.from_numpy(standardized[:, None]))[:, 0].numpy() * spread
 
 
 def with_interval(statistic, count: int, seed: int = 0) -> str:
@@ -321,13 +229,15 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
     print(f"rendered {len(RENDERINGS) * len(rendered)} images in {time.perf_counter() - start:.0f} s")
     bone = stacks["D110_clean"] - stacks["D110_boneless"]
     training = slice(0, len(train))
-    inputs, spread = _standardized(stacks["D110"][training])
     start = time.perf_counter()
-    network = train_estimator(inputs, bone[training] / spread, args.epochs)
+    network = train_bone_model(
+        stacks["D110"][training], bone[training], BenchConfig().preprocessing(), epochs=args.epochs
+    )
     print(f"trained the U-Net on {len(train)} phantoms, {args.epochs} epochs, in {time.perf_counter() - start:.0f} s")
     held_out = slice(len(train), None)
     truth = bone[held_out]
-    from_d110, from_s120t = estimate(network, stacks["D110"][held_out]), estimate(network, stacks["S120T"][held_out])
+    from_d110 = estimate_bone(network, stacks["D110"][held_out])
+    from_s120t = estimate_bone(network, stacks["S120T"][held_out])
     change = stacks["S120T"][held_out] - stacks["D110"][held_out]
     # What a linear filter finds without learning: the image less its Gaussian blur (ribs are 2-4 pixels wide here).
     high_pass = np.stack([image - ndimage.gaussian_filter(image, 1.5) for image in stacks["S120T"][held_out]])
@@ -342,7 +252,7 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
     }
     count = len(test)
     print(f"\n{count} test phantoms (bootstrap 95% interval over phantoms):")
-    recovered = [1 - float(np.sum((b - e) ** 2) / np.sum(b**2)) for b, e in zip(truth, from_d110, strict=True)]
+    recovered = explained_share(truth, from_d110)
     print(f"  held-out bone component explained by the estimate (mean per phantom): "
           f"{with_interval(lambda i: float(np.mean(np.take(recovered, i))), count)}")  # fmt: skip
     print("  share of S120T - D110 (the beam and the CsI detector) explained by")
@@ -355,7 +265,7 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
         print(f"  {name:48s} {own:28s} {one}")
     # Energy matching as a fit would do it, without pairs: each arm's bone-estimate energy over its own training images
     # gives the ratio of bone contrasts, g^2; S120T's image less (1 - 1/g) times its estimate has D110's bone contrast.
-    energy = {arm: float(np.mean(estimate(network, stacks[arm][training]) ** 2)) for arm in ("D110", "S120T")}
+    energy = {arm: float(np.mean(estimate_bone(network, stacks[arm][training]) ** 2)) for arm in ("D110", "S120T")}
     ratio = np.sqrt(energy["S120T"] / energy["D110"])
     matched = stacks["S120T"][held_out] - (1 - 1 / ratio) * from_s120t
 
@@ -370,7 +280,7 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
             made.append(analysis_image(changed, preprocessing, spacing))
         return np.stack(made).astype(np.float32)
 
-    from_s120t_train = estimate(network, stacks["S120T"][training])
+    from_s120t_train = estimate_bone(network, stacks["S120T"][training])
     carried_test, carried_train = carried(test, from_s120t), carried(train, from_s120t_train)
 
     def removed(images):
@@ -426,7 +336,7 @@ def measure(args: argparse.Namespace, kept: Path) -> None:
         matched=matched[0],
         carried=carried_test[0],
         RG1=real,
-        from_RG1=estimate(network, real[None])[0],
+        from_RG1=estimate_bone(network, real[None])[0],
     )
     print(f"\nfigure: {write_figure(example, FIGURE)}")
 

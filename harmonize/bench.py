@@ -25,6 +25,11 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
   their distance (``GEOMETRY_REFERENCES``, in sets that have them): what no 2-D map can undo;
 - **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
   and why (HP's headers carry no distances, so its geometry cannot be matched);
+- **bone_model** (methods with an ``energy`` stage): the bone model (:mod:`harmonize.bone`) is trained once per run
+  on the training phantoms' noisy D110 analysis images and their bone components (``BONE_TRUTH_ARMS``: the same
+  phantom on D110 without quantum noise, with and without its bone), and the share of the bone component it explains
+  on the validation phantoms is reported (the test phantoms have no truth arms: nothing of a test phantom trains or
+  selects it);
 - **shift** (physical shift): a pathology model (abnormal vs healthy) trained once per seed on unharmonized D110
   training images, its AUC on the harmonized D110 and D90PA test images and the gap between them; beside it, its gap to
   D110 rendered at D90PA's distance (``auc_gap_D110atD90PA``, in sets that have it): how much of the shift the
@@ -66,6 +71,7 @@ from harmonize.controls import CONTROL_LIMIT, NON_INFERIORITY, control_scores
 from harmonize.fitting import Harmonization, fallback_reasons, fit_parameters
 from harmonize.methods import check_method, reads_acquisition
 from harmonize.results import TABLES
+from harmonize.scanners import reads_bone_model
 from ingest.images import ImageCache
 from models_ml.dataset import CachedImages, cache_images
 from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf
@@ -99,6 +105,9 @@ PARTNERS = {"scanner": "S120", "texture": "S120T"}
 # The manifest and the arm names are the bench set's file format, written by simulate/bench.py (harmonize does not
 # import the simulator: a bench set is files, like any data set).
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
+# The bone model's truth (training and validation phantoms, in sets that have them): D110 without quantum noise, and
+# the same with its bone replaced by soft tissue. Not a scanner: no experiment, fit or statistic reads them.
+BONE_TRUTH_ARMS = ("D110clean", "D110boneless")
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,9 @@ class BenchImage:
     label: int = 0
 
 
-def read_manifest(bench_dir: Path) -> list[BenchImage]:
-    """The bench set's images; a missing or malformed manifest is a one-line error that says how to make one."""
+def read_manifest(bench_dir: Path, *, truth: bool = False) -> list[BenchImage]:
+    """The bench set's scanner images (``truth``: its bone-model truth, ``BONE_TRUTH_ARMS``, instead); a missing or
+    malformed manifest is a one-line error that says how to make one."""
     manifest = Path(bench_dir) / "manifest.csv"
     if not manifest.is_file():
         raise ValueError(
@@ -136,7 +146,10 @@ def read_manifest(bench_dir: Path) -> list[BenchImage]:
                 path=Path(bench_dir) / row["path"],
             )
             for row in reader
+            if (row["arm"] in BONE_TRUTH_ARMS) == truth
         ]
+    if truth:
+        return images
     arms = {image.arm for image in images}
     needed = {REFERENCE_ARM, *PARTNERS.values(), SHIFT_ARM, NULL_ARM}
     if not needed <= arms:
@@ -260,21 +273,79 @@ def run_bench(
     preprocessing = config.preprocessing()
     set_cache = Path(cache_dir) / "bench_sets" / set_identity(images)
     base = cache_images(images, ImageCache(set_cache, preprocessing), map_batches)
+    rows: list[dict[str, object]] = []
+    bone_model = None
+    bone_methods = [m for m in config.methods if reads_bone_model(m)]
+    if bone_methods:
+        # The truth arms' analysis images share the set's cache: a set extended with them keeps its identity.
+        truth = read_manifest(bench_dir, truth=True)
+        cache_images(truth, base, map_batches)
+        bone_model, bone_rows = train_bench_bone_model(images + truth, base, preprocessing, bone_methods)
+        rows += [{**row, "test_phantoms": None} for row in bone_rows]  # judged on validation phantoms
     # Each method is fitted and applied once: neither depends on the seed, which only trains the classifiers.
     harmonized = {
         method: _Harmonized(base)
         if method == "none"
-        else _harmonized(images, set_cache, preprocessing, method, map_batches)
+        else _harmonized(images, set_cache, preprocessing, method, map_batches, bone_model)
         for method in config.methods
     }
     test_phantoms = len({i.phantom_id for i in images if i.split == "test"})
-    rows: list[dict[str, object]] = []
     for seed in config.seeds:
         done = _one_seed(images, base, harmonized, set_cache, config, seed, device)
         rows += [{**row, "test_phantoms": test_phantoms} for row in done]
         # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
         replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
     return rows
+
+
+def bone_pairs(images: list[BenchImage], cache: ImageCache, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split's bone-model pairs, by phantom: the noisy D110 analysis image, and its bone component (the truth
+    arms' analysis images, the clean one less the boneless one); phantoms without all three are passed over."""
+    by_arm = {(i.phantom_id, i.arm): i.dicom_id for i in images if i.split == split}
+    arms = (REFERENCE_ARM, *BONE_TRUTH_ARMS)
+    phantoms = sorted({p for p, _ in by_arm if all((p, arm) in by_arm for arm in arms)})
+    inputs = [cache.load(by_arm[p, REFERENCE_ARM]) for p in phantoms]
+    targets = [cache.load(by_arm[p, BONE_TRUTH_ARMS[0]]) - cache.load(by_arm[p, BONE_TRUTH_ARMS[1]]) for p in phantoms]
+    size = cache.preprocessing.size
+    empty = np.zeros((0, size, size), dtype=np.float32)
+    return (np.stack(inputs), np.stack(targets)) if phantoms else (empty, empty)
+
+
+def train_bench_bone_model(
+    images: list[BenchImage], cache: ImageCache, preprocessing, methods: list[str], seed: int = 0
+) -> tuple[dict, list[dict[str, object]]]:
+    """The bone model the ``energy`` stage of ``methods`` reads, trained on the training phantoms' pairs
+    (:func:`bone_pairs`), and a row per method with the share of the bone component it explains on the validation
+    phantoms (mean per phantom, bootstrap interval over them).
+
+    Raises
+    ------
+    ValueError
+        If the set has no truth arms (rendered before they were added).
+    """
+    from harmonize.bone import estimate_bone, explained_share, train_bone_model
+
+    inputs, targets = bone_pairs(images, cache, "train")
+    held_in, held_truth = bone_pairs(images, cache, "validate")
+    if not len(inputs) or not len(held_in):
+        raise ValueError(
+            f"the bench set has no {' or '.join(BONE_TRUTH_ARMS)} images on training and validation phantoms, which "
+            "the bone model trains on: render it again with `xrh simulate --bench` into the same folder (only "
+            "what is missing is rendered)"
+        )
+    model = train_bone_model(inputs, targets, preprocessing, seed=seed)
+    shares = explained_share(held_truth, estimate_bone(model, held_in))
+
+    def statistic(index: np.ndarray) -> float:
+        return float(np.mean(shares[index]))
+
+    low, high = interval(statistic, [np.arange(len(shares))], seed)
+    note = f"trained on {len(inputs)} training phantoms; {len(shares)} validation phantoms"
+    rows = [
+        _row(seed, method, "bone_model", "bone_explained_validate", statistic(np.arange(len(shares))), low, high, note)
+        for method in methods
+    ]
+    return model, rows
 
 
 def _train_and_score(config, seed, train, validate, tests, cache, device, checkpoint):
@@ -341,9 +412,10 @@ class _Harmonized:
     fallbacks: tuple[tuple[str, int, str | None], ...] = ()
 
 
-def _harmonized(images, cache_dir, preprocessing, method, map_batches) -> _Harmonized:
+def _harmonized(images, cache_dir, preprocessing, method, map_batches, bone_model=None) -> _Harmonized:
     references, others = fit_images(images, method)
-    harmonization = Harmonization(method, fit_parameters(method, references, map_batches, other_paths=others))
+    params = fit_parameters(method, references, map_batches, other_paths=others, bone_model=bone_model)
+    harmonization = Harmonization(method, params)
     variant = ImageCache(cache_dir, preprocessing, harmonization.variant())
     cache = cache_images(images, variant, map_batches, transform=harmonization)
     if not reads_acquisition(method):

@@ -221,6 +221,15 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
+# The keys of a bone model (harmonize.bone) among the parameters of a method that reads one.
+BONE_PREFIX = "bone."
+
+
+def bone_model_of(params: Params) -> Params:
+    """The bone model's arrays among a method's parameters (empty when it has none)."""
+    return {key: value for key, value in params.items() if key.startswith(BONE_PREFIX)}
+
+
 def params_to_json(params: Params) -> str:
     """Parameters as JSON: arrays become {'array': [...], 'dtype': ...}; floats keep every digit."""
 

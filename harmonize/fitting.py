@@ -159,11 +159,16 @@ def _read_with_acquisition(work: list[tuple[Path, bool]]):
 
 
 def summarize_scanner_batch(
-    method: str, stage: int, fitted: Params | None, threads: int, work: list[tuple[Path, bool]]
+    method: str,
+    stage: int,
+    fitted: Params | None,
+    threads: int,
+    work: list[tuple[Path, bool]],
+    bone_model: Params | None = None,
 ) -> scanners.ScannerSummaries:
     """Worker: one pass's per-scanner summaries of a batch of ``(path, is a reference image)``."""
     set_threads(threads)
-    return scanners.summarize_pass(method, stage, fitted, _read_with_acquisition(work))
+    return scanners.summarize_pass(method, stage, fitted, _read_with_acquisition(work), bone_model=bone_model)
 
 
 def fit_parameters(
@@ -173,21 +178,27 @@ def fit_parameters(
     *,
     threads: int = 1,
     other_paths: list[Path] = (),
+    bone_model: Params | None = None,
 ) -> Params:
     """Fit ``method`` on the reference images at ``paths`` in one streamed pass per stage: each batch's statistics
     are summed by ``map_batches`` (local processes, Dask) and the batch sums combined in order, so the parameters do
     not depend on how many workers there were and memory does not grow with the number of images.
 
     The acquisition-aware methods also read ``other_paths`` (the other scanners' own images) and fit one map per
-    scanner; the pixel-only methods read the reference images only.
+    scanner; the pixel-only methods read the reference images only. A method with an ``energy`` stage needs
+    ``bone_model`` (:mod:`harmonize.bone`), which its parameters then hold.
     """
     if reads_acquisition(method):
         batches = batches_of([(path, True) for path in paths] + [(path, False) for path in other_paths])
         fitted = None
         for stage in range(len(scanners.stages_of(method))):
-            done = map_batches(partial(summarize_scanner_batch, method, stage, fitted, threads), batches)
+            # The first pass is given the bone model; the later ones find it in the parameters fitted so far.
+            summarize = partial(
+                summarize_scanner_batch, method, stage, fitted, threads, bone_model=None if fitted else bone_model
+            )
+            done = map_batches(summarize, batches)
             progress = track(done, len(batches), f"fitting {method}, stage {stage + 1}", unit="batches")
-            fitted = scanners.finish_pass(method, stage, fitted, progress)
+            fitted = scanners.finish_pass(method, stage, fitted, progress, bone_model=bone_model)
         return fitted
     chosen = image_method(method)
     batches = batches_of(paths)

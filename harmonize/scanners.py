@@ -34,22 +34,29 @@ scanner's pooled images, so what varies between the images of one scanner is kep
   harder; a linear filter does not turn one detector's noise into another's.
 - ``physics``: ``geometry``, ``tone`` and ``transfer`` in the tone-matched domain, then ``tone`` again, fitted after
   the others: geometry, processing inversion, and re-processing with the reference's tone.
+- ``energy``: energy matching, the kVp- and detector-dependent contrast of bone against soft tissue brought to the
+  reference scanner's. Each image's bone component is estimated by a bone model (:mod:`harmonize.bone`: a U-Net
+  trained on the stand-in's paired renderings) in the powered benchmark's analysis domain; the scanner's bone contrast
+  relative to the reference's is the square root of the ratio of the two scanners' mean bone-estimate energies over
+  their own fit images (no pairs needed; a tone curve or a filter cannot follow it: it is ribs drawn brighter or
+  darker against the same lungs); the image gets ``(gain - 1)`` times its estimate, carried back to its own pixel
+  values (:func:`harmonize.bone.carried_back`). ``physics_energy`` is ``physics`` followed by it.
 
 The processing stages are fitted per manufacturer and model because the processing is the vendor's software: a unit
 that shares the reference's model but not its detector keeps the reference's processing and is left as it is by
 ``physics``. Fitting that pair's whole spectrum difference as a filter would apply a linear filter to what is not
 linear (its beam's bone-to-soft-tissue contrast) and create a texture of its own.
 
-Not built: energy matching (the kVp-dependent contrast of bone against soft tissue). One projection does not separate
-bone from soft tissue, so such a map could not be applied without a decomposition this project does not have (dual
-energy or a learned bone model). Within a fitted scanner, its beam's mean effect is part of its tone and transfer maps.
+Energy matching needs a bone model, which no real archive can train (it has no bone-free twins): it is trained on the
+simulator's bench set and travels with the method's parameters. How well it transfers to real radiographs is measured
+on the stand-in only; on pydicom-data's real RG1 its estimate is weak (``benchmarks/bone_estimate.py``).
 
 Fitting streams the images once per stage (stage ``k`` is fitted on images already through stages ``0..k-1``), keeping
 one summary per scanner (sums, merged like every other method's), pooled per processing group where the stage is
 fitted per group. A scanner with fewer than ``MIN_SCANNER_IMAGES`` fit images, or not seen in the fit, keeps its images
-as they are; a stage skips an image whose header lacks what it needs (``geometry`` a magnification, ``transfer`` and
-``detector`` a pixel spacing), and every image of a scanner none of whose fit images had it. :func:`fallback_reason`
-says which images fell back and why; the jobs store it with each image.
+as they are; a stage skips an image whose header lacks what it needs (``geometry`` a magnification, ``transfer``,
+``detector`` and ``energy`` a pixel spacing), and every image of a scanner none of whose fit images had it.
+:func:`fallback_reason` says which images fell back and why; the jobs store it with each image.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ import numpy as np
 
 from harmonize import distribution
 from harmonize.acquisition import Acquisition
-from harmonize.common import Params, add_summaries, apply_lookup, check_image, in_parallel, output_values
+from harmonize.common import Params, add_summaries, apply_lookup, bone_model_of, check_image, in_parallel, output_values
 from harmonize.fourier import cropped_output, image_spectrum, inverse_spectrum, padded_shape
 
 # What the fitted parameters mean: stored with them, checked when they are applied, and part of the digest that names
@@ -78,6 +85,10 @@ GAIN_LIMITS = (0.125, 8.0)
 DETECTOR_BAND_PER_MM = (0.5, 1.0)
 # Radial frequency steps of the gain lookup (cycles per pixel, 0 to the corner at 0.71): finer than any bin above.
 RADIUS_STEPS = 4096
+# Energy matching: a bone-contrast gain this close to 1 changes nothing worth an estimate; one beyond the limits is an
+# estimate gone wrong (90 to 120 kVp changes bone contrast by a few tens of percent), so it is held at them.
+ENERGY_TOLERANCE = 1e-3
+ENERGY_GAIN_LIMITS = (0.5, 2.0)
 
 # {'seen': {scanner: counts}, 'stage': {scanner: summary}, 'processing': {scanner: its processing group}}
 ScannerSummaries = dict[str, dict]
@@ -263,6 +274,53 @@ def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# energy
+
+
+def _bone_estimate(image: np.ndarray, acquisition: Acquisition, bone_model: Params) -> tuple[np.ndarray, tuple]:
+    """The image's bone component estimated in the bone model's analysis domain, and the image's spacing."""
+    from harmonize.bone import bone_preprocessing, estimate_bone
+    from ingest.images import analysis_image
+
+    spacing = (acquisition.pixel_spacing_mm,) * 2
+    analysed = analysis_image(check_image(image), bone_preprocessing(bone_model), spacing)
+    return estimate_bone(bone_model, analysed[None])[0], spacing
+
+
+def summarize_energy(image: np.ndarray, acquisition: Acquisition, *, bone_model: Params) -> Params:
+    """The mean square of the image's bone estimate: its scanner's bone contrast, squared, up to a constant."""
+    estimated, _ = _bone_estimate(image, acquisition, bone_model)
+    return {"images": 1, "bone_energy_sum": np.float64(np.mean(estimated.astype(np.float64) ** 2))}
+
+
+def finish_energy(summary: Params) -> Params:
+    return {"bone_energy": np.float64(summary["bone_energy_sum"] / summary["images"])}
+
+
+def energy_gain(own: Params, reference: Params) -> float:
+    """The factor that brings the scanner's bone contrast to the reference's, ``sqrt(E_reference / E_own)`` of the
+    mean bone-estimate energies, within ``ENERGY_GAIN_LIMITS``."""
+    own_energy, reference_energy = float(own["bone_energy"]), float(reference["bone_energy"])
+    if own_energy <= 0 or reference_energy <= 0:
+        return 1.0
+    return float(np.clip(np.sqrt(reference_energy / own_energy), *ENERGY_GAIN_LIMITS))
+
+
+def apply_energy(
+    image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params, *, bone_model: Params
+) -> np.ndarray:
+    """Add ``(gain - 1)`` times the image's bone estimate (:func:`energy_gain`), carried back to its pixel values."""
+    # harmonize.bone imports torch: only where a bone model is used (the command line starts without it).
+    from harmonize.bone import bone_preprocessing, carried_back
+
+    gain = energy_gain(own, reference)
+    if abs(gain - 1.0) < ENERGY_TOLERANCE:
+        return image
+    estimated, spacing = _bone_estimate(image, acquisition, bone_model)
+    return carried_back(image.astype(np.float32), spacing, (gain - 1.0) * estimated, bone_preprocessing(bone_model))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # stages, methods, fitting and applying
 
 
@@ -274,7 +332,8 @@ class Stage:
     compose, so :func:`apply` runs them as one);
     ``needs``: the :class:`Acquisition` field without which the stage leaves an image as it is; ``per``: what the
     stage is fitted per, ``scanner`` or ``processing`` (the scanners of one manufacturer and model pooled, and any of
-    them sharing the reference scanner's processing left as they are)."""
+    them sharing the reference scanner's processing left as they are); ``reads_bone_model``: ``summarize`` and
+    ``apply`` also take the method's bone model (``bone_model=``, :mod:`harmonize.bone`)."""
 
     name: str
     summarize: Callable[[np.ndarray, Acquisition], Params | None]
@@ -283,6 +342,7 @@ class Stage:
     gains: Callable[[Acquisition, Params, Params], np.ndarray] | None = None
     needs: str | None = None
     per: str = "scanner"
+    reads_bone_model: bool = False
 
     def can_take(self, acquisition: Acquisition) -> bool:
         return self.needs is None or getattr(acquisition, self.needs) is not None
@@ -308,6 +368,9 @@ STAGES = {
         gains=partial(filter_gains, share=detector_share),
         needs="pixel_spacing_mm",
     ),
+    "energy": Stage(
+        "energy", summarize_energy, finish_energy, apply_energy, needs="pixel_spacing_mm", reads_bone_model=True
+    ),
 }
 SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "geometry": ("geometry",),
@@ -315,6 +378,8 @@ SCANNER_METHODS: dict[str, tuple[str, ...]] = {
     "transfer": ("transfer",),
     "detector": ("detector",),
     "physics": ("geometry", "tone", "transfer", "tone"),
+    "energy": ("energy",),
+    "physics_energy": ("geometry", "tone", "transfer", "tone", "energy"),
 }
 DESCRIPTIONS = {
     "geometry": "scaled from the header's magnification to the reference scanner's",
@@ -322,6 +387,8 @@ DESCRIPTIONS = {
     "transfer": "per-processing (manufacturer and model) spectrum-ratio filter to the reference scanner's",
     "detector": "per-scanner spectrum-ratio filter above 0.5-1 cycles/mm (the detector's MTF and noise)",
     "physics": "geometry, tone, transfer and re-toning: the acquisition-aware chain",
+    "energy": "per-scanner bone-contrast gain on a learned bone estimate (energy matching)",
+    "physics_energy": "the acquisition-aware chain, then energy matching",
 }
 
 
@@ -329,6 +396,18 @@ def stages_of(method: str) -> tuple[Stage, ...]:
     if method not in SCANNER_METHODS:
         raise ValueError(f"unknown acquisition-aware method {method!r}; choose one of {sorted(SCANNER_METHODS)}")
     return tuple(STAGES[name] for name in SCANNER_METHODS[method])
+
+
+def reads_bone_model(method: str) -> bool:
+    """Whether the method has a stage that needs a bone model (:mod:`harmonize.bone`) to be fitted and applied."""
+    return method in SCANNER_METHODS and any(stage.reads_bone_model for stage in stages_of(method))
+
+
+def _bone_model_arguments(stage: Stage, params: Params) -> dict[str, Params]:
+    """What the stage takes besides its arrays: the method's bone model, for a stage that reads it."""
+    if not stage.reads_bone_model:
+        return {}
+    return {"bone_model": bone_model_of(params)}
 
 
 def _scanner_params(params: Params, stage: int, scanner: int) -> Params:
@@ -384,17 +463,27 @@ def apply(image: np.ndarray, acquisition: Acquisition, params: Params, *, stages
             continue
         if pending is not None:
             image, pending = output_values(apply_filter(image, pending), like), None
-        image = output_values(stage.apply(image, acquisition, own_arrays, reference_arrays), like)
+        extra = _bone_model_arguments(stage, params)
+        image = output_values(stage.apply(image, acquisition, own_arrays, reference_arrays, **extra), like)
     return image if pending is None else output_values(apply_filter(image, pending), like)
 
 
 def summarize_pass(
-    method: str, stage: int, fitted: Params | None, images: Iterable[tuple[np.ndarray, Acquisition, bool]]
+    method: str,
+    stage: int,
+    fitted: Params | None,
+    images: Iterable[tuple[np.ndarray, Acquisition, bool]],
+    *,
+    bone_model: Params | None = None,
 ) -> ScannerSummaries:
     """One pass's summaries of ``(image, acquisition, is a reference image)``, each image first taken through the
-    stages fitted so far (``fitted``: the parameters of the earlier passes): per scanner, how many images it has and
-    how many are reference images (``seen``), and the stage's summary of those it could use (``stage``)."""
+    stages fitted so far (``fitted``: the parameters of the earlier passes, which hold the bone model once there are
+    any; before, ``bone_model``): per scanner, how many images it has and how many are reference images (``seen``),
+    and the stage's summary of those it could use (``stage``)."""
     chosen = stages_of(method)[stage]
+    extra = _bone_model_arguments(chosen, fitted if fitted is not None else (bone_model or {}))
+    if extra and not extra["bone_model"]:
+        raise ValueError(f"{method!r} needs a bone model: train one with `xrh harmonize bone-model --bench DIR`")
     summaries: ScannerSummaries = {"seen": {}, "stage": {}, "processing": {}}
     for image, acquisition, is_reference in images:
         if fitted is not None:
@@ -402,7 +491,7 @@ def summarize_pass(
                 continue
             image = apply(image, acquisition, fitted, stages=stage)
         seen = {"images": 1, "reference_images": int(is_reference)}
-        summary = chosen.summarize(image, acquisition) if chosen.can_take(acquisition) else None
+        summary = chosen.summarize(image, acquisition, **extra) if chosen.can_take(acquisition) else None
         used = {
             "seen": {acquisition.scanner: seen},
             "stage": {acquisition.scanner: summary} if summary else {},
@@ -432,12 +521,13 @@ def finish_pass(
     summaries: Iterable[ScannerSummaries],
     *,
     min_images: int | None = None,
+    bone_model: Params | None = None,
 ) -> Params:
     """The parameters after pass ``stage``: the first pass chooses the scanners (at least ``min_images`` images,
-    ``MIN_SCANNER_IMAGES`` by default) and the reference scanner (the one with the most reference images); every pass
-    adds its stage's arrays, one row per scanner, and ``stage<k>.fitted`` (0 for a scanner none of whose images the
-    stage could use: such a scanner's images skip the stage, and so do every scanner's when the reference's could not
-    be used).
+    ``MIN_SCANNER_IMAGES`` by default) and the reference scanner (the one with the most reference images), and keeps
+    ``bone_model``'s arrays where the method reads one; every pass adds its stage's arrays, one row per scanner, and
+    ``stage<k>.fitted`` (0 for a scanner none of whose images the stage could use: such a scanner's images skip the
+    stage, and so do every scanner's when the reference's could not be used).
 
     Raises
     ------
@@ -459,6 +549,8 @@ def finish_pass(
         fitted = {"method": method, "version": VERSION, "scanners": scanners, "reference_scanner": reference}
         fitted["processing"] = [merged["processing"][s] for s in scanners]
         fitted["scanner_images"] = np.array([counts[s] for s in scanners], dtype=np.float64)
+        if reads_bone_model(method):
+            fitted.update(bone_model or {})
     chosen, reference = stages_of(method)[stage], fitted["reference_scanner"]
     groups = dict(zip(fitted["scanners"], fitted["processing"], strict=True))
 
@@ -488,11 +580,12 @@ def fit(
     images: Callable[[], Iterable[tuple[np.ndarray, Acquisition, bool]]],
     *,
     min_images: int | None = None,
+    bone_model: Params | None = None,
 ) -> Params:
     """The method's parameters from ``images()`` (called once per stage: a fresh stream of ``(image, acquisition, is
-    a reference image)``), in this process; ``min_images``: see :func:`finish_pass`."""
+    a reference image)``), in this process; ``min_images``, ``bone_model``: see :func:`finish_pass`."""
     fitted = None
     for stage in range(len(stages_of(method))):
-        summaries = [summarize_pass(method, stage, fitted, images())]
-        fitted = finish_pass(method, stage, fitted, summaries, min_images=min_images)
+        summaries = [summarize_pass(method, stage, fitted, images(), bone_model=bone_model)]
+        fitted = finish_pass(method, stage, fitted, summaries, min_images=min_images, bone_model=bone_model)
     return fitted

@@ -152,13 +152,6 @@ def _resize(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def _pad_centred(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    out = np.zeros((rows, cols), dtype=np.float32)
-    top, left = (rows - image.shape[0]) // 2, (cols - image.shape[1]) // 2
-    out[top : top + image.shape[0], left : left + image.shape[1]] = image
-    return out
-
-
 def resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
     """float32, resized keeping the aspect ratio so the longer side is ``size``."""
     rows, cols = image.shape
@@ -176,31 +169,53 @@ def centred_field(
     return slice(top, top + frame_rows), slice(left, left + frame_cols), frame_rows, frame_cols
 
 
-def analysis_image(
-    values: np.ndarray, preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
-) -> np.ndarray:
-    """The analysis image of presentation values: float32, ``size`` x ``size``, values in [0, 1]; ``spacing_mm``
-    (row, column) is needed when ``preprocessing.field_mm`` is set.
+def analysis_layout(
+    shape: tuple[int, int], preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
+) -> tuple[slice, slice, slice, slice]:
+    """Where an image of ``shape`` meets its analysis image: the rows and columns of the image that are analysed (the
+    centred field, or the whole frame), and the rows and columns of the analysis image that hold them (the rest is
+    padding).
 
-    Equalization comes after the resize, over the image's own pixels (not the padding), so that the analysis image's
-    histogram is flat whatever the scanner: with equalization, no global statistic is left to tell scanners apart."""
-    values = values.astype(np.float32, copy=False)
+    Raises
+    ------
+    ValueError
+        If a field in mm is asked for and there is no pixel spacing.
+    """
     if not preprocessing.field_mm:
-        frame_rows = frame_cols = max(values.shape)
+        rows, cols, frame_rows, frame_cols = slice(0, shape[0]), slice(0, shape[1]), max(shape), max(shape)
     elif spacing_mm is None:
         raise ValueError(
             f"no PixelSpacing or ImagerPixelSpacing: a {preprocessing.field_mm:g} mm field cannot be cut;"
             " leave the image out of the cohort, or analyse whole frames (`--field-mm 0`)"
         )
     else:
-        rows, cols, frame_rows, frame_cols = centred_field(values.shape, spacing_mm, preprocessing.field_mm)
-        values = values[rows, cols]
+        rows, cols, frame_rows, frame_cols = centred_field(shape, spacing_mm, preprocessing.field_mm)
     size = preprocessing.size
-    rows, cols = (max(1, round(n * size / f)) for n, f in zip(values.shape, (frame_rows, frame_cols), strict=True))
-    image = _resize(window(values, preprocessing), rows, cols)
+    analysed = (len(range(shape[0])[rows]), len(range(shape[1])[cols]))
+    content = [max(1, round(n * size / f)) for n, f in zip(analysed, (frame_rows, frame_cols), strict=True)]
+    top, left = (size - content[0]) // 2, (size - content[1]) // 2
+    return rows, cols, slice(top, top + content[0]), slice(left, left + content[1])
+
+
+def analysis_image(
+    values: np.ndarray, preprocessing: Preprocessing, spacing_mm: tuple[float, float] | None = None
+) -> np.ndarray:
+    """The analysis image of presentation values: float32, ``size`` x ``size``, values in [0, 1]; ``spacing_mm``
+    (row, column) is needed when ``preprocessing.field_mm`` is set (:func:`analysis_layout`).
+
+    Equalization comes after the resize, over the image's own pixels (not the padding), so that the analysis image's
+    histogram is flat whatever the scanner: with equalization, no global statistic is left to tell scanners apart."""
+    rows, cols, content_rows, content_cols = analysis_layout(values.shape, preprocessing, spacing_mm)
+    values = values.astype(np.float32, copy=False)[rows, cols]
+    size = preprocessing.size
+    image = _resize(
+        window(values, preprocessing), content_rows.stop - content_rows.start, content_cols.stop - content_cols.start
+    )
     if preprocessing.equalize:
         image = equalize(image)
-    return _pad_centred(image, size, size)
+    out = np.zeros((size, size), dtype=np.float32)
+    out[content_rows, content_cols] = image
+    return out
 
 
 def preprocess(dataset: pydicom.Dataset, preprocessing: Preprocessing) -> np.ndarray:

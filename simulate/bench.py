@@ -21,6 +21,9 @@ Arms (one unit's physics each, all on D110's matrix and pixel spacing, so geomet
   confounded design's geometry twin; D110atHP on test phantoms only). A shorter distance magnifies each depth of the
   chest differently (parallax), which no 2-D map undoes, so their fidelity against D110 is the most any method can
   reach on D90PA and HP: what the beam, grid, detector and processing leave is the rest.
+- ``D110clean``, ``D110boneless``: D110 (its mAs and collimation draw) without quantum noise, and the same with its bone
+  replaced by soft tissue: their difference is the phantom's bone component, the ground truth a learned bone estimate
+  is trained on (``harmonize/bone.py``; training and validation phantoms only, so no test phantom's truth is seen).
 
 Files: ``<out>/<arm>/<phantom_id>.dcm`` (DX For Presentation, as the stand-in writes them), ``<out>/manifest.csv``
 (phantom_id, split, sex, abnormal, finding, arm, path) and ``<out>/bench-set.json`` (the stand-in's version, the image
@@ -52,16 +55,18 @@ from xrh.progress import track
 
 # D110 at another unit's source-to-image distance: each geometry reference and that unit's profile.
 GEOMETRY_REFERENCES = {"D110atD90PA": "D90", "D110atHP": "HP"}
+# The bone-estimate truth: each arm's (bone, quantum noise) as rendered; every other arm has both.
+TRUTH_ARMS = {"D110clean": (True, False), "D110boneless": (False, False)}
 # Appended only: an arm's index seeds its draws.
-ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP", "D110atD90PA", "D110atHP")
+ARMS = ("D110", "S120", "D90PA", "D110R", "S120T", "HP", "D110atD90PA", "D110atHP", *TRUTH_ARMS)
 SPLITS = (("train", 0.5), ("validate", 0.1), ("test", 0.4))
 ABNORMAL_FINDINGS = ("consolidation", "lung_lesion", "edema", "pleural_effusion", "atelectasis")
 MANIFEST_COLUMNS = ("phantom_id", "split", "sex", "abnormal", "finding", "arm", "path")
 # Which arms each split needs: the test phantoms on every arm; training and validation for the classifiers.
 ARMS_BY_SPLIT = {
-    "train": ("D110", "S120", "D90PA", "S120T", "HP", "D110atD90PA"),
-    "validate": ("D110", "S120", "D90PA", "S120T", "D110atD90PA"),
-    "test": ARMS,
+    "train": ("D110", "S120", "D90PA", "S120T", "HP", "D110atD90PA", *TRUTH_ARMS),
+    "validate": ("D110", "S120", "D90PA", "S120T", "D110atD90PA", *TRUTH_ARMS),
+    "test": tuple(arm for arm in ARMS if arm not in TRUTH_ARMS),
 }
 
 
@@ -114,13 +119,14 @@ def arm_profiles(profiles: dict[str, ScannerProfile]) -> dict[str, tuple[Scanner
             arm: (replace(d110, source_to_image_cm=profiles[unit].source_to_image_cm), 110.0)
             for arm, unit in GEOMETRY_REFERENCES.items()
         },
+        **{arm: (d110, 110.0) for arm in TRUTH_ARMS},
     }
 
 
 def _draws_of(arm: str) -> str:
-    """The arm whose mAs and noise draws this arm shares: a geometry reference shares D110's, so that only the
-    distance differs."""
-    return "D110" if arm in GEOMETRY_REFERENCES else arm
+    """The arm whose mAs and noise draws this arm shares: a geometry reference and a truth arm share D110's, so that
+    only the distance, or the noise and bone, differ."""
+    return "D110" if arm in GEOMETRY_REFERENCES or arm in TRUTH_ARMS else arm
 
 
 def arm_task(phantom: BenchPhantom, arm: str, profile: ScannerProfile, kvp: float) -> ImageTask:
@@ -159,7 +165,9 @@ def _render_one(image_size: int, out: str, work: tuple[BenchPhantom, str]) -> st
     phantom, arm = work
     profiles = _profiles()
     profile, kvp = arm_profiles(profiles)[arm]
-    pixels, header = render(arm_task(phantom, arm, profile, kvp), profile, image_size, geometry_of=profiles["D110"])
+    bone, noise = TRUTH_ARMS.get(arm, (True, True))
+    task = arm_task(phantom, arm, profile, kvp)
+    pixels, header = render(task, profile, image_size, geometry_of=profiles["D110"], bone=bone, noise=noise)
     relative = f"{arm}/{phantom.phantom_id}.dcm"
     write_bytes_atomic(Path(out) / relative, dx_bytes(header, pixels))
     return relative

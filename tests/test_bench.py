@@ -21,9 +21,12 @@ from harmonize.bench import (
 )
 from harmonize.bench_figure import write_bench_figure
 from harmonize.controls import control_features
-from simulate.bench import ARMS, SET_STAMP, bench_phantoms, render_bench
+from simulate.bench import ARMS_BY_SPLIT, SET_STAMP, TRUTH_ARMS, bench_phantoms, render_bench
 from xrh.batches import in_this_process
 from xrh.errors import UsageError
+
+# The arms of a test phantom (100020 is one): every arm but the bone truth.
+TEST_ARMS = ARMS_BY_SPLIT["test"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def test_splits_are_disjoint_and_test_phantoms_are_on_every_arm(bench_dir):
     assert not phantoms["train"] & phantoms["test"] and not phantoms["validate"] & phantoms["test"]
     assert not phantoms["train"] & phantoms["validate"]
     for phantom in phantoms["test"]:
-        assert {i.arm for i in images if i.phantom_id == phantom} == set(ARMS)
+        assert {i.arm for i in images if i.phantom_id == phantom} == set(TEST_ARMS)
     # The harmonization fit set (reference arm, training phantoms) never meets a test image.
     fit_set = {i.phantom_id for i in images if i.split == "train" and i.arm == "D110"}
     assert not fit_set & phantoms["test"]
@@ -48,12 +51,29 @@ def test_splits_are_disjoint_and_test_phantoms_are_on_every_arm(bench_dir):
 def test_arms_share_the_grid_and_the_reference_repeat_differs_only_in_noise(bench_dir):
     import pydicom
 
-    shapes = {arm: pydicom.dcmread(bench_dir / arm / "100020.dcm").pixel_array.shape for arm in ARMS}
+    shapes = {arm: pydicom.dcmread(bench_dir / arm / "100020.dcm").pixel_array.shape for arm in TEST_ARMS}
     assert len(set(shapes.values())) == 1, shapes
     first = pydicom.dcmread(bench_dir / "D110" / "100020.dcm").pixel_array.astype(float)
     again = pydicom.dcmread(bench_dir / "D110R" / "100020.dcm").pixel_array.astype(float)
     assert not np.array_equal(first, again)
     assert np.corrcoef(first.ravel(), again.ravel())[0, 1] > 0.9
+
+
+def test_the_bone_truth_is_d110_without_noise_and_without_bone_on_training_phantoms_only(bench_dir):
+    import pydicom
+
+    truth = read_manifest(bench_dir, truth=True)
+    assert {i.arm for i in truth} == set(TRUTH_ARMS) == {"D110clean", "D110boneless"}
+    assert {i.split for i in truth} == {"train", "validate"}  # nothing of a test phantom trains the bone model
+    assert not {i.arm for i in read_manifest(bench_dir)} & set(TRUTH_ARMS)  # no experiment reads them as a scanner
+    phantom = next(i.phantom_id for i in truth)
+    noisy, clean, boneless = (
+        pydicom.dcmread(bench_dir / arm / f"{phantom}.dcm") for arm in ("D110", "D110clean", "D110boneless")
+    )
+    assert noisy.get("Exposure") == clean.get("Exposure") == boneless.get("Exposure")  # D110's draw of the mAs
+    first, second, third = (d.pixel_array.astype(float) for d in (noisy, clean, boneless))
+    assert np.corrcoef(first.ravel(), second.ravel())[0, 1] > 0.95
+    assert not np.array_equal(second, third) and np.corrcoef(second.ravel(), third.ravel())[0, 1] > 0.8
 
 
 def test_the_texture_arm_has_s120s_detector_behind_d110s_processing(bench_dir):
@@ -86,16 +106,16 @@ def test_a_geometry_reference_is_d110_at_the_other_arms_distance(bench_dir):
 def test_rendering_again_renders_nothing_and_gives_the_same_bytes(bench_dir, tmp_path):
     phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
     render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # a fresh folder: rendered anew
-    for arm in ARMS:
+    for arm in TEST_ARMS:
         assert (tmp_path / arm / "100020.dcm").read_bytes() == (bench_dir / arm / "100020.dcm").read_bytes(), arm
-    written = {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS}
+    written = {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in TEST_ARMS}
     render_bench(tmp_path, [phantom], 48, seed=3, workers=1)  # the same folder again: nothing to render
-    assert {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in ARMS} == written
+    assert {arm: (tmp_path / arm / "100020.dcm").stat().st_mtime_ns for arm in TEST_ARMS} == written
 
 
 def test_a_set_is_extended_only_with_images_rendered_the_same_way(bench_dir, tmp_path):
     phantom = next(p for p in bench_phantoms(30, seed=3) if p.phantom_id == 100020)
-    for arm in ARMS:
+    for arm in TEST_ARMS:
         (tmp_path / arm).mkdir()
         (tmp_path / arm / "100020.dcm").write_bytes((bench_dir / arm / "100020.dcm").read_bytes())
     with pytest.raises(UsageError, match=f"without {SET_STAMP}.*new folder"):
@@ -146,7 +166,9 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
 
     monkeypatch.setattr(scanners, "MIN_SCANNER_IMAGES", 2)  # a few training phantoms per arm in the small set
     conn = sqlite3.connect(tmp_path / "w.sqlite")
-    config = BenchConfig(methods=("none", "cdf", "physics"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1)
+    config = BenchConfig(
+        methods=("none", "cdf", "physics", "physics_energy"), seeds=(0,), size=32, epochs=1, warmup_epochs=0, patience=1
+    )
     rows = run_bench(conn, bench_dir, tmp_path / "cache", config, "bench-test", map_batches=in_this_process)
     experiments = {row["experiment"] for row in rows}
     scanner = {"scanner", "scanner_controls", "texture", "texture_controls"}
@@ -160,9 +182,19 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
         "fallback",
     }
     stored = conn.execute("select count(*), group_concat(distinct method) from harm_bench").fetchone()
-    assert stored[0] == len(rows) and set(stored[1].split(",")) == {"none", "cdf", "physics", "combat"}
-    fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback"}
-    assert set(fallbacks) == {f"fallback_images_{arm}" for arm in ARMS}
+    assert stored[0] == len(rows) and set(stored[1].split(",")) == {
+        "none",
+        "cdf",
+        "physics",
+        "physics_energy",
+        "combat",
+    }
+    # The bone model is trained on the training phantoms' truth and judged on the validation phantoms'.
+    (bone,) = [row for row in rows if row["experiment"] == "bone_model"]
+    assert bone["method"] == "physics_energy" and bone["ci_low"] <= bone["value"] <= bone["ci_high"]
+    assert "validation phantoms" in bone["note"]
+    fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback" and row["method"] == "physics"}
+    assert set(fallbacks) == {f"fallback_images_{arm}" for arm in TEST_ARMS}
     # Every arm's scanner is fitted; HP's headers have no distances, so its geometry is left as it was, and it says so.
     silent = fallbacks.pop("fallback_images_HP")
     assert silent["value"] == count_test_phantoms(bench_dir) and "geometry stage was not fitted" in silent["note"]
@@ -177,7 +209,8 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     for row in rows:
         if row["ci_low"] is not None:
             assert row["ci_low"] <= row["ci_high"]
-    assert {row["test_phantoms"] for row in rows} == {count_test_phantoms(bench_dir)}
+    judged_on_test_phantoms = [row for row in rows if row["experiment"] != "bone_model"]
+    assert {row["test_phantoms"] for row in judged_on_test_phantoms} == {count_test_phantoms(bench_dir)}
     set_cache = tmp_path / "cache" / "bench_sets" / set_identity(read_manifest(bench_dir))
     assert (set_cache / "images").is_dir()  # analysis images are cached per set
 
