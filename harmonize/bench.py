@@ -278,10 +278,16 @@ def run_bench(
     bone_methods = [m for m in config.methods if reads_bone_model(m)]
     if bone_methods:
         # The truth arms' analysis images share the set's cache: a set extended with them keeps its identity.
-        truth = read_manifest(bench_dir, truth=True)
-        cache_images(truth, base, map_batches)
-        bone_model, bone_rows = train_bench_bone_model(images + truth, base, preprocessing, bone_methods)
-        rows += [{**row, "test_phantoms": None} for row in bone_rows]  # judged on validation phantoms
+        fitted = fit_bench_bone_model(images, read_manifest(bench_dir, truth=True), base, map_batches)
+        bone_model = fitted.model
+        note = (
+            f"trained on {fitted.training_phantoms} training phantoms; {fitted.validation_phantoms} validation phantoms"
+        )
+        rows += [
+            {**_row(0, method, "bone_model", "bone_explained_validate", fitted.explained, fitted.ci_low,
+                    fitted.ci_high, note), "test_phantoms": None}  # judged on validation phantoms
+            for method in bone_methods
+        ]  # fmt: skip
     # Each method is fitted and applied once: neither depends on the seed, which only trains the classifiers.
     harmonized = {
         method: _Harmonized(base)
@@ -311,12 +317,25 @@ def bone_pairs(images: list[BenchImage], cache: ImageCache, split: str) -> tuple
     return (np.stack(inputs), np.stack(targets)) if phantoms else (empty, empty)
 
 
-def train_bench_bone_model(
-    images: list[BenchImage], cache: ImageCache, preprocessing, methods: list[str], seed: int = 0
-) -> tuple[dict, list[dict[str, object]]]:
-    """The bone model the ``energy`` stage of ``methods`` reads, trained on the training phantoms' pairs
-    (:func:`bone_pairs`), and a row per method with the share of the bone component it explains on the validation
-    phantoms (mean per phantom, bootstrap interval over them).
+@dataclass(frozen=True)
+class BoneModelFit:
+    """A bone model trained on a bench set, and how well it explains the validation phantoms' bone components (the
+    mean share per phantom, with a bootstrap 95% interval over them)."""
+
+    model: dict
+    training_phantoms: int
+    validation_phantoms: int
+    explained: float
+    ci_low: float
+    ci_high: float
+
+
+def fit_bench_bone_model(
+    images: list[BenchImage], truth: list[BenchImage], cache: ImageCache, map_batches: BatchMapper, seed: int = 0
+) -> BoneModelFit:
+    """The bone model an ``energy`` stage reads (:mod:`harmonize.bone`), trained on the training phantoms' pairs
+    (:func:`bone_pairs`) of the set's scanner ``images`` and bone ``truth``, in ``cache``'s analysis domain, and judged
+    on the validation phantoms'; only the images it needs are preprocessed.
 
     Raises
     ------
@@ -325,27 +344,24 @@ def train_bench_bone_model(
     """
     from harmonize.bone import estimate_bone, explained_share, train_bone_model
 
-    inputs, targets = bone_pairs(images, cache, "train")
-    held_in, held_truth = bone_pairs(images, cache, "validate")
+    needed = [i for i in images if i.arm == REFERENCE_ARM and i.split in ("train", "validate")] + truth
+    cache_images(needed, cache, map_batches)
+    inputs, targets = bone_pairs(needed, cache, "train")
+    held_in, held_truth = bone_pairs(needed, cache, "validate")
     if not len(inputs) or not len(held_in):
         raise ValueError(
             f"the bench set has no {' or '.join(BONE_TRUTH_ARMS)} images on training and validation phantoms, which "
             "the bone model trains on: render it again with `xrh simulate --bench` into the same folder (only "
             "what is missing is rendered)"
         )
-    model = train_bone_model(inputs, targets, preprocessing, seed=seed)
+    model = train_bone_model(inputs, targets, cache.preprocessing, seed=seed)
     shares = explained_share(held_truth, estimate_bone(model, held_in))
 
     def statistic(index: np.ndarray) -> float:
         return float(np.mean(shares[index]))
 
     low, high = interval(statistic, [np.arange(len(shares))], seed)
-    note = f"trained on {len(inputs)} training phantoms; {len(shares)} validation phantoms"
-    rows = [
-        _row(seed, method, "bone_model", "bone_explained_validate", statistic(np.arange(len(shares))), low, high, note)
-        for method in methods
-    ]
-    return model, rows
+    return BoneModelFit(model, len(inputs), len(shares), statistic(np.arange(len(shares))), low, high)
 
 
 def _train_and_score(config, seed, train, validate, tests, cache, device, checkpoint):

@@ -46,6 +46,30 @@ def apply_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def bone_model_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Train the bone model that energy matching (the methods energy and physics_energy) reads: a small U-Net,
+    trained from scratch on a bench set's paired renderings (each training phantom's noisy D110 image and its bone
+    component, from the same phantom rendered without noise, with and without bone), judged on its validation
+    phantoms; harm_bone_models. Fits and evaluations of those methods then read the latest one."""
+    from harmonize.bench import read_manifest
+    from harmonize.jobs import train_bone_model
+
+    read_manifest(Path(args.bench))  # a set that is not there fails before a run is recorded
+    run_id = train_bone_model(settings, Path(args.bench))
+    with connect(settings.warehouse) as conn:
+        row = conn.execute(
+            "select training_phantoms, validation_phantoms, explained_share, ci_low, ci_high from harm_bone_models"
+            " where run_id = ?",
+            (run_id,),
+        ).fetchone()
+    trained, judged, share, low, high = row
+    print(
+        f"bone model {run_id}: trained on {trained} training phantoms; explains {share:.3f} ({low:.3f}-{high:.3f}) "
+        f"of the bone component of {judged} validation phantoms"
+    )
+    return 0
+
+
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     """Benchmark methods on a scanner cohort: per method (fitted on the training split only) a classifier retrained on
     a centred field of the chest, outline-only and scalar-cue controls, probes, MMD and Frechet distance on held-out
@@ -191,7 +215,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=[*DESCRIPTIONS, "combat"],
         default=[*sorted(IMAGE_METHODS), "combat"],
         help="methods to compare with no harmonization (default: the pixel-only ones and combat, which works on deep "
-        "features); the acquisition-aware ones (geometry, tone, transfer, detector, physics) on request",
+        "features); the acquisition-aware ones (geometry, tone, transfer, detector, physics; energy and "
+        "physics_energy after `xrh harmonize bone-model`) on request",
     )
     evaluate.add_argument("--reference", help=REFERENCE_HELP)
     evaluate.add_argument("--cohort", help=COHORT_HELP)
@@ -257,6 +282,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="histogram-equalize the analysis images (default %(default)s)",
     )
     bench.set_defaults(handler=bench_command)
+    bone = steps.add_parser(
+        "bone-model", help="train the bone model energy matching reads", description=bone_model_command.__doc__
+    )
+    bone.add_argument(
+        "--bench", required=True, help="a bench set's folder (with manifest.csv), made by `xrh simulate --bench`"
+    )
+    bone.set_defaults(handler=bone_model_command)
     leaderboard = steps.add_parser(
         "leaderboard", help="build and print the harmonization leaderboard", description=leaderboard_command.__doc__
     )

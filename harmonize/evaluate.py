@@ -71,6 +71,7 @@ import pandas as pd  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from harmonize import combat  # noqa: E402
+from harmonize.common import Params  # noqa: E402
 from harmonize.config import ANALYSIS_FIELD_MM, field_preprocessing  # noqa: E402
 from harmonize.controls import CONTROL_LIMIT, NON_INFERIORITY, control_scores  # noqa: E402
 from harmonize.diagnostic import diagnostic_design, diagnostic_rows  # noqa: E402
@@ -325,13 +326,15 @@ def evaluate(
     diagnostic_cohort: str | None = None,
     external_group: str | None = None,
     map_batches: BatchMapper = in_this_process,
+    bone_model: Params | None = None,
 ) -> list[dict[str, object]]:
     """Evaluate ``none`` and each method (image methods, and ``combat`` on features); write and return the
     ``harm_evaluation`` rows. The retrained classifier and the controls read a centred ``field_mm`` square,
     rank-equalized (0: the whole frame), and the pathology model whole frames, both at ``size`` pixels (default: the
     frozen classifier's image size); the frozen classifier's features always read its own. With
     ``diagnostic_cohort``, also run the Zech et al. experiment from the reference group to ``external_group``. Image
-    batches (fit statistics, analysis images, inspections) are mapped by ``map_batches``."""
+    batches (fit statistics, analysis images, inspections) are mapped by ``map_batches``; ``bone_model`` is what a
+    method with an ``energy`` stage reads."""
     device = choose_device(settings.device)
     frozen, trained = load_run_model(conn, settings.cache_dir, latest_run(conn, cohort, target="label"), device)
     config = replace(
@@ -396,7 +399,9 @@ def evaluate(
             if method == "none"
             else Harmonization(
                 method,
-                fit_cohort(method, images, cohort, reference, map_batches, threads=settings.thread_count)[0],
+                fit_cohort(
+                    method, images, cohort, reference, map_batches, threads=settings.thread_count, bone_model=bone_model
+                )[0],
                 settings.thread_count,
             )
         )

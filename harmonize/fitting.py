@@ -214,10 +214,12 @@ def fit_cohort(
     map_batches: BatchMapper,
     *,
     threads: int = 1,
+    bone_model: Params | None = None,
 ) -> tuple[Params, int]:
     """The parameters of ``method`` fitted on the cohort's :func:`fit_sets`, and how many reference images."""
     references, others = fit_sets(images, cohort, reference, method)
-    return fit_parameters(method, references, map_batches, threads=threads, other_paths=others), len(references)
+    fitted = fit_parameters(method, references, map_batches, threads=threads, other_paths=others, bone_model=bone_model)
+    return fitted, len(references)
 
 
 def fit(
@@ -231,13 +233,16 @@ def fit(
     split_seed: int,
     map_batches: BatchMapper = in_this_process,
     threads: int = 1,
+    bone_model: Params | None = None,
 ) -> int:
     """Fit ``method`` on the training-split images of the ``reference`` energy group (an acquisition-aware method:
-    on every training image, each scanner on its own, the reference scanner chosen from the reference group); store
-    harm_params."""
+    on every training image, each scanner on its own, the reference scanner chosen from the reference group; with an
+    ``energy`` stage, reading ``bone_model``); store harm_params."""
     check_method(method)  # an unknown name fails before any image is read
     images = cohort_images(conn, mimic_cxr, cohort, seed=split_seed)
-    params, references = fit_cohort(method, images, cohort, reference, map_batches, threads=threads)
+    params, references = fit_cohort(
+        method, images, cohort, reference, map_batches, threads=threads, bone_model=bone_model
+    )
     fitted = {
         "method": method,
         "cohort_name": cohort,

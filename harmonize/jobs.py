@@ -2,7 +2,8 @@
 
 The apply step finds its fit by what it is (the latest succeeded fit of the same method, cohort, reference and split
 seed), whatever code version made it; its run is keyed on the fit's run id, so applying the same fitted parameters
-again is the same run.
+again is the same run. A fit or an evaluation of a method with an ``energy`` stage finds its bone model the same way:
+the latest succeeded ``xrh harmonize bone-model`` run, whose run id its own parameters then name.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harmonize.bench import run_bench
+from harmonize.bench import fit_bench_bone_model, read_manifest, run_bench, set_identity
 from harmonize.bench_figure import write_bench_figure
+from harmonize.common import Params, params_from_json, params_to_json
 from harmonize.config import BenchConfig
 from harmonize.evaluate import evaluate
 from harmonize.fitting import apply, fit
+from harmonize.results import TABLES
+from harmonize.scanners import reads_bone_model
+from ingest.images import ImageCache
 from xrh.artifacts import record_artifacts
 from xrh.batches import BatchMapper, local_processes
 from xrh.runs import latest_succeeded_run, recorded_run
 from xrh.settings import Settings
+from xrh.tables import replace_run_rows
 from xrh.warehouse import connect
+
+BONE_MODEL_KIND = "harmonize_bone_model"
 
 
 @contextmanager
@@ -42,12 +50,56 @@ def _fit_parameters(settings: Settings, method: str, cohort: str, reference: str
     return {"method": method, "cohort": cohort, "reference": reference, "split_seed": settings.seed}
 
 
+def train_bone_model(settings: Settings, bench_dir: Path, *, map_batches: BatchMapper | None = None) -> str:
+    """Train the bone model energy matching reads (:func:`harmonize.bench.fit_bench_bone_model`) on a bench set's
+    paired renderings; store it in harm_bone_models; return the run id. Its analysis images are the bench's (and
+    share its cache)."""
+    images, truth = read_manifest(bench_dir), read_manifest(bench_dir, truth=True)
+    identity = set_identity(images + truth)
+    preprocessing = BenchConfig().preprocessing()
+    parameters = {"bench": str(Path(bench_dir).resolve()), "set": identity, "preprocessing": preprocessing.key()}
+    with _recorded_job(settings, BONE_MODEL_KIND, parameters, map_batches) as (conn, run_id, mapper):
+        cache = ImageCache(settings.cache_dir / "bench_sets" / set_identity(images), preprocessing)
+        fitted = fit_bench_bone_model(images, truth, cache, mapper)
+        row = {
+            "bench_set": f"{parameters['bench']} @ {identity}",
+            "training_phantoms": fitted.training_phantoms,
+            "validation_phantoms": fitted.validation_phantoms,
+            "explained_share": fitted.explained,
+            "ci_low": fitted.ci_low,
+            "ci_high": fitted.ci_high,
+            "parameters": params_to_json(fitted.model),
+        }
+        replace_run_rows(conn, {TABLES["harm_bone_models"]: [row]}, run_id)
+        return run_id
+
+
+def _bone_model(conn: sqlite3.Connection, methods: list[str]) -> tuple[str | None, Params | None]:
+    """The latest trained bone model (run id, arrays) when a method has an ``energy`` stage; (None, None) when none
+    has."""
+    needing = [method for method in methods if reads_bone_model(method)]
+    if not needing:
+        return None, None
+    run_id = latest_succeeded_run(conn, BONE_MODEL_KIND)
+    if run_id is None:
+        raise ValueError(
+            f"{needing[0]!r} matches bone contrast with a bone model, and the warehouse has none: render a bench set "
+            "(`xrh simulate --bench 2000 --out DIR`) and train one with `xrh harmonize bone-model --bench DIR`"
+        )
+    (parameters,) = conn.execute("select parameters from harm_bone_models where run_id = ?", (run_id,)).fetchone()
+    return run_id, params_from_json(parameters)
+
+
 def fit_method(
     settings: Settings, method: str, cohort: str, reference: str, *, map_batches: BatchMapper | None = None
 ) -> tuple[str, int]:
     """Fit ``method`` on the training-split images of the ``reference`` group; (run id, reference image count). The
     images' statistics are read in batches by ``map_batches``, by default in local worker processes."""
+    with connect(settings.warehouse) as conn:
+        bone_run, bone_model = _bone_model(conn, [method])
     parameters = _fit_parameters(settings, method, cohort, reference)
+    if bone_run is not None:
+        parameters["bone_model"] = bone_run
     with _recorded_job(settings, "harmonize_fit", parameters, map_batches) as (conn, run_id, mapper):
         count = fit(
             conn,
@@ -59,6 +111,7 @@ def fit_method(
             split_seed=settings.seed,
             map_batches=mapper,
             threads=settings.thread_count,
+            bone_model=bone_model,
         )
         return run_id, count
 
@@ -114,6 +167,10 @@ def evaluate_methods(
         "diagnostic_cohort": diagnostic_cohort,
         "external_group": external_group,
     }
+    with connect(settings.warehouse) as conn:
+        bone_run, bone_model = _bone_model(conn, methods)
+    if bone_run is not None:
+        parameters["bone_model"] = bone_run
     with _recorded_job(settings, "harmonize_evaluate", parameters, map_batches) as (conn, run_id, mapper):
         evaluate(
             conn,
@@ -128,6 +185,7 @@ def evaluate_methods(
             diagnostic_cohort=diagnostic_cohort,
             external_group=external_group,
             map_batches=mapper,
+            bone_model=bone_model,
         )
         return run_id
 

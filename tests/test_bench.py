@@ -267,3 +267,44 @@ def test_ranking_needs_controls_at_chance_no_null_gap_and_a_paired_gain():
     assert ranks == {"good": 1}
     differences = {row["method"]: row for row in rows if row["metric"] == "scanner_distance_difference"}
     assert differences["good"]["ci_high"] < 0 and differences["same"]["value"] == 0
+
+
+def test_a_bone_model_trained_on_a_bench_set_is_what_a_cohort_fit_of_energy_matching_reads(
+    bench_dir, built, tmp_path, monkeypatch
+):
+    from harmonize import scanners
+    from harmonize.common import bone_model_of, params_from_json
+    from harmonize.jobs import apply_method, fit_method, train_bone_model
+    from models_ml.splits import split_cohort
+    from xrh.settings import Settings
+    from xrh.warehouse import connect
+
+    monkeypatch.setattr(scanners, "MIN_SCANNER_IMAGES", 3)  # the test release has a handful of images per scanner
+    settings = Settings(data_root=built.data_root, warehouse=tmp_path / "warehouse.sqlite", cache_dir=tmp_path / "c")
+    with sqlite3.connect(built.warehouse) as source, sqlite3.connect(settings.warehouse) as copy:
+        source.backup(copy)
+    cohort = "scanner_d110_vs_s120"
+    with connect(settings.warehouse) as conn:
+        split_cohort(conn, cohort, run_id="split")
+    with pytest.raises(ValueError, match="has none: render a bench set .* `xrh harmonize bone-model --bench DIR`"):
+        fit_method(settings, "physics_energy", cohort, "D110")
+    bone_run = train_bone_model(settings, bench_dir)
+    fit_run, _ = fit_method(settings, "physics_energy", cohort, "D110")
+    apply_run, count = apply_method(settings, "physics_energy", cohort, "D110")
+    with connect(settings.warehouse) as conn:
+        trained, stored = conn.execute(
+            "select training_phantoms, parameters from harm_bone_models where run_id = ?", (bone_run,)
+        ).fetchone()
+        fitted = params_from_json(
+            conn.execute("select parameters from harm_params where run_id = ?", (fit_run,)).fetchone()[0]
+        )
+        named = conn.execute(
+            "select json_extract(parameters, '$.bone_model') from runs where run_id = ?", (fit_run,)
+        ).fetchone()[0]
+        indexed = conn.execute("select count(*) from harm_images where run_id = ?", (apply_run,)).fetchone()[0]
+    train_phantoms = {i.phantom_id for i in read_manifest(bench_dir) if i.split == "train"}
+    assert trained == len(train_phantoms) and named == bone_run and indexed == count > 0
+    # The fit carries the stored bone model, array for array: its parameters alone are enough to apply it.
+    model = params_from_json(stored)
+    assert bone_model_of(fitted).keys() == model.keys()
+    assert all(np.array_equal(fitted[key], model[key]) for key in model)
