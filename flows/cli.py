@@ -26,6 +26,7 @@ FLOWS = {
     "features": "flows.models:features_flow",
     "harmonize": "flows.harmonization:harmonize_flow",
     "bench": "flows.harmonization:bench_flow",
+    "bone_model": "flows.harmonization:bone_model_flow",
     "report": "flows.report:report_flow",
 }
 

@@ -1,5 +1,6 @@
 """The ``harmonize`` flow: fit each method on the reference group, apply it to the cohort, evaluate every method, and
-rebuild the leaderboard mart; and the ``bench`` flow, the powered benchmark on a paired bench set. Every image batch
+rebuild the leaderboard mart; the ``bench`` flow, the powered benchmark on a paired bench set; and the
+``bone_model`` flow, the bone model energy matching reads, trained on a bench set. Every image batch
 (fit statistics, harmonized images, the evaluations' analysis images and inspections) is a task on the Dask task
 runner; the steps themselves run in the flow, which writes the warehouse."""
 
@@ -11,7 +12,7 @@ from flows.common import image_task_runner, jobs_of_this_flow_run, mapper_of, pr
 from flows.models import split_task
 from flows.warehouse import build_selected
 from harmonize.config import ANALYSIS_FIELD_MM, BenchConfig
-from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method
+from harmonize.jobs import apply_method, bench_methods, evaluate_methods, fit_method, train_bone_model
 from harmonize.results import EVALUATION_EPOCHS
 
 
@@ -82,4 +83,14 @@ def bench_flow(
     with jobs_of_this_flow_run():
         run_id = bench_methods(settings(), bench, config, map_batches=mapper_of(process_batch))
     print(f"bench run {run_id}: rows in harm_bench")
+    return run_id
+
+
+@flow(name="bone_model", log_prints=True, task_runner=image_task_runner())
+def bone_model_flow(bench: str) -> str:
+    """Train the bone model that energy matching (energy, physics_energy) reads on the paired bench set in ``bench``;
+    its image batches on the Dask task runner. Returns the run id of its ``harm_bone_models`` row."""
+    with jobs_of_this_flow_run():
+        run_id = train_bone_model(settings(), bench, map_batches=mapper_of(process_batch))
+    print(f"bone model {run_id}: a row in harm_bone_models")
     return run_id
