@@ -24,7 +24,8 @@ reference arm's training images (an acquisition-aware method: on every arm's, ea
   D90PA and HP, whose shorter distances magnify each depth of the chest differently, so is that of D110 rendered at
   their distance (``GEOMETRY_REFERENCES``, in sets that have them): what no 2-D map can undo;
 - **fallback** (acquisition-aware methods): per arm, how many test images the method left (partly) as they were,
-  and why (HP's headers carry no distances, so its geometry cannot be matched);
+  and why (HP's headers carry no distances, so its geometry cannot be matched); **energy** (methods with an
+  ``energy`` stage): per arm, the bone-contrast gain the stage fitted for its scanner (1 for the reference's);
 - **bone_model** (methods with an ``energy`` stage): the bone model (:mod:`harmonize.bone`) is trained once per run
   on the training phantoms' noisy D110 analysis images and their bone components (``BONE_TRUTH_ARMS``: the same
   phantom on D110 without quantum noise, with and without its bone), and the share of the bone component it explains
@@ -65,13 +66,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
+from harmonize.acquisition import acquisition_of
 from harmonize.config import BenchConfig
 from harmonize.controls import CONTROL_LIMIT, NON_INFERIORITY, control_scores
 from harmonize.fitting import Harmonization, fallback_reasons, fit_parameters
 from harmonize.methods import check_method, reads_acquisition
 from harmonize.results import TABLES
-from harmonize.scanners import reads_bone_model
+from harmonize.scanners import fitted_energy_gain, reads_bone_model
 from ingest.images import ImageCache
 from models_ml.dataset import CachedImages, cache_images
 from models_ml.feature_statistics import frechet_distance, held_out_probe, mmd_rbf
@@ -422,10 +425,12 @@ def fit_images(images: list[BenchImage], method: str) -> tuple[list[Path], list[
 @dataclass(frozen=True)
 class _Harmonized:
     """One method's analysis images of the whole set, and for an acquisition-aware method, per arm, how many test
-    images it left (partly) as they were and why: the same for every seed, so made once."""
+    images it left (partly) as they were and why, and the bone-contrast gain of an energy stage: the same for every
+    seed, so made once."""
 
     cache: ImageCache
     fallbacks: tuple[tuple[str, int, str | None], ...] = ()
+    energy_gains: tuple[tuple[str, float], ...] = ()
 
 
 def _harmonized(images, cache_dir, preprocessing, method, map_batches, bone_model=None) -> _Harmonized:
@@ -442,7 +447,13 @@ def _harmonized(images, cache_dir, preprocessing, method, map_batches, bone_mode
     for arm in dict.fromkeys(i.arm for i in images):
         fell_back = [reason for image, reason in zip(tests, reasons, strict=True) if image.arm == arm and reason]
         fallbacks.append((f"fallback_images_{arm}", len(fell_back), "; ".join(sorted(set(fell_back))) or None))
-    return _Harmonized(cache, tuple(fallbacks))
+    gains = []
+    if reads_bone_model(method):
+        for arm in dict.fromkeys(i.arm for i in tests):
+            header = pydicom.dcmread(next(i.path for i in tests if i.arm == arm), stop_before_pixels=True)
+            gain = fitted_energy_gain(params, acquisition_of(header))
+            gains += [] if gain is None else [(f"energy_gain_{arm}", gain)]
+    return _Harmonized(cache, tuple(fallbacks), tuple(gains))
 
 
 def _one_seed(images, base, harmonized, cache_dir, config, seed, device):
@@ -486,6 +497,7 @@ def _one_seed(images, base, harmonized, cache_dir, config, seed, device):
     rows, scores = [], {}
     for method, made in harmonized.items():
         rows += [_row(seed, method, "fallback", metric, count, note=note) for metric, count, note in made.fallbacks]
+        rows += [_row(seed, method, "energy", metric, gain) for metric, gain in made.energy_gains]
         method_rows, scores[method] = _evaluate_method(context, method, made.cache)
         rows += method_rows
     rows += _ranking(scores, context)

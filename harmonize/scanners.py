@@ -410,6 +410,19 @@ def _bone_model_arguments(stage: Stage, params: Params) -> dict[str, Params]:
     return {"bone_model": bone_model_of(params)}
 
 
+def fitted_energy_gain(params: Params, acquisition: Acquisition) -> float | None:
+    """The bone-contrast gain the method's ``energy`` stage gives the image's scanner (:func:`energy_gain`), or None
+    where it has no such stage or the stage was not fitted for that scanner."""
+    names = SCANNER_METHODS[str(params["method"])]
+    if "energy" not in names or acquisition.scanner not in params["scanners"]:
+        return None
+    stage, scanners = names.index("energy"), list(params["scanners"])
+    own, reference = scanners.index(acquisition.scanner), scanners.index(str(params["reference_scanner"]))
+    if not params[f"stage{stage}.fitted"][own]:
+        return None
+    return energy_gain(_scanner_params(params, stage, own), _scanner_params(params, stage, reference))
+
+
 def _scanner_params(params: Params, stage: int, scanner: int) -> Params:
     prefix = f"stage{stage}."
     return {key[len(prefix) :]: value[scanner] for key, value in params.items() if key.startswith(prefix)}

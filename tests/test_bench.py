@@ -193,6 +193,9 @@ def test_bench_writes_every_experiment_with_intervals(bench_dir, tmp_path, monke
     (bone,) = [row for row in rows if row["experiment"] == "bone_model"]
     assert bone["method"] == "physics_energy" and bone["ci_low"] <= bone["value"] <= bone["ci_high"]
     assert "validation phantoms" in bone["note"]
+    # What the energy stage did to each arm's scanner: the reference's own bone contrast is left as it is.
+    gains = {row["metric"]: row["value"] for row in rows if row["experiment"] == "energy"}
+    assert gains["energy_gain_D110"] == gains["energy_gain_D110R"] == 1.0 and "energy_gain_S120T" in gains
     fallbacks = {row["metric"]: row for row in rows if row["experiment"] == "fallback" and row["method"] == "physics"}
     assert set(fallbacks) == {f"fallback_images_{arm}" for arm in TEST_ARMS}
     # Every arm's scanner is fitted; HP's headers have no distances, so its geometry is left as it was, and it says so.
