@@ -277,7 +277,7 @@ def run_bench(
     set_cache = Path(cache_dir) / "bench_sets" / set_identity(images)
     base = cache_images(images, ImageCache(set_cache, preprocessing), map_batches)
     rows: list[dict[str, object]] = []
-    bone_model = None
+    bone_model, bone_rows = None, []
     bone_methods = [m for m in config.methods if reads_bone_model(m)]
     if bone_methods:
         # The truth arms' analysis images share the set's cache: a set extended with them keeps its identity.
@@ -286,7 +286,7 @@ def run_bench(
         note = (
             f"trained on {fitted.training_phantoms} training phantoms; {fitted.validation_phantoms} validation phantoms"
         )
-        rows += [
+        bone_rows = [
             {**_row(0, method, "bone_model", "bone_explained_validate", fitted.explained, fitted.ci_low,
                     fitted.ci_high, note), "test_phantoms": None}  # judged on validation phantoms
             for method in bone_methods
@@ -303,8 +303,8 @@ def run_bench(
         done = _one_seed(images, base, harmonized, set_cache, config, seed, device)
         rows += [{**row, "test_phantoms": test_phantoms} for row in done]
         # Written after every seed (all rows so far, in one transaction): a long run shows its finished seeds.
-        replace_run_rows(conn, {TABLES["harm_bench"]: rows}, run_id)
-    return rows
+        replace_run_rows(conn, {TABLES["harm_bench"]: rows + bone_rows}, run_id)
+    return rows + bone_rows
 
 
 def bone_pairs(images: list[BenchImage], cache: ImageCache, split: str) -> tuple[np.ndarray, np.ndarray]:
