@@ -29,7 +29,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from harmonize.common import BONE_PREFIX as PREFIX
@@ -169,12 +168,42 @@ def explained_share(truth: np.ndarray, estimated: np.ndarray) -> np.ndarray:
     return 1.0 - np.sum((truth - estimated) ** 2, axis=axes) / np.maximum(np.sum(truth**2, axis=axes), 1e-12)
 
 
+def field_analysis(
+    values: np.ndarray, spacing_mm: tuple[float, float], preprocessing: Preprocessing
+) -> tuple[np.ndarray, np.ndarray]:
+    """The analysis image of ``values`` (as :func:`ingest.images.analysis_image` makes it) and its content before
+    equalization, from one window and resize: what the bone estimate reads, and what :func:`carried_back` starts
+    from."""
+    _, _, content_rows, content_cols = analysis_layout(values.shape, preprocessing, spacing_mm)
+    unequalized = analysis_image(values, replace(preprocessing, equalize=False), spacing_mm)[content_rows, content_cols]
+    analysed = np.zeros((preprocessing.size, preprocessing.size), dtype=np.float32)
+    analysed[content_rows, content_cols] = equalize(unequalized)
+    return analysed, unequalized
+
+
+def _bilinear(length: int, samples: int) -> np.ndarray:
+    """The (length, samples) matrix that interpolates ``samples`` pixel-centred values linearly onto ``length``
+    pixels spanning the same extent (edges held)."""
+    source = np.clip((np.arange(length) + 0.5) * samples / length - 0.5, 0, samples - 1)
+    lower = np.minimum(source.astype(np.intp), max(samples - 2, 0))
+    weight = (source - lower).astype(np.float32)
+    matrix = np.zeros((length, samples), dtype=np.float32)
+    matrix[np.arange(length), lower] = 1 - weight
+    matrix[np.arange(length), np.minimum(lower + 1, samples - 1)] += weight
+    return matrix
+
+
 def carried_back(
-    values: np.ndarray, spacing_mm: tuple[float, float], change: np.ndarray, preprocessing: Preprocessing
+    values: np.ndarray,
+    spacing_mm: tuple[float, float],
+    change: np.ndarray,
+    preprocessing: Preprocessing,
+    *,
+    unequalized: np.ndarray | None = None,
 ) -> np.ndarray:
     """``values`` (float32) changed so that their analysis image (``preprocessing``: a centred field, min-max window,
     rank-equalized) becomes, as nearly as it can, the analysis image plus ``change`` (equalized units, one value per
-    analysis pixel).
+    analysis pixel); ``unequalized``: :func:`field_analysis`'s second part, where it is already made.
 
     An analysis image is always flat-histogram, so what can be reached is the ranks of the intended image. Each
     analysis pixel is given the value that holds its intended rank in the image's own distribution (so the window and
@@ -183,15 +212,19 @@ def carried_back(
     invented. Where the field is larger than the image, only the image's part of the analysis image counts.
     """
     rows, cols, content_rows, content_cols = analysis_layout(values.shape, preprocessing, spacing_mm)
-    unequalized = analysis_image(values, replace(preprocessing, equalize=False), spacing_mm)[content_rows, content_cols]
+    if unequalized is None:
+        unequalized = field_analysis(values, spacing_mm, preprocessing)[1]
     intended = equalize(equalize(unequalized) + change[content_rows, content_cols])
     ordered = np.sort(unequalized.ravel())
     reached = ordered[np.rint(intended * ordered.size - 0.5).astype(int)]
     field = values[rows, cols]
-    value_change = (reached - unequalized) * float(field.max() - field.min())
-    upsampled = Image.fromarray(value_change.astype(np.float32), mode="F").resize(
-        (field.shape[1], field.shape[0]), Image.Resampling.BILINEAR
+    value_change = ((reached - unequalized) * float(field.max() - field.min())).astype(np.float32)
+    # Two small products (rows, then columns) rather than an image resize: no full-size copy out of another library.
+    upsampled = (
+        _bilinear(field.shape[0], value_change.shape[0])
+        @ value_change
+        @ _bilinear(field.shape[1], value_change.shape[1]).T
     )
     changed = values.astype(np.float32, copy=True)
-    changed[rows, cols] += np.asarray(upsampled)
+    changed[rows, cols] += upsampled
     return changed

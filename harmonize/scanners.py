@@ -277,19 +277,20 @@ def apply_filter(image: np.ndarray, step_gains: np.ndarray) -> np.ndarray:
 # energy
 
 
-def _bone_estimate(image: np.ndarray, acquisition: Acquisition, bone_model: Params) -> tuple[np.ndarray, tuple]:
-    """The image's bone component estimated in the bone model's analysis domain, and the image's spacing."""
-    from harmonize.bone import bone_preprocessing, estimate_bone
-    from ingest.images import analysis_image
+def _bone_estimate(image: np.ndarray, acquisition: Acquisition, bone_model: Params) -> tuple[np.ndarray, ...]:
+    """The image's bone component estimated in the bone model's analysis domain, the image's spacing, and its
+    analysis content before equalization (:func:`harmonize.bone.field_analysis`)."""
+    # harmonize.bone imports torch: only where a bone model is used (the command line starts without it).
+    from harmonize.bone import bone_preprocessing, estimate_bone, field_analysis
 
     spacing = (acquisition.pixel_spacing_mm,) * 2
-    analysed = analysis_image(check_image(image), bone_preprocessing(bone_model), spacing)
-    return estimate_bone(bone_model, analysed[None])[0], spacing
+    analysed, unequalized = field_analysis(check_image(image), spacing, bone_preprocessing(bone_model))
+    return estimate_bone(bone_model, analysed[None])[0], spacing, unequalized
 
 
 def summarize_energy(image: np.ndarray, acquisition: Acquisition, *, bone_model: Params) -> Params:
     """The mean square of the image's bone estimate: its scanner's bone contrast, squared, up to a constant."""
-    estimated, _ = _bone_estimate(image, acquisition, bone_model)
+    estimated, _, _ = _bone_estimate(image, acquisition, bone_model)
     return {"images": 1, "bone_energy_sum": np.float64(np.mean(estimated.astype(np.float64) ** 2))}
 
 
@@ -310,14 +311,14 @@ def apply_energy(
     image: np.ndarray, acquisition: Acquisition, own: Params, reference: Params, *, bone_model: Params
 ) -> np.ndarray:
     """Add ``(gain - 1)`` times the image's bone estimate (:func:`energy_gain`), carried back to its pixel values."""
-    # harmonize.bone imports torch: only where a bone model is used (the command line starts without it).
     from harmonize.bone import bone_preprocessing, carried_back
 
     gain = energy_gain(own, reference)
     if abs(gain - 1.0) < ENERGY_TOLERANCE:
         return image
-    estimated, spacing = _bone_estimate(image, acquisition, bone_model)
-    return carried_back(image.astype(np.float32), spacing, (gain - 1.0) * estimated, bone_preprocessing(bone_model))
+    estimated, spacing, unequalized = _bone_estimate(image, acquisition, bone_model)
+    change = (gain - 1.0) * estimated
+    return carried_back(image, spacing, change, bone_preprocessing(bone_model), unequalized=unequalized)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
