@@ -52,14 +52,14 @@ def _fit_parameters(settings: Settings, method: str, cohort: str, reference: str
 
 def train_bone_model(settings: Settings, bench_dir: Path, *, map_batches: BatchMapper | None = None) -> str:
     """Train the bone model energy matching reads (:func:`harmonize.bench.fit_bench_bone_model`) on a bench set's
-    paired renderings; store it in harm_bone_models; return the run id. Its analysis images are the bench's (and
-    share its cache)."""
+    paired renderings; store it in harm_bone_models; return the run id. Its analysis images are the bench's and share
+    its cache, named by the set's identity (its truth arms are rendered by the same stamp, so that names them too)."""
     images, truth = read_manifest(bench_dir), read_manifest(bench_dir, truth=True)
-    identity = set_identity(images + truth)
+    identity = set_identity(images)
     preprocessing = BenchConfig().preprocessing()
     parameters = {"bench": str(Path(bench_dir).resolve()), "set": identity, "preprocessing": preprocessing.key()}
     with _recorded_job(settings, BONE_MODEL_KIND, parameters, map_batches) as (conn, run_id, mapper):
-        cache = ImageCache(settings.cache_dir / "bench_sets" / set_identity(images), preprocessing)
+        cache = ImageCache(settings.cache_dir / "bench_sets" / identity, preprocessing)
         fitted = fit_bench_bone_model(images, truth, cache, mapper)
         row = {
             "bench_set": f"{parameters['bench']} @ {identity}",

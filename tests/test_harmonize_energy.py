@@ -130,14 +130,17 @@ def test_carried_back_takes_only_the_image_where_the_field_is_larger():
     assert changed.shape == image.shape and not np.array_equal(changed, image.astype(np.float32))
 
 
-def test_energy_matching_gains_the_softer_scanners_bone_contrast(energy):
+def test_energy_matching_gains_the_softer_scanners_bone_contrast(energy, bone_model):
     own, reference = (list(energy["scanners"]).index(s) for s in (SOFTER.scanner, REFERENCE.scanner))
     gain = scanners.energy_gain(
         {"bone_energy": energy["stage0.bone_energy"][own]}, {"bone_energy": energy["stage0.bone_energy"][reference]}
     )
     assert 1.2 < gain < 2.0  # the bone contrast was 0.6 of the reference's
-    # What the fit keeps: plain arrays, the bone model among them.
+    # What the fit keeps: plain arrays, the bone model among them, array for array, through JSON.
     assert set(bone_model_of(energy)) and params_to_json(energy)
+    stored = bone_model_of(params_from_json(params_to_json(energy)))
+    assert stored.keys() == bone_model.keys()
+    assert all(np.array_equal(stored[key], bone_model[key]) for key in bone_model)
 
 
 def test_energy_matching_brings_a_chest_toward_its_reference_rendering(energy):
